@@ -1,0 +1,27 @@
+"""The ``cnnarch`` command line. Each subcommand lives in its own module with
+``add_parser(subparsers)`` and ``run(args) -> int``; add a new one to ``COMMANDS``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = ["list", "info"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cnnarch", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"cnnarch.cli.cmd_{name}").add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except (ValueError, FileNotFoundError) as e:
+        print(f"cnnarch {args.command}: error: {e}", file=sys.stderr)
+        return 2

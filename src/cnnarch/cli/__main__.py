@@ -1,0 +1,5 @@
+import sys
+
+from cnnarch.cli import main
+
+sys.exit(main())

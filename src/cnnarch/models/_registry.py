@@ -1,0 +1,58 @@
+"""Model registry: every network of the zoo by name."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    builder: Callable[..., nn.Module]
+    paper: str
+    input_size: tuple[int, int, int]  # (C, H, W) the paper trains at
+
+    @property
+    def doc(self) -> str:
+        return (self.builder.__doc__ or "").strip()
+
+
+_MODELS: dict[str, ModelEntry] = {}
+
+
+def register_model(*, paper: str, input_size: tuple[int, int, int] = (3, 224, 224)):
+    """Decorator: register a builder under its function name."""
+
+    def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if fn.__name__ in _MODELS:
+            raise ValueError(f"model {fn.__name__!r} is registered twice")
+        _MODELS[fn.__name__] = ModelEntry(fn.__name__, fn, paper, tuple(input_size))
+        return fn
+
+    return wrap
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered names matching a shell-style pattern, e.g. ``"resnet*"``."""
+    return sorted(n for n in _MODELS if fnmatch.fnmatchcase(n, pattern))
+
+
+def get_model_entry(name: str) -> ModelEntry:
+    try:
+        return _MODELS[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, _MODELS, n=5, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(
+            f"unknown model {name!r}{hint} (`cnnarch list` shows all {len(_MODELS)} models)"
+        ) from None
+
+
+def create_model(name: str, **kwargs) -> nn.Module:
+    """Build a registered network by name; ``kwargs`` go to its builder (``num_classes``, ...)."""
+    return get_model_entry(name).builder(**kwargs)
