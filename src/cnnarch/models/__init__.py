@@ -1,6 +1,7 @@
 """The model zoo. Importing a family's module registers its builders; one import line per family."""
 
 from cnnarch.models import fractalnet as fractalnet
+from cnnarch.models import googlenet as googlenet
 from cnnarch.models import resnet as resnet
 from cnnarch.models import resnet_cifar as resnet_cifar
 from cnnarch.models import resnext as resnext
