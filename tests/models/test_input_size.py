@@ -12,7 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from cnnarch.models import create_model, list_models, min_input_size
 
 # our torchvision-form models -> torchvision's name for the same network
-TORCHVISION_FORM = {name: name for name in list_models() if name in torchvision.models.list_models()}
+TORCHVISION_FORM = {name: name for name in list_models("resnet*") if name in torchvision.models.list_models()}
 
 
 @pytest.mark.parametrize("name", sorted(TORCHVISION_FORM))
