@@ -6,6 +6,7 @@ from cnnarch.models import resnet as resnet
 from cnnarch.models import resnet_cifar as resnet_cifar
 from cnnarch.models import resnext as resnext
 from cnnarch.models import wide_resnet as wide_resnet
+from cnnarch.models import zfnet as zfnet
 from cnnarch.models._input_size import input_size_range, min_input_size
 from cnnarch.models._registry import (
     ModelEntry,
