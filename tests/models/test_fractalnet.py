@@ -4,6 +4,7 @@ import itertools
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from cnnarch.models import create_model
 from cnnarch.models.fractalnet import ConvUnit, Join, fractalnet
@@ -23,23 +24,24 @@ def _mean(*ts):
 
 
 def test_two_columns_are_the_mean_join_of_a_conv_and_two_convs():
+    # f_2(z) = join(f_1(f_1(z)), conv(z)), f_1 = conv; each block then pools
     model = _net(2).eval()
     x = torch.randn(2, 3, 8, 8)
     z = x
-    for block, pool in zip(model.blocks, model.pools, strict=True):
-        shallow, deep = block.columns
-        z = pool(_mean(shallow[0](z), deep[1](deep[0](z))))
+    for block in model.blocks:
+        f = block.fractal
+        z = F.max_pool2d(_mean(f.conv(z), f.second.conv(f.first.conv(z))), 2)
     torch.testing.assert_close(model(x), _head(model, z), rtol=1e-5, atol=1e-6)
 
 
 def test_three_columns_join_at_depth_2_and_4_with_one_mean_over_all_columns():
     # f_3(z) = join(f_2(f_2(z)), conv(z)), with the nested levels' last joins merged (the paper's Fig. 1)
     model = _net(3, channels=(4,)).eval()
-    c1, c2, c3 = model.blocks[0].columns
+    f = model.block1.fractal
     x = torch.randn(2, 3, 8, 8)
-    j = _mean(c2[0](x), c3[1](c3[0](x)))
-    out = _mean(c1[0](x), c2[1](j), c3[3](c3[2](j)))
-    torch.testing.assert_close(model(x), _head(model, model.pools[0](out)), rtol=1e-5, atol=1e-6)
+    j = _mean(f.first.conv(x), f.first.second.conv(f.first.first.conv(x)))
+    out = _mean(f.conv(x), f.second.conv(j), f.second.second.conv(f.second.first.conv(j)))
+    torch.testing.assert_close(model(x), _head(model, F.max_pool2d(out, 2)), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("column", [1, 2, 3])
@@ -47,23 +49,30 @@ def test_single_column_is_that_columns_chain_of_convolutions(column):
     model = _net(3).eval()
     x = torch.randn(2, 3, 8, 8)
     z = x
-    for block, pool in zip(model.blocks, model.pools, strict=True):
-        units = block.columns[column - 1]
-        assert len(units) == 2 ** (column - 1)
+    for block in model.blocks:
+        units = block.column_units(column)
+        assert len(units) == len(set(units)) == 2 ** (column - 1)
         for unit in units:
             z = unit(z)
-        z = pool(z)
+        z = F.max_pool2d(z, 2)
     expected = _head(model, z)
     torch.testing.assert_close(model(x, column=column), expected, rtol=1e-5, atol=1e-6)
     model.column = column  # the attribute selects the same path for callers that only pass x
     torch.testing.assert_close(model(x), expected, rtol=1e-5, atol=1e-6)
 
 
+def test_columns_partition_the_units():
+    block = _net(4, channels=(4,)).block1
+    units = [u for c in range(1, 5) for u in block.column_units(c)]
+    assert len(units) == 1 + 2 + 4 + 8
+    assert {id(u) for u in units} == {id(m) for m in block.modules() if isinstance(m, ConvUnit)}
+
+
 def _record_units(model):
     ran = []
     for b, block in enumerate(model.blocks):
-        for c, column in enumerate(block.columns, start=1):
-            for unit in column:
+        for c in range(1, model.num_columns + 1):
+            for unit in block.column_units(c):
                 unit.register_forward_hook(lambda m, i, o, key=(b, c): ran.append(key))
     return ran
 
@@ -96,6 +105,7 @@ def test_local_drop_path_keeps_at_least_one_input_at_every_join():
     for _ in range(10):
         model(x)
     assert len(calls) == 10 * len(model.blocks) * 2  # C=3: joins at depths 2 and 4 of every block
+    assert {len(inputs) for inputs, _ in calls} == {2, 3}
     for inputs, out in calls:
         matches = [
             len(subset)
@@ -139,9 +149,8 @@ def test_eval_is_deterministic_with_dropout_and_drop_path_configured():
 def test_dropout_sits_in_every_unit_with_the_block_rate():
     model = fractalnet(2, 5, (4, 4, 4, 4, 4))
     for block, rate in zip(model.blocks, (0.0, 0.1, 0.2, 0.3, 0.4), strict=True):
-        for column in block.columns:
-            for unit in column:
-                assert isinstance(unit, ConvUnit) and unit[1].p == pytest.approx(rate)
+        for unit in block.column_units(1) + block.column_units(2):
+            assert isinstance(unit[1], torch.nn.Dropout) and unit[1].p == pytest.approx(rate)
 
 
 def _conv_bn(cin, cout):
@@ -168,7 +177,7 @@ def test_cifar_presets_parameter_counts_follow_the_layer_arithmetic():
     # the paper's Table 1 prints 38.6M for its 20-layer net; the text's architecture has 33.7M
     assert round(count20 / 1e6, 1) == 33.7
     assert sum(p.numel() for p in f40.parameters()) == _fractal_params(4, (64, 128, 256, 512, 512), 100)
-    assert [len(f20.blocks[0].columns[c]) for c in range(3)] == [1, 2, 4]  # 5 blocks x 4 = 20 layers
+    assert [len(f20.block1.column_units(c)) for c in (1, 2, 3)] == [1, 2, 4]  # 5 blocks x 4 = 20 layers
 
 
 def test_imagenet_preset_has_resnet34_ends_and_four_eight_layer_blocks():
@@ -176,7 +185,7 @@ def test_imagenet_preset_has_resnet34_ends_and_four_eight_layer_blocks():
         model = create_model("fractalnet34")
         y = model(torch.empty(2, 3, 224, 224))
     assert y.shape == (2, 1000)
-    assert len(model.blocks) == 4 and all(len(b.columns[-1]) == 8 for b in model.blocks)
+    assert len(model.blocks) == 4 and all(len(b.column_units(4)) == 8 for b in model.blocks)
     stem = 3 * 64 * 49 + 2 * 64
     expected = stem + _fractal_params(4, (64, 128, 256, 512), 1000, in_channels=64)
     assert sum(p.numel() for p in model.parameters()) == expected

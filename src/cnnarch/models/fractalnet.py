@@ -14,6 +14,10 @@ levels that fall at the same depth are one join: the last join of a block averag
 column. A join is the element-wise mean of its inputs. Every "conv" is convolution 3x3 - dropout -
 batch norm - ReLU. A network is B blocks, each followed by 2x2 max pooling, then a linear classifier.
 
+The modules mirror the rule: ``block{b}.fractal`` is f_C with ``conv`` (column 1), ``first`` and
+``second`` (the two copies of f_{C-1}, holding columns 2..C) and ``join`` (the join between them);
+``block{b}.join`` is the block's last join. ``column_units(c)`` lists the units of column c.
+
 Drop-path (Section 3.1) regularises the co-adaptation of the columns. *Local*: every join drops each
 input with probability ``drop_path_local`` but keeps at least one. *Global*: one column, drawn uniformly,
 is the whole network for this mini-batch. Training draws global for a fraction ``drop_path_global`` of
@@ -26,10 +30,10 @@ first layer and last layer around B=4 blocks of C=4 columns with 64-128-256-512 
 
 Deliberate differences from the paper (torchvision has no FractalNet):
 
-- The paper swaps the last join of each block with the max pooling that follows it "for convenience"
-  (Section 4); this module joins first and pools after, as Fig. 1 draws it.
+- The paper's implementation swaps the last join of each block with the max pooling that follows it
+  "for convenience"; this module joins first and pools after, as Fig. 1 draws it.
 - Dropout sits after the convolution, before batch norm (conv - dropout - BN - ReLU), as in the
-  authors' released Caffe layers; the paper only gives the per-block rates (0, 10, 20, 30, 40%).
+  authors' code; the paper only gives the per-block rates (0, 10, 20, 30, 40%).
 - Convolutions have no bias (batch norm follows each one), so counts differ slightly from Caffe's.
 - Parameter counts: the paper's Table 1 prints 38.6M for the 20-layer and 22.9M for the 40-layer
   network; the architecture as the text describes it has 33.7M (``fractalnet20``) and 76.1M
@@ -49,7 +53,7 @@ from torch import nn
 
 from cnnarch.models._registry import register_model
 
-__all__ = ["ConvUnit", "FractalBlock", "FractalNet", "Join", "fractalnet"]
+__all__ = ["ConvUnit", "Fractal", "FractalBlock", "FractalNet", "Join", "fractalnet"]
 
 PAPER = "Larsson, Maire, Shakhnarovich, FractalNet: Ultra-Deep Neural Networks without Residuals, ICLR 2017"
 CIFAR_CHANNELS = (64, 128, 256, 512, 512)
@@ -84,12 +88,14 @@ class Join(nn.Module):
         return torch.stack(inputs).mean(dim=0)
 
 
-class FractalBlock(nn.Module):
-    """The fractal block f_C: ``columns[c]`` holds the 2**c units of column c + 1 (c = 0: shallowest).
+class Fractal(nn.Module):
+    """f_C of the expansion rule, returning its C column outputs before their last join.
 
-    Unit k of column c + 1 ends at depth (k + 1) * 2**(C - 1 - c), counted in units of the deepest
-    column; all columns that end a unit at the same depth meet in one join, whose mean is the input of
-    their next units.
+    f_1(z) = conv(z); f_C(z) = join(f_{C-1}(f_{C-1}(z)), conv(z)). ``conv`` is column 1, the shallowest;
+    ``first`` and ``second`` are the two copies of f_{C-1}, whose columns 1..C-1 are this one's columns
+    2..C. ``join`` merges the outputs of ``first`` (for C > 2; f_1 has one output); the outputs of
+    ``second`` and of ``conv`` are left to the caller, so that the enclosing level's join takes them all
+    at once (the paper's Fig. 1).
     """
 
     def __init__(self, in_channels: int, out_channels: int, num_columns: int, drop_prob: float = 0.0):
@@ -97,45 +103,62 @@ class FractalBlock(nn.Module):
         if num_columns < 1:
             raise ValueError(f"num_columns must be at least 1, got {num_columns}")
         self.num_columns = num_columns
-        self.columns = nn.ModuleList(
-            nn.ModuleList(
-                ConvUnit(in_channels if k == 0 else out_channels, out_channels, drop_prob)
-                for k in range(2**c)
-            )
-            for c in range(num_columns)
-        )
-        depth = 2 ** (num_columns - 1)
-        # joins[d - 1] merges the columns whose units end at depth d; depths reached by one column only
-        # (the deepest, at odd depths) have no join.
-        self.join_columns = [self._ending_at(d) for d in range(1, depth + 1)]
-        self.joins = nn.ModuleList(Join() for cols in self.join_columns if len(cols) > 1)
+        self.conv = ConvUnit(in_channels, out_channels, drop_prob)
+        if num_columns > 1:
+            self.first = Fractal(in_channels, out_channels, num_columns - 1, drop_prob)
+            if num_columns > 2:
+                self.join = Join()
+            self.second = Fractal(out_channels, out_channels, num_columns - 1, drop_prob)
 
-    def _ending_at(self, d: int) -> list[int]:
-        return [c for c in range(self.num_columns) if d % 2 ** (self.num_columns - 1 - c) == 0]
+    def column_units(self, column: int) -> list[ConvUnit]:
+        """The 2**(column - 1) units of ``column`` (1: shallowest), in the order they run."""
+        if column == 1:
+            return [self.conv]
+        return self.first.column_units(column - 1) + self.second.column_units(column - 1)
+
+    def forward(
+        self, z: torch.Tensor, column: int | None = None, drop_path_local: float = 0.0
+    ) -> list[torch.Tensor]:
+        if column == 1:
+            return [self.conv(z)]
+        if column is not None:  # one column: no join has more than one input
+            (mid,) = self.first(z, column - 1)
+            return self.second(mid, column - 1)
+        if self.num_columns == 1:
+            return [self.conv(z)]
+        outs = self.first(z, None, drop_path_local)
+        mid = self.join(outs, drop_path_local) if len(outs) > 1 else outs[0]
+        return [self.conv(z), *self.second(mid, None, drop_path_local)]
+
+
+class FractalBlock(nn.Module):
+    """One block of the network: f_C, the join of its C columns, then 2x2 max pooling (or ``pool``)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        num_columns: int,
+        drop_prob: float = 0.0,
+        pool: nn.Module | None = None,
+    ):
+        super().__init__()
+        self.num_columns = num_columns
+        self.fractal = Fractal(in_channels, out_channels, num_columns, drop_prob)
+        self.join = Join()
+        self.pool = nn.MaxPool2d(2) if pool is None else pool
+
+    def column_units(self, column: int) -> list[ConvUnit]:
+        return self.fractal.column_units(column)
 
     def forward(
         self, x: torch.Tensor, column: int | None = None, drop_path_local: float = 0.0
     ) -> torch.Tensor:
-        if column is not None:
-            for unit in self.columns[column - 1]:
-                x = unit(x)
-            return x
-        current = [x] * self.num_columns  # the input of each column's next unit
-        done = [0] * self.num_columns  # units of each column applied so far
-        joins = iter(self.joins)
-        for cols in self.join_columns:
-            outs = []
-            for c in cols:
-                outs.append(self.columns[c][done[c]](current[c]))
-                done[c] += 1
-            y = next(joins)(outs, drop_path_local) if len(outs) > 1 else outs[0]
-            for c in cols:
-                current[c] = y
-        return current[-1]
+        return self.pool(self.join(self.fractal(x, column, drop_path_local), drop_path_local))
 
 
 class FractalNet(nn.Module):
-    """``stem`` - B fractal blocks with max pooling - ``head``.
+    """``stem`` - fractal blocks ``block1`` .. ``blockB`` (each pooling at its end) - ``avgpool`` - ``fc``.
 
     ``column`` (1 to C, or None for all columns) selects the path used by ``forward`` in eval mode and in
     training; with ``column=None`` training applies drop-path, mixed per mini-batch.
@@ -154,13 +177,14 @@ class FractalNet(nn.Module):
     ):
         super().__init__()
         channels = list(channels)
-        if isinstance(drop_prob, (int, float)):
+        if isinstance(drop_prob, int | float):
             drop_prob = [float(drop_prob)] * len(channels)
         if len(drop_prob) != len(channels):
             raise ValueError(f"drop_prob has {len(drop_prob)} rates for {len(channels)} blocks")
         if not (0.0 <= drop_path_local <= 1.0 and 0.0 <= drop_path_global <= 1.0):
             raise ValueError("drop_path_local and drop_path_global are probabilities in [0, 1]")
         self.num_columns = num_columns
+        self.num_blocks = len(channels)
         self.column = column
         self.drop_path_local = drop_path_local
         self.drop_path_global = drop_path_global
@@ -177,12 +201,10 @@ class FractalNet(nn.Module):
         else:
             self.stem = nn.Identity()
             in_channels = 3
-        self.blocks = nn.ModuleList()
-        self.pools = nn.ModuleList()
-        for i, (out_channels, p) in enumerate(zip(channels, drop_prob, strict=True)):
-            self.blocks.append(FractalBlock(in_channels, out_channels, num_columns, p))
-            last = i == len(channels) - 1
-            self.pools.append(nn.Identity() if imagenet_stem and last else nn.MaxPool2d(2))
+        for i, (out_channels, p) in enumerate(zip(channels, drop_prob, strict=True), start=1):
+            last = i == len(channels)
+            pool = nn.Identity() if imagenet_stem and last else None
+            setattr(self, f"block{i}", FractalBlock(in_channels, out_channels, num_columns, p, pool))
             in_channels = out_channels
         # CIFAR: five 2x2 poolings take 32x32 to 1x1; the average pool then only flattens.
         self.avgpool = nn.AdaptiveAvgPool2d(1)
@@ -194,6 +216,10 @@ class FractalNet(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+
+    @property
+    def blocks(self) -> list[FractalBlock]:
+        return [getattr(self, f"block{i}") for i in range(1, self.num_blocks + 1)]
 
     def _check_column(self, column: int | None) -> None:
         if column is not None and not 1 <= column <= self.num_columns:
@@ -216,8 +242,8 @@ class FractalNet(nn.Module):
         if column is None:
             column, drop_local = self._draw_path(x)
         x = self.stem(x)
-        for block, pool in zip(self.blocks, self.pools, strict=True):
-            x = pool(block(x, column, drop_local))
+        for block in self.blocks:
+            x = block(x, column, drop_local)
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
