@@ -80,3 +80,17 @@ def torchvision_parity(randomize):
         assert expected.std() > 1e-3  # the comparison is not between two constant outputs
 
     return check
+
+
+@pytest.fixture
+def shape_model():
+    """``shape_model(name, **kwargs)``: a registered model whose tensors hold arbitrary values, for
+    shape-only checks with an empty batch (zero images: every layer checks shapes, none computes).
+    Quicker than both a real build and the ``meta`` device, whose first use imports seconds of code."""
+
+    def build(name: str, **kwargs) -> torch.nn.Module:
+        with torch.device("meta"):
+            model = create_model(name, **kwargs)
+        return model.to_empty(device="cpu")
+
+    return build
