@@ -36,6 +36,10 @@ def test_map_sizes_are_those_of_figure_3():
     convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
     assert [(c.kernel_size[0], c.stride[0]) for c in convs] == [(7, 2), (5, 2), (3, 1), (3, 1), (3, 1)]
     assert 224 in input_size_range(model)
+    # named as the AlexNet of the 2012 paper, so that the two compare layer by layer
+    with torch.device("meta"):
+        alexnet = create_model("alexnet")
+    assert model.state_dict().keys() == alexnet.state_dict().keys()
 
 
 def test_parameter_count_from_the_layer_table():

@@ -4,7 +4,8 @@ Zeiler & Fergus, "Visualizing and Understanding Convolutional Networks", ECCV 20
 2013).
 
 The network of the paper's Fig. 3, for 224x224 crops: five convolutional layers and three fully
-connected ones, every layer followed by ReLU.
+connected ones, every hidden layer followed by ReLU. Unlike the AlexNet paper, Fig. 3 pools first and
+normalises the pooled maps.
 
 ====== ================================ ===================================== ============
 layer  convolution                      then                                  output
@@ -34,12 +35,15 @@ Deliberate differences from the paper:
 - The paper renormalises, during training, every convolutional filter whose RMS exceeds 0.1 back to
   0.1 (Section 3); that is a training rule, not part of the network, and the model does not apply it.
 
-torchvision has no ZFNet. Module names follow torchvision's AlexNet (``features``, ``classifier``); the
-classifier has a fixed 6x6 input, as in the paper (no adaptive pooling), so inputs must be about 224x224.
+Dropout acts on the outputs of layers 6 and 7, and layer names follow ``alexnet`` (conv1, pool1, norm1,
+..., fc8), so ``cnnarch compare alexnet zfnet`` lines the two up. torchvision has no ZFNet. The
+classifier has a fixed 6x6 input, as in the paper (no adaptive pooling): inputs from 207x207 to 238x238
+fit, and the model says so for any other size.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
@@ -82,37 +86,43 @@ ZF_B_LAYERS = (
 
 
 class ZFNet(nn.Module):
-    """``features`` (the convolutional layers), ``classifier`` (dropout - fc - ReLU twice, fc)."""
+    """``features`` (conv1, relu1, pool1, norm1, ..., pool3) and ``classifier`` (fc6, relu6, drop6, fc7,
+    relu7, drop7, fc8), named as :class:`cnnarch.models.alexnet.AlexNet2012` so the two line up layer by
+    layer. Input (N, in_channels, H, W) with H, W giving 6x6 after pool3 (224 does); output logits."""
 
     def __init__(
         self,
         layers: tuple[ConvLayer, ...] = ZF_LAYERS,
         num_classes: int = 1000,
+        in_channels: int = 3,
         dropout: float = 0.5,
-        hidden: int = 4096,
     ):
         super().__init__()
-        modules: list[nn.Module] = []
-        in_channels = 3
-        for layer in layers:
-            modules += [
-                nn.Conv2d(in_channels, layer.channels, layer.kernel, layer.stride, layer.padding),
-                nn.ReLU(inplace=True),
-            ]
+        features: OrderedDict[str, nn.Module] = OrderedDict()
+        pools = norms = 0
+        for i, layer in enumerate(layers, start=1):
+            features[f"conv{i}"] = nn.Conv2d(
+                in_channels, layer.channels, layer.kernel, layer.stride, layer.padding
+            )
+            features[f"relu{i}"] = nn.ReLU(inplace=True)
             if layer.pool:
-                modules.append(nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True))
+                pools += 1
+                features[f"pool{pools}"] = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)
             if layer.norm:
-                modules.append(LocalResponseNorm())
+                norms += 1
+                features[f"norm{norms}"] = LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)
             in_channels = layer.channels
-        self.features = nn.Sequential(*modules)
+        self.features = nn.Sequential(features)
         self.classifier = nn.Sequential(
-            nn.Dropout(dropout),
-            nn.Linear(in_channels * 6 * 6, hidden),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, hidden),
-            nn.ReLU(inplace=True),
-            nn.Linear(hidden, num_classes),
+            OrderedDict(
+                fc6=nn.Linear(in_channels * 6 * 6, 4096),
+                relu6=nn.ReLU(inplace=True),
+                drop6=nn.Dropout(dropout),
+                fc7=nn.Linear(4096, 4096),
+                relu7=nn.ReLU(inplace=True),
+                drop7=nn.Dropout(dropout),
+                fc8=nn.Linear(4096, num_classes),
+            )
         )
         # Section 3: "all weights initialized to 1e-2 and biases set to 0" (1e-2 is the standard deviation)
         for m in self.modules():
@@ -125,13 +135,13 @@ class ZFNet(nn.Module):
 
 
 @register_model(paper=PAPER)
-def zfnet(num_classes: int = 1000, dropout: float = 0.5) -> ZFNet:
+def zfnet(num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> ZFNet:
     """ZFNet (Fig. 3): AlexNet with a 7x7/2 first layer and a 5x5/2 second layer, dense layers 3-5,
     contrast normalisation after the first two poolings; 62.4M params, 224x224 input."""
-    return ZFNet(ZF_LAYERS, num_classes, dropout)
+    return ZFNet(ZF_LAYERS, num_classes, in_channels, dropout)
 
 
 @register_model(paper=PAPER)
-def zfnet_b(num_classes: int = 1000, dropout: float = 0.5) -> ZFNet:
+def zfnet_b(num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> ZFNet:
     """ZFNet variant (b) of Table 3: layers 3, 4, 5 widened to 512, 1024, 512 maps."""
-    return ZFNet(ZF_B_LAYERS, num_classes, dropout)
+    return ZFNet(ZF_B_LAYERS, num_classes, in_channels, dropout)
