@@ -76,32 +76,35 @@ def resnext_cifar(
 
 
 @register_model(paper=PAPER)
-def resnext50_32x4d(num_classes: int = 1000, **kwargs) -> ResNet:
-    """ResNeXt-50 (32x4d): ResNet-50 with 32 groups of 4 channels in the first stage's 3x3; 25.0M
-    params. Same as torchvision.models.resnext50_32x4d."""
-    return resnext(50, 32, 4, num_classes, **kwargs)
+def resnext50_32x4d(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
+    """ResNeXt-50 (32x4d): ResNet-50 with 32 groups of 4 channels in the first stage's 3x3; 25.0M params. Same
+    as torchvision.models.resnext50_32x4d. Differences from torchvision: ``in_channels``."""
+    return resnext(50, 32, 4, num_classes, in_channels=in_channels, **kwargs)
 
 
 @register_model(paper=PAPER)
-def resnext101_32x8d(num_classes: int = 1000, **kwargs) -> ResNet:
-    """ResNeXt-101 (32x8d): 88.8M params. Same as torchvision.models.resnext101_32x8d."""
-    return resnext(101, 32, 8, num_classes, **kwargs)
+def resnext101_32x8d(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
+    """ResNeXt-101 (32x8d): 88.8M params. Same as torchvision.models.resnext101_32x8d. Differences from
+    torchvision: ``in_channels``."""
+    return resnext(101, 32, 8, num_classes, in_channels=in_channels, **kwargs)
 
 
 @register_model(paper=PAPER)
-def resnext101_64x4d(num_classes: int = 1000, **kwargs) -> ResNet:
-    """ResNeXt-101 (64x4d): 83.5M params. Same as torchvision.models.resnext101_64x4d."""
-    return resnext(101, 64, 4, num_classes, **kwargs)
+def resnext101_64x4d(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
+    """ResNeXt-101 (64x4d): 83.5M params. Same as torchvision.models.resnext101_64x4d. Differences from
+    torchvision: ``in_channels``."""
+    return resnext(101, 64, 4, num_classes, in_channels=in_channels, **kwargs)
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
 def resnext29_8x64d(num_classes: int = 10) -> CifarResNet:
-    """ResNeXt-29 (8x64d) for CIFAR: 3 stages of 3 bottlenecks, cardinality 8, width 64; 34.4M params."""
+    """ResNeXt-29 (8x64d) for CIFAR: 3 stages of 3 bottlenecks, cardinality 8, width 64; 34.4M params. From
+    the paper: none. Not in torchvision."""
     return resnext_cifar(29, 8, 64, num_classes)
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
 def resnext29_16x64d(num_classes: int = 10) -> CifarResNet:
-    """ResNeXt-29 (16x64d) for CIFAR: 3 stages of 3 bottlenecks, cardinality 16, width 64; 68.2M params
-    (the paper prints 68.1M)."""
+    """ResNeXt-29 (16x64d) for CIFAR: 3 stages of 3 bottlenecks, cardinality 16, width 64; 68.2M params (the
+    paper prints 68.1M). From the paper: none. Not in torchvision."""
     return resnext_cifar(29, 16, 64, num_classes)
