@@ -57,7 +57,6 @@ __all__ = ["ConvUnit", "Fractal", "FractalBlock", "FractalNet", "Join", "fractal
 
 PAPER = "Larsson, Maire, Shakhnarovich, FractalNet: Ultra-Deep Neural Networks without Residuals, ICLR 2017"
 CIFAR_CHANNELS = (64, 128, 256, 512, 512)
-CIFAR_DROP_PROB = (0.0, 0.1, 0.2, 0.3, 0.4)
 
 
 class ConvUnit(nn.Sequential):

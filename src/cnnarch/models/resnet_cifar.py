@@ -26,8 +26,8 @@ Deliberate differences from the paper:
   placement is the same network up to a permutation of the learned channels.
 - Weights: He (Kaiming) normal init with fan-out, as torchvision's ResNet (the paper cites He et al.
   2015 for its init without naming the fan).
-- ``plain1202`` is not offered: the paper only trains plain nets up to 56 layers; plain110 already
-  shows the degradation.
+- ``plain110`` goes beyond the paper's Fig. 6 (plain-20 to plain-56) to pair with ResNet-110; there is
+  no ``plain1202``.
 
 torchvision has neither CIFAR ResNets nor plain nets.
 """

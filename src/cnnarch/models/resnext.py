@@ -12,21 +12,18 @@ of each stage's first block, as the paper says.
 ImageNet (Table 1, torchvision's models; state dicts load unchanged): ``resnext50_32x4d`` (25.0M
 params), ``resnext101_32x8d`` (88.8M), ``resnext101_64x4d`` (83.5M); ``resnext(depth, cardinality,
 bottleneck_width)`` builds others. CIFAR (Section 5.3): ``resnext29_8x64d`` (34.4M) and
-``resnext29_16x64d`` (68.1M): a 3x3 convolution with 64 channels, then three stages of three bottlenecks
+``resnext29_16x64d`` (68.2M): a 3x3 convolution with 64 channels, then three stages of three bottlenecks
 with 256, 512 and 1024 output channels on 32, 16 and 8 pixels, global average pooling and a fully
-connected layer; ``resnext_cifar(depth, cardinality, bottleneck_width)`` builds others.
+connected layer; ``resnext_cifar(depth, cardinality, bottleneck_width)`` builds others. Shortcuts are
+identities except where the shape changes, where they are 1x1 projections with batch norm (the paper's
+choice, option B of ResNet); weights start from He (Kaiming) normal init with fan-out, as torchvision's.
 
 ``cardinality`` and ``bottleneck_width`` are torchvision's ``groups`` and ``width_per_group``.
 
-Deliberate differences from the paper:
-
-- ``resnext101_32x8d`` is not in the paper (it appears in Facebook's later releases and torchvision);
-  it is here because torchvision ships it.
-- CIFAR shortcuts are 1x1 projections with batch norm where the shape changes (the paper's option B
-  inherited from its ResNet baseline; the stage's first block always changes the channel count).
-- Weights: He (Kaiming) normal init with fan-out, as torchvision.
-- ``resnext29_16x64d`` has 68,155,210 parameters, which the paper prints as 68.1M (truncated, not
-  rounded; 34,426,698 for 8x64d prints as 34.4M either way).
+Deliberate differences from the paper: none in the layers. ``resnext101_32x8d`` is not in the paper (it
+appears in Facebook's later releases and in torchvision); it is here because torchvision ships it. The
+paper prints ``resnext29_16x64d``'s 68,155,210 parameters as 68.1M (truncated, not rounded; 34,426,698
+for 8x64d prints as 34.4M either way).
 
 Differences from torchvision: the parameter names ``cardinality`` and ``bottleneck_width``; the CIFAR nets.
 """
