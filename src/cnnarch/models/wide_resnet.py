@@ -10,7 +10,7 @@ shortcut. A shortcut is the identity where shapes match and a 1x1 convolution of
 (BN - ReLU already applied) where the channel count or the resolution changes, as in the authors' code.
 
 Presets: ``wrn16_4``, ``wrn16_8``, ``wrn28_10``, ``wrn40_4`` (2.7M, 11.0M, 36.5M, 8.9M parameters,
-the paper's Tables 4-5); ``wrn(depth, widen_factor, drop_prob)`` builds any other. Dropout between the two
+as printed in the paper); ``wrn(depth, widen_factor, drop_prob)`` builds any other. Dropout between the two
 convolutions, ``drop_prob`` (the paper uses 0.3 on CIFAR), defaults to 0.
 
 ImageNet ``wide_resnet50_2`` and ``wide_resnet101_2`` (Section 4 of the paper, torchvision's models) are
