@@ -47,7 +47,7 @@ def test_too_small_input_fails_before_any_convolution():
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             m.register_forward_pre_hook(lambda *_: calls.append(1))
-    with pytest.raises(ValueError, match=r"resnet18 takes inputs of at least 1x1 pixels; got 0x5"):
+    with pytest.raises(ValueError, match=r"resnet18 accepts inputs of at least 1x1 pixels; got 0x5"):
         model(torch.randn(1, 3, 0, 5))
     assert calls == []
     model(torch.randn(1, 3, 1, 5))
