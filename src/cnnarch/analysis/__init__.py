@@ -1,1 +1,33 @@
-"""cnnarch.analysis."""
+"""cnnarch.analysis: the lecture's arithmetic for any ``nn.Module``.
+
+``profile(model, (3, 224, 224))`` gives one record per layer (shape, weights and biases, activation
+memory, MACs, receptive field) and totals; ``report`` prints it; ``lecture.check_lecture()`` checks
+every number of the lecture; ``compare`` sets networks side by side.
+"""
+
+from cnnarch.analysis.inception import (
+    LECTURE_INPUT,
+    InceptionModule,
+    InceptionSpec,
+    naive_inception,
+    reduced_inception,
+)
+from cnnarch.analysis.profiler import Layer, Profile, profile
+
+# The lecture's modules by name, for `cnnarch summary`: (builder, input size).
+LECTURE_MODULES = {
+    "inception_naive": (naive_inception, LECTURE_INPUT),
+    "inception_reduced": (reduced_inception, LECTURE_INPUT),
+}
+
+__all__ = [
+    "LECTURE_INPUT",
+    "LECTURE_MODULES",
+    "InceptionModule",
+    "InceptionSpec",
+    "Layer",
+    "Profile",
+    "naive_inception",
+    "profile",
+    "reduced_inception",
+]
