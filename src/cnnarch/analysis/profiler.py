@@ -156,6 +156,18 @@ def _merge(fields: list[_Field], depth_add: int = 0) -> _Field | None:
     return _Field(rf, jump, depth, flat)
 
 
+def _tensors(*seqs) -> list[torch.Tensor]:
+    """The tensors among ATen arguments (a tensor, or a list of them as for ``cat``); cheaper than pytree."""
+    out = []
+    for seq in seqs:
+        for a in seq:
+            if isinstance(a, torch.Tensor):
+                out.append(a)
+            elif isinstance(a, list | tuple):
+                out.extend(t for t in a if isinstance(t, torch.Tensor))
+    return out
+
+
 def _prod(xs) -> int:
     return math.prod(int(x) for x in xs)
 
@@ -310,9 +322,8 @@ class _Tracer(TorchDispatchMode):
     def _field(self, t) -> _Field | None:
         return self.fields.get(t) if isinstance(t, torch.Tensor) else None
 
-    def _out_field(self, func, args, kwargs, out: torch.Tensor, weighted: bool) -> _Field | None:
+    def _out_field(self, func, args, tensors, out: torch.Tensor, weighted: bool) -> _Field | None:
         packet = func.overloadpacket
-        tensors = [a for a in tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)]
         fields = [f for f in (self._field(t) for t in tensors) if f is not None]
         if not fields:
             return None
@@ -450,7 +461,7 @@ class _Tracer(TorchDispatchMode):
         out = _meta_shortcut(func, args)
         if out is None:
             out = func(*args, **kwargs)
-        outs = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
+        outs = [out] if isinstance(out, torch.Tensor) else _tensors(out)
         if not outs:
             return out
         schema_returns = func._schema.returns
@@ -462,12 +473,12 @@ class _Tracer(TorchDispatchMode):
                 self.alloc[t] = self.alloc[source]
             elif not aliased:
                 self._new_alloc(t)
-        inputs = [a for a in tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)]
+        inputs = _tensors(args, kwargs.values())
         weighted = (func.overloadpacket in _CONV | _MATMUL) and any(a in self.params for a in inputs)
         if func.is_view and source is not None and source in self.params:
             self.params[outs[0]] = True
         for t in outs:
-            f = self._out_field(func, args, kwargs, t, weighted)
+            f = self._out_field(func, args, inputs, t, weighted)
             if f is not None:
                 self.fields[t] = f
         macs = self._macs(func, args, kwargs, outs[0])
