@@ -55,3 +55,17 @@ def random_model():
 @pytest.fixture
 def randomize():
     return fill_random_
+
+
+@pytest.fixture
+def shape_model():
+    """``shape_model(name, **kwargs)``: a registered model whose tensors hold arbitrary values, for
+    shape-only checks with an empty batch (zero images: every layer checks shapes, none computes).
+    Quicker than both a real build and the ``meta`` device, whose first use imports seconds of code."""
+
+    def build(name: str, **kwargs) -> torch.nn.Module:
+        with torch.device("meta"):
+            model = create_model(name, **kwargs)
+        return model.to_empty(device="cpu")
+
+    return build

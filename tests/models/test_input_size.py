@@ -12,16 +12,20 @@ from torch.utils.flop_counter import FlopCounterMode
 from cnnarch.models import create_model, list_models, min_input_size
 
 # our torchvision-form models -> torchvision's name for the same network
-TORCHVISION_FORM = {name: name for name in list_models("resnet*")}
+TORCHVISION_FORM = {
+    "alexnet_tv": "alexnet",
+    "googlenet_tv": "googlenet",
+    **{name: name for name in list_models("resnet*") + list_models("vgg*")},
+}
 
 
 @pytest.mark.parametrize("name", sorted(TORCHVISION_FORM))
-def test_min_input_size_agrees_with_torchvision_metadata(name):
+def test_min_input_size_agrees_with_torchvision_metadata(name, shape_model):
     weights = torchvision.models.get_model_weights(TORCHVISION_FORM[name])
     min_h, min_w = next(iter(weights)).meta["min_size"]  # metadata only: nothing is downloaded
-    with torch.device("meta"):
-        model = create_model(name).eval()
-    assert min_input_size(model) == min_h == min_w
+    model = shape_model(name)
+    assert min_input_size(model.eval()) == min_h == min_w
+    assert min_input_size(model.train()) == min_h  # aux classifiers (googlenet_tv) included
 
 
 def test_search_works_on_any_module():
