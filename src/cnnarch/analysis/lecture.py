@@ -59,9 +59,12 @@ def _rounds_to(value: float, label: str) -> bool:
         raise ValueError(f"not a rounded figure: {label!r}")
     digits = m.group(1).replace(",", "")
     scale = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9}[m.group(2)]
-    sig = len(digits.replace(".", "").lstrip("0").rstrip("0")) or 1
-    sig = max(sig, len(digits.split(".")[0].lstrip("0")))  # "800K": 800 has 1 sig digit, yet 3 places
-    return float(f"{value / scale:.{sig}g}") == float(digits) if scale > 1 else value == float(digits)
+    if scale == 1:
+        return value == float(digits)
+    # significant digits of a round figure: "800K" has one, "150K" two, "3.2M" two, "138M" three
+    whole, _, frac = digits.partition(".")
+    sig = len((whole + frac).lstrip("0")) if frac else len(whole.strip("0"))
+    return float(f"{value / scale:.{max(sig, 1)}g}") == float(digits)
 
 
 def _hwc(shape: tuple) -> str:
