@@ -120,9 +120,17 @@ def test_claim_status(claims, claim, agree):
 def test_alexnet_output_sizes_by_hand(claims):
     side = 227
     expected = {}
-    for label, k, s, p, depth in [("CONV1", 11, 4, 0, 96), ("MAX POOL1", 3, 2, 0, 96), ("CONV2", 5, 1, 2, 256),
-                                  ("MAX POOL2", 3, 2, 0, 256), ("CONV3", 3, 1, 1, 384), ("CONV4", 3, 1, 1, 384),
-                                  ("CONV5", 3, 1, 1, 256), ("MAX POOL3", 3, 2, 0, 256)]:  # fmt: skip
+    layers = [
+        ("CONV1", 11, 4, 0, 96),
+        ("MAX POOL1", 3, 2, 0, 96),
+        ("CONV2", 5, 1, 2, 256),
+        ("MAX POOL2", 3, 2, 0, 256),
+        ("CONV3", 3, 1, 1, 384),
+        ("CONV4", 3, 1, 1, 384),
+        ("CONV5", 3, 1, 1, 256),
+        ("MAX POOL3", 3, 2, 0, 256),
+    ]
+    for label, k, s, p, depth in layers:
         side = (side + 2 * p - k) // s + 1
         expected[label] = f"{side}x{side}x{depth}"
     assert expected["CONV1"] == "55x55x96" and expected["MAX POOL3"] == "6x6x256"
