@@ -13,12 +13,7 @@ from cnnarch.analysis.inception import (
     reduced_inception,
 )
 from cnnarch.analysis.profiler import Layer, Profile, profile
-
-# The lecture's modules by name, for `cnnarch summary`: (builder, input size).
-LECTURE_MODULES = {
-    "inception_naive": (naive_inception, LECTURE_INPUT),
-    "inception_reduced": (reduced_inception, LECTURE_INPUT),
-}
+from cnnarch.analysis.zoo import LECTURE_MODULES, build
 
 __all__ = [
     "LECTURE_INPUT",
@@ -27,6 +22,7 @@ __all__ = [
     "InceptionSpec",
     "Layer",
     "Profile",
+    "build",
     "naive_inception",
     "profile",
     "reduced_inception",

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from cnnarch.analysis.profiler import profile
 from cnnarch.analysis.published import published
 from cnnarch.analysis.report import text_table
-from cnnarch.models import create_model, get_model_entry
+from cnnarch.analysis.zoo import build
 
 DEFAULT_MODELS = ["alexnet", "vgg16", "vgg19", "googlenet", "resnet18", "resnet34", "resnet50", "resnet152"]
 
@@ -32,15 +30,13 @@ class Row:
 def compare(names: list[str]) -> list[Row]:
     rows = []
     for name in names:
-        entry = get_model_entry(name)
-        with torch.device("meta"):
-            model = create_model(name)
-        p = profile(model, entry.input_size)
+        model, size = build(name)
+        p = profile(model, size)
         pub = published(name)
         rows.append(
             Row(
                 name=name,
-                input="x".join(map(str, entry.input_size)),
+                input="x".join(map(str, size)),
                 params=p.inference_params,
                 gmacs=p.macs_per_image / 1e9,
                 forward_mb=p.forward_bytes_per_image / 1e6,

@@ -20,6 +20,7 @@ from torch import nn
 from cnnarch.analysis.inception import LECTURE_INPUT, naive_inception, reduced_inception
 from cnnarch.analysis.profiler import Layer, Profile, profile
 from cnnarch.analysis.report import human, lecture_rows, megabytes
+from cnnarch.analysis.zoo import build
 
 
 @dataclass(frozen=True)
@@ -39,17 +40,12 @@ class Claim:
 
 @cache
 def _model(name: str) -> nn.Module:
-    from cnnarch.models import create_model
-
-    with torch.device("meta"):
-        return create_model(name)
+    return build(name)[0]
 
 
 @cache
 def _profile(name: str) -> Profile:
-    from cnnarch.models import get_model_entry
-
-    return profile(_model(name), get_model_entry(name).input_size)
+    return profile(*build(name))
 
 
 def _rounds_to(value: float, label: str) -> bool:

@@ -171,9 +171,14 @@ def to_csv(p: Profile, depth: int | None = None) -> str:
 
 
 def lecture_rows(p: Profile) -> list[Layer]:
-    """The layers the lecture's table lists: those with parameters or that change the shape
-    (ReLU, dropout and VGG's 7x7 -> 7x7 adaptive pool are folded into the layer before)."""
-    return [r for r in p.layers if r.params or (r.input_shape and r.input_shape != r.output_shape)]
+    """The layers the lecture's tables list: those with parameters, those that change the shape, and
+    normalization layers (AlexNet's NORM1); ReLU, dropout and VGG's 7x7 -> 7x7 adaptive pool are
+    folded into the layer before."""
+    return [
+        r
+        for r in p.layers
+        if r.params or (r.input_shape and r.input_shape != r.output_shape) or r.type.endswith("Norm")
+    ]
 
 
 def _hwc(shape: tuple) -> str:

@@ -1,11 +1,8 @@
 """``cnnarch summary NAME``: the per-layer profile of a network (shapes, parameters, memory, MACs,
 receptive field), as a table, markdown, JSON, CSV or the lecture's own layout."""
 
-import torch
-
-from cnnarch.analysis import LECTURE_MODULES, profile
+from cnnarch.analysis import LECTURE_MODULES, build, profile
 from cnnarch.analysis.report import format_lecture, format_table, to_csv, to_json
-from cnnarch.models import create_model, get_model_entry
 
 FORMATS = ("table", "lecture", "markdown", "json", "csv")
 
@@ -17,19 +14,14 @@ def add_parser(sub):
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("--depth", type=int, default=None, help="collapse modules nested deeper than N")
     p.add_argument("--batch", type=int, default=1, help="batch size (totals are per image)")
+    p.add_argument(
+        "--device",
+        choices=("meta", "cpu"),
+        default="meta",
+        help="meta: shapes only, nothing allocated (default); cpu: a real pass (a forward reading values)",
+    )
     p.add_argument("--gpu-memory", type=float, default=16, metavar="GB", help="for 'images that fit'")
     p.set_defaults(run=run)
-
-
-def build(name: str):
-    """A model on the meta device (no weights allocated) and its default input size."""
-    if name in LECTURE_MODULES:
-        make, size = LECTURE_MODULES[name]
-        with torch.device("meta"):
-            return make(), size
-    entry = get_model_entry(name)
-    with torch.device("meta"):
-        return create_model(name), entry.input_size
 
 
 def run(args) -> int:
@@ -37,8 +29,8 @@ def run(args) -> int:
         raise ValueError(f"--depth must be 1 or more, got {args.depth}")
     if args.batch < 1:
         raise ValueError(f"--batch must be 1 or more, got {args.batch}")
-    model, size = build(args.name)
-    p = profile(model, args.input or size, batch_size=args.batch)
+    model, size = build(args.name, args.device)
+    p = profile(model, args.input or size, batch_size=args.batch, device=args.device)
     if args.format == "lecture":
         print(format_lecture(p))
     elif args.format == "json":
