@@ -90,9 +90,9 @@ def _vgg(config: str, batch_norm: bool, num_classes: int, in_channels: int, **kw
     return VGG(make_features(CONFIGS[config], batch_norm, in_channels), num_classes, **kwargs)
 
 
-_DOC = """VGG-{depth} (configuration {config}{bn}). Same as torchvision.models.vgg{depth}{suffix};
-    extra option ``in_channels``. From the paper: adaptive pooling before the classifier (identity at
-    224){bn_note}."""
+_DOC = """VGG-{depth} (configuration {config}{bn}), torchvision.models.vgg{depth}{suffix}'s network and
+    state_dict. Differences from torchvision: ``in_channels``. From the paper: adaptive pooling before
+    the classifier (the identity at 224x224){bn_note}, He initialization."""
 
 
 def _doc(depth: int, config: str, batch_norm: bool):
