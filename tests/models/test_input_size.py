@@ -15,7 +15,11 @@ from cnnarch.models import create_model, list_models, min_input_size
 TORCHVISION_FORM = {
     "alexnet_tv": "alexnet",
     "googlenet_tv": "googlenet",
-    **{name: name for name in list_models("resnet*") + list_models("vgg*")},
+    **{
+        name: name
+        for name in list_models("resnet*") + list_models("vgg*")
+        if name in torchvision.models.list_models()
+    },
 }
 
 
