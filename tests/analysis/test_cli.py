@@ -79,7 +79,7 @@ def test_lecture_command(capsys):
 
 def test_compare_table_and_plots(capsys, tmp_path):
     png, svg = tmp_path / "chart.png", tmp_path / "chart.svg"
-    code, out, _ = run(capsys, "compare", "resnet18", "alexnet", "googlenet", "--plot", str(png))
+    code, out, _ = run(capsys, "compare", "resnet18", "alexnet", "--plot", str(png))
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split()[:3] == ["model", "input", "params"]

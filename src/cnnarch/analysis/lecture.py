@@ -756,6 +756,20 @@ def _downsample(block: nn.Module) -> list[nn.Module]:
     return list(ds.modules()) if ds is not None else []
 
 
-def check_lecture() -> list[Claim]:
-    """All claims, in the lecture's order."""
-    return _alexnet_claims() + _vgg_claims() + _googlenet_claims() + _inception_claims() + _resnet_claims()
+SECTIONS = {
+    "AlexNet": _alexnet_claims,
+    "VGG-16": _vgg_claims,
+    "GoogLeNet": _googlenet_claims,
+    "Inception": _inception_claims,
+    "ResNet": _resnet_claims,
+}
+
+
+def check_lecture(section: str | None = None) -> list[Claim]:
+    """All claims in the lecture's order, or those of one section (case-insensitive)."""
+    if section is None:
+        return [c for check in SECTIONS.values() for c in check()]
+    by_lower = {k.lower(): v for k, v in SECTIONS.items()}
+    if section.lower() not in by_lower:
+        raise ValueError(f"no section {section!r}; sections: {', '.join(SECTIONS)}")
+    return by_lower[section.lower()]()

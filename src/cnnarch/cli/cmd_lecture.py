@@ -12,12 +12,7 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    claims = check_lecture()
-    if args.section:
-        sections = sorted({c.section for c in claims})
-        claims = [c for c in claims if c.section.lower() == args.section.lower()]
-        if not claims:
-            raise ValueError(f"no section {args.section!r}; sections: {', '.join(sections)}")
+    claims = check_lecture(args.section)
     if args.markdown:
         print("| section | claim | lecture | computed | status | why | source |")
         print("|---|---|---|---|---|---|---|")
