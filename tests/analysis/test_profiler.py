@@ -10,7 +10,7 @@ from torch import nn
 
 from cnnarch.analysis import LECTURE_INPUT, naive_inception, profile, reduced_inception
 from cnnarch.analysis.published import is_torchvision_form, torchvision_metrics
-from cnnarch.models import list_models
+from cnnarch.models import create_model, list_models
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -85,6 +85,7 @@ SMALL = [
     (lambda: torchvision.models.resnet18(num_classes=10), (3, 32, 32)),
     (lambda: torchvision.models.googlenet(num_classes=10, init_weights=False), (3, 64, 64)),
     (reduced_inception, (256, 6, 6)),
+    (lambda: create_model("resnet20"), (3, 32, 32)),  # the zoo's CIFAR ResNet: strided-slice shortcuts
 ]
 
 
@@ -102,6 +103,18 @@ def test_shapes_match_hooks_and_meta_bytes_match_cpu(build, size):
         (r.name, r.macs, r.rf, r.jump) for r in cpu.layers
     ]
     assert meta.activation_bytes == cpu.activation_bytes
+
+
+@pytest.mark.parametrize("name", ["resnet50", "googlenet", "fractalnet20"])
+def test_collapsed_rows_add_up(name, zoo):
+    p = zoo(name)[1]
+    for depth in (1, 2):
+        rows = p.rows(depth)
+        assert sum(r.macs for r in rows) == p.macs
+        assert sum(r.activation_bytes for r in rows) + p.input_bytes == p.activation_bytes
+        own = sum(b.extra["own_params"] for b in p.blocks if b.level > depth)
+        assert sum(r.params for r in rows) == p.inference_params - own
+        assert all(r.level <= depth for r in rows)
 
 
 def test_functional_ops_become_records():

@@ -696,6 +696,7 @@ def _aggregate_blocks(blocks: list[Layer], layers: list[Layer]) -> None:
     by_block = {b.name.split("#")[0]: b for b in blocks}
     for b in blocks:
         b.extra["own_params"] = b.params
+        b.activation_bytes = 0  # the memory a block allocates is that of the layers inside it
     for layer in layers:
         name = layer.name.split("#")[0]
         while "." in name:  # every enclosing container, by name

@@ -25,7 +25,9 @@ def human(n: float, digits: int = 2) -> str:
 
 
 def megabytes(n_bytes: float) -> str:
-    return f"{n_bytes / 1e6:,.1f} MB" if n_bytes >= 1e5 else f"{n_bytes / 1e3:,.1f} KB"
+    if n_bytes >= 1e5:
+        return f"{n_bytes / 1e6:,.1f} MB"
+    return f"{n_bytes / 1e3:,.1f} KB" if n_bytes >= 1e3 else f"{n_bytes:.0f} B"
 
 
 def shape_str(shape: tuple) -> str:
