@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from functools import cache
 
 import torch
-import torchvision
 from torch import nn
 
 
@@ -45,6 +44,8 @@ def _tv_name(name: str) -> str:
 @cache
 def torchvision_weights(name: str):
     """torchvision's IMAGENET1K_V1 weights enum member for ``name`` (``_tv`` suffix dropped), or None."""
+    import torchvision  # imported when needed: it pulls in torch._dynamo, seconds at CLI start
+
     try:
         weights = torchvision.models.get_model_weights(_tv_name(name))
     except ValueError:
@@ -71,6 +72,8 @@ def is_torchvision_form(name: str) -> bool:
 
     if torchvision_weights(name) is None:
         return False
+    import torchvision
+
     with torch.device("meta"):
         ours = create_model(name)
         kw = {"init_weights": False} if _tv_name(name) in ("googlenet", "inception_v3") else {}
