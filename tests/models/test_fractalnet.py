@@ -198,3 +198,13 @@ def test_bad_arguments_name_the_problem():
         _net(3, column=0)
     with pytest.raises(ValueError, match="num_blocks"):
         fractalnet(3, 5, (64, 128))
+
+
+def test_a_global_drop_path_step_trains_only_the_chosen_column():
+    model = _net(3, drop_path_global=1.0).train()
+    ran = _record_units(model)
+    model(torch.randn(4, 3, 8, 8)).sum().backward()
+    (column,) = {c for _, c in ran}
+    trained = {id(p) for p in model.parameters() if p.grad is not None}
+    expected = {id(p) for block in model.blocks for u in block.column_units(column) for p in u.parameters()}
+    assert trained == expected | {id(model.fc.weight), id(model.fc.bias)}
