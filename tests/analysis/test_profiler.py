@@ -230,3 +230,21 @@ def test_clear_errors():
         profile(nn.Conv2d(3, 3, 3), "3by224")
     with pytest.raises(ValueError, match="too small"):
         profile(nn.Conv2d(3, 3, 5), (3, 2, 2))
+
+
+def test_other_ops_convention_by_hand():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2))
+    p = profile(net, (3, 8, 8))
+    conv, bn, relu, pool = p.layers
+    assert (conv.macs, conv.other_ops) == (4 * 8 * 8 * 3 * 3 * 3, 0)  # bias adds are not counted
+    assert (bn.macs, bn.other_ops) == (0, 2 * 4 * 8 * 8)
+    assert (relu.macs, relu.other_ops) == (0, 4 * 8 * 8)
+    assert (pool.macs, pool.other_ops) == (0, 4 * 4 * 4 * 2 * 2)
+    assert (pool.rf, pool.jump) == ((4, 4), (2, 2))
+
+
+def test_train_mode_runs_the_training_forward():
+    net = nn.Sequential(nn.Conv1d(2, 10, 1), nn.Dropout(0.5)).eval()
+    assert profile(net, (2, 1)).layers[1].activation_bytes == 0  # eval: dropout is the identity
+    assert profile(net, (2, 1), train=True).layers[1].activation_bytes == 10 * 4  # a new output
+    assert not net.training  # the caller's mode is restored

@@ -199,6 +199,15 @@ def _tensors(*seqs) -> list[torch.Tensor]:
     return out
 
 
+def _pool_window(packet, args) -> tuple[tuple, tuple, tuple]:
+    """(kernel, stride, dilation) of an ATen pooling call; an empty stride means the kernel's."""
+    n = int(re.search(r"(\d)d", packet.__name__).group(1))
+    kernel = _as_tuple(args[1], n)
+    stride = _as_tuple(args[2], n) if len(args) > 2 and args[2] else kernel
+    dilation = _as_tuple(args[4], n) if packet in _MAX_POOL and len(args) > 4 else (1,) * n
+    return kernel, stride, dilation
+
+
 def _prod(xs) -> int:
     return math.prod(int(x) for x in xs)
 
@@ -337,7 +346,7 @@ class _Tracer(TorchDispatchMode):
         self.alloc = WeakTensorKeyDictionary()  # tensor -> allocation id
         self.alloc_bytes: dict[int, int] = {}
         self.params = WeakTensorKeyDictionary()
-        self.stack: list[tuple[nn.Module, Layer, int]] = []  # (module, record, first allocation id)
+        self.stack: list[tuple[Layer, int]] = []  # (record, last allocation id before the call)
         self.names = {m: n for n, m in root.named_modules(remove_duplicate=False)}
         self.records: list[Layer] = []
         self.calls: dict[str, int] = {}
@@ -366,11 +375,7 @@ class _Tracer(TorchDispatchMode):
             f = _window(fx, w.shape[2:], _as_tuple(args[3], n), _as_tuple(args[5], n), bool(args[6]))
             return _Field(f.rf, f.jump, f.depth + int(weighted), f.flat)
         if packet in _POOL and fx is not None:
-            n = int(re.search(r"(\d)d", packet.__name__).group(1))
-            kernel = _as_tuple(args[1], n)
-            stride = _as_tuple(args[2], n) if len(args) > 2 and args[2] else kernel
-            dil = _as_tuple(args[4], n) if packet in _MAX_POOL and len(args) > 4 else (1,) * n
-            return _window(fx, kernel, stride, dil)
+            return _window(fx, *_pool_window(packet, args))
         if packet in _ADAPTIVE_POOL and fx is not None:
             return _adaptive(fx, x.shape[2:], out.shape[2:])
         if packet.__name__.startswith(("upsample_", "_upsample_")) and fx is not None and fx.rf is not None:
@@ -431,7 +436,7 @@ class _Tracer(TorchDispatchMode):
     def _other_ops(func, args, out) -> int:
         packet = func.overloadpacket
         if packet in _POOL:
-            return out.numel() * _prod(_as_tuple(args[1], 1))
+            return out.numel() * _prod(_pool_window(packet, args)[0])
         if packet in _ADAPTIVE_POOL:
             return args[0].numel()
         if packet in _NORM:
@@ -464,10 +469,10 @@ class _Tracer(TorchDispatchMode):
                 rec.biases += p.numel()
             else:
                 rec.weights += p.numel()
-        self.stack.append((module, rec, len(self.alloc_bytes)))
+        self.stack.append((rec, len(self.alloc_bytes)))
 
     def post_hook(self, module, inputs, output):
-        _, rec, first_alloc = self.stack.pop()
+        rec, first_alloc = self.stack.pop()
         outs = [t for t in tree_leaves(output) if isinstance(t, torch.Tensor)]
         self._finish(rec, outs, first_alloc)
         self.records.append(rec)
@@ -516,7 +521,7 @@ class _Tracer(TorchDispatchMode):
         other = self._other_ops(func, args, outs[0])
         if not self.stack:
             return out
-        module, rec, _ = self.stack[-1]
+        rec = self.stack[-1][0]
         if rec.kind == "module":
             rec.macs += macs
             rec.other_ops += other
