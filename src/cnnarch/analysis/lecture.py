@@ -19,7 +19,7 @@ from torch import nn
 
 from cnnarch.analysis.inception import LECTURE_INPUT, naive_inception, reduced_inception
 from cnnarch.analysis.profiler import Layer, Profile, profile
-from cnnarch.analysis.report import human, lecture_rows, megabytes
+from cnnarch.analysis.report import human, hwc, lecture_rows, megabytes
 from cnnarch.analysis.zoo import build
 
 
@@ -64,7 +64,7 @@ def _rounds_to(value: float, label: str) -> bool:
 
 
 def _hwc(shape: tuple) -> str:
-    return "x".join(map(str, (*shape[2:], shape[1]))) if len(shape) > 2 else str(shape[-1])
+    return hwc(shape, "x")
 
 
 def _of_type(p: Profile, *types: str) -> list[Layer]:
@@ -195,7 +195,7 @@ def _alexnet_claims() -> list[Claim]:
             "dropout",
             "50%",
             ", ".join(f"{d:.0%}" for d in drops),
-            drops and all(d == 0.5 for d in drops),
+            bool(drops) and all(d == 0.5 for d in drops),
             source=src,
         )
     )
@@ -286,7 +286,7 @@ def _vgg_claims() -> list[Claim]:
         lecture_sum += values
         label = "INPUT" if r is None else _label(r)
         weights = 0 if r is None else r.weights
-        dims = "*".join(_hwc(shape).split("x"))
+        dims = hwc(shape)
         ok = (
             label == m["label"]
             and (m["dims"] is None or m["dims"] == dims)

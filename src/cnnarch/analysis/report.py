@@ -183,10 +183,10 @@ def lecture_rows(p: Profile) -> list[Layer]:
     ]
 
 
-def _hwc(shape: tuple) -> str:
-    """The lecture writes H*W*C (224*224*64); a flat vector is just its length."""
+def hwc(shape: tuple, sep: str = "*") -> str:
+    """A batched shape as the lecture writes it, H*W*C (224*224*64); a flat vector is its length."""
     s = shape[1:]
-    return "*".join(map(str, (*s[1:], s[0]))) if len(s) > 1 else str(s[0])
+    return sep.join(map(str, (*s[1:], s[0]))) if len(s) > 1 else str(s[0])
 
 
 def lecture_label(r: Layer) -> str:
@@ -212,7 +212,7 @@ def _weight_formula(r: Layer, previous: tuple | None) -> str:
         cin = e["in_channels"] // e.get("groups", 1)
         return f"({k}*{cin})*{e['out_channels']} = {r.weights:,}"
     if r.type == "Linear":
-        fan_in = _hwc(previous) if previous and _numel(previous) == e["in_features"] else e["in_features"]
+        fan_in = hwc(previous) if previous and _numel(previous) == e["in_features"] else e["in_features"]
         return f"{fan_in}*{e['out_features']} = {r.weights:,}"
     return f"{r.weights:,}"
 
@@ -229,11 +229,11 @@ def format_lecture(p: Profile) -> str:
 
     Weights are shown with the lecture's formula; the real layer's biases, which the lecture leaves
     out, follow in brackets, and TOTAL params counts them."""
-    lines = [f"INPUT: memory: {_hwc(p.input_shape)}={human(_numel(p.input_shape))} params: 0"]
+    lines = [f"INPUT: memory: {hwc(p.input_shape)}={human(_numel(p.input_shape))} params: 0"]
     previous = p.input_shape
     for r in lecture_rows(p):
         shape = r.output_shape
-        mem = f"{_hwc(shape)}={human(_numel(shape))}" if len(shape) > 2 else f"{_numel(shape)}"
+        mem = f"{hwc(shape)}={human(_numel(shape))}" if len(shape) > 2 else f"{_numel(shape)}"
         params = _weight_formula(r, previous) if r.params else "0"
         if r.biases:
             params += f" (+{r.biases:,} biases)"
