@@ -7,7 +7,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["list", "info"]
+COMMANDS = ["list", "info", "summary", "lecture", "compare"]
 
 
 def build_parser() -> argparse.ArgumentParser:

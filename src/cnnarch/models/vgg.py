@@ -59,7 +59,7 @@ class VGG(nn.Module):
     Input (N, in_channels, H, W) with H, W >= 32; output (N, num_classes) logits.
     """
 
-    def __init__(self, features: nn.Sequential, num_classes: int = 1000, dropout: float = 0.5):
+    def __init__(self, features: nn.Sequential, num_classes: int = 1000, *, dropout: float = 0.5):
         super().__init__()
         self.features = features
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
