@@ -5,12 +5,32 @@ tensor cache and held in memory as :class:`ImageTensors`; large images stream th
 """
 
 from cnnarch.data.base import CorruptImageError, ImageTensors, default_cache_dir
+from cnnarch.data.datasets import (
+    DatasetNotFoundError,
+    cifar10,
+    cifar100,
+    fashion_mnist,
+    load_dataset,
+    mnist,
+    read_idx,
+)
+from cnnarch.data.download import DownloadError, download, extract
 from cnnarch.data.folder import load_image_folder, scan_image_folder
 
 __all__ = [
     "CorruptImageError",
+    "DatasetNotFoundError",
+    "DownloadError",
     "ImageTensors",
+    "cifar10",
+    "cifar100",
     "default_cache_dir",
+    "download",
+    "extract",
+    "fashion_mnist",
+    "load_dataset",
     "load_image_folder",
+    "mnist",
+    "read_idx",
     "scan_image_folder",
 ]
