@@ -4,6 +4,17 @@ Small images (CIFAR, MNIST, any ImageFolder tree of images up to ~64x64) are dec
 tensor cache and held in memory as :class:`ImageTensors`; large images stream through a DataLoader.
 """
 
+from cnnarch.data.augment import (
+    EvalTransform,
+    Normalize,
+    TrainTransform,
+    channel_stats,
+    flip_where,
+    lighting,
+    pad_crop,
+    rgb_pca,
+    ten_crop,
+)
 from cnnarch.data.base import CorruptImageError, ImageTensors, default_cache_dir
 from cnnarch.data.datasets import (
     DatasetNotFoundError,
@@ -16,8 +27,21 @@ from cnnarch.data.datasets import (
 )
 from cnnarch.data.download import DownloadError, download, extract
 from cnnarch.data.folder import load_image_folder, scan_image_folder
+from cnnarch.data.loader import StreamLoader, TensorLoader, val_split
 
 __all__ = [
+    "EvalTransform",
+    "Normalize",
+    "StreamLoader",
+    "TensorLoader",
+    "TrainTransform",
+    "channel_stats",
+    "flip_where",
+    "lighting",
+    "pad_crop",
+    "rgb_pca",
+    "ten_crop",
+    "val_split",
     "CorruptImageError",
     "DatasetNotFoundError",
     "DownloadError",
