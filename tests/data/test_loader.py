@@ -109,3 +109,12 @@ def test_stream_loader_corrupt_file(tmp_path, write_tree, jpeg_bytes):
         list(StreamLoader(tmp_path, 4, load_size=8, workers=0))
     loader = StreamLoader(tmp_path, 4, load_size=8, workers=0, skip_corrupt=True)
     assert sum(len(y) for _, y in loader) == 6 and loader.skipped == 1
+
+
+def test_stream_loader_split_and_limit(tmp_path, write_tree):
+    write_tree(tmp_path / "train", classes=("a", "b", "c"), per_class=4, size=(8, 8))
+    loader = StreamLoader(tmp_path, 16, split="train", load_size=8, shuffle=False, limit=5, workers=0)
+    (x, y), *rest = list(loader)
+    assert not rest and x.dtype == torch.uint8 and y.tolist() == [0, 0, 1, 1, 2]
+    with pytest.raises(FileNotFoundError, match="expected root/<split>/<class>"):
+        StreamLoader(tmp_path, 16, split="val")

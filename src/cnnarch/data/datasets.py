@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cnnarch.data.base import ImageTensors, default_cache_dir
+from cnnarch.data.base import ImageTensors, default_cache_dir, first_per_class
 from cnnarch.data.download import DownloadError, download, extract
 from cnnarch.data.folder import load_image_folder
 
@@ -229,19 +229,8 @@ def _cifar(spec, root, split, label_key, download_ok, cache_dir, url, md5, **fol
         path = into / spec.folder
     data = _read_cifar(lambda name: (path / name).read_bytes(), spec, split, label_key, str(path))
     if folder_kw.get("limit") is not None:
-        data = data.subset(_first_per_class(data.labels, folder_kw["limit"]))
+        data = data.subset(first_per_class(data.labels, folder_kw["limit"]))
     return data
-
-
-def _first_per_class(labels: torch.Tensor, limit: int) -> torch.Tensor:
-    """Indices of the first ``limit`` images taken round-robin over classes, in dataset order
-    (the same rule as ``scan_image_folder``)."""
-    rank = torch.zeros_like(labels)
-    for c in labels.unique():
-        where = labels == c
-        rank[where] = torch.arange(int(where.sum()))
-    order = torch.argsort(rank * (int(labels.max()) + 1) + labels, stable=True)[:limit]
-    return order.sort().values
 
 
 def cifar10(
@@ -352,7 +341,7 @@ def _idx_dataset(name, files, mirror, classes, subdirs, root, split, download_ok
         list(classes),
         source=str(paths[0].parent),
     )
-    return data if limit is None else data.subset(_first_per_class(data.labels, limit))
+    return data if limit is None else data.subset(first_per_class(data.labels, limit))
 
 
 def mnist(

@@ -26,7 +26,13 @@ import torchvision.transforms.v2.functional as TF
 from PIL import Image
 from tqdm.auto import tqdm
 
-from cnnarch.data.base import CorruptImageError, ImageTensors, atomic_torch_save, default_cache_dir
+from cnnarch.data.base import (
+    CorruptImageError,
+    ImageTensors,
+    atomic_torch_save,
+    default_cache_dir,
+    first_per_class,
+)
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 CACHE_VERSION = 1
@@ -65,7 +71,7 @@ def _scan(directory: Path, limit: int | None):
     if not classes:
         raise ValueError(f"{directory} has no class sub-directories; expected {_LAYOUT}")
     per_class = None if limit is None else -(-limit // len(classes))
-    files, labels, ranks, stats = [], [], [], []
+    files, labels, stats = [], [], []
     for label, name in enumerate(classes):
         found = sorted(
             (
@@ -85,9 +91,8 @@ def _scan(directory: Path, limit: int | None):
             stats.append((st.st_size, st.st_mtime_ns))
         files += [f"{name}/{e.name}" for e in found]
         labels += [label] * len(found)
-        ranks += range(len(found))
     if limit is not None:  # round-robin over classes, then back to class order
-        keep = sorted(sorted(range(len(files)), key=lambda i: (ranks[i], labels[i]))[:limit])
+        keep = first_per_class(torch.tensor(labels), limit).tolist()
         files, labels, stats = [files[i] for i in keep], [labels[i] for i in keep], [stats[i] for i in keep]
     return classes, files, labels, stats
 

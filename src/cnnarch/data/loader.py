@@ -21,7 +21,8 @@ import torchvision.transforms.v2.functional as TF
 from PIL import Image
 
 from cnnarch.data.augment import EvalTransform, TrainTransform
-from cnnarch.data.base import CorruptImageError, ImageTensors
+from cnnarch.data.base import CorruptImageError, ImageTensors, first_per_class
+from cnnarch.data.folder import IMG_EXTENSIONS, scan_image_folder
 
 Tensor = torch.Tensor
 
@@ -176,6 +177,10 @@ class _FolderImages(torch.utils.data.Dataset):
         return x, label, pos
 
 
+def _is_image(path: str) -> bool:
+    return path.lower().endswith(IMG_EXTENSIONS)
+
+
 def _collate(items):
     kept = [it for it in items if it is not None]
     if not kept:
@@ -195,7 +200,8 @@ class StreamLoader:
     :class:`TensorLoader` (for AlexNet: ``TrainTransform(crop=224, ...)``; for evaluation
     ``EvalTransform(crop=224, ten_crop=True)``). Same arguments, ordering and sharding rules as
     :class:`TensorLoader`; corrupt files raise :class:`CorruptImageError` naming the file, or with
-    ``skip_corrupt=True`` are left out and counted in ``.skipped``.
+    ``skip_corrupt=True`` are left out and counted in ``.skipped``. Images are read from
+    ``root/split`` (or ``root``); ``limit`` keeps the first ``limit`` images round-robin over classes.
     """
 
     def __init__(
@@ -203,6 +209,7 @@ class StreamLoader:
         root: str | Path,
         batch_size: int,
         *,
+        split: str | None = None,
         load_size: int = 256,
         shuffle: bool = True,
         drop_last: bool = False,
@@ -213,18 +220,19 @@ class StreamLoader:
         device: str | torch.device = "cpu",
         workers: int = 2,
         skip_corrupt: bool = False,
+        limit: int | None = None,
     ):
-        from cnnarch.data.folder import IMG_EXTENSIONS, scan_image_folder
-
-        scan_image_folder(root)  # the same layout checks and messages as the cache
-        folder = torchvision.datasets.ImageFolder(
-            str(root), is_valid_file=lambda p: p.lower().endswith(IMG_EXTENSIONS)
-        )
+        directory = Path(root) / split if split is not None else Path(root)
+        scan_image_folder(directory, limit=1)  # the same layout checks and messages as the cache
+        folder = torchvision.datasets.ImageFolder(str(directory), is_valid_file=_is_image)
+        if limit is not None:  # the same round-robin choice as load_image_folder(limit=...)
+            keep = first_per_class(torch.tensor(folder.targets), limit).tolist()
+            folder.samples = [folder.samples[i] for i in keep]
         self.classes = folder.classes
         self.dataset = _FolderImages(folder, load_size, skip_corrupt)
         self.load_size, self.transform, self.workers = load_size, transform, workers
         self.device = torch.device(device)
-        self.plan = _EpochPlan(len(folder), batch_size, shuffle, drop_last, seed, rank, world_size)
+        self.plan = _EpochPlan(len(folder.samples), batch_size, shuffle, drop_last, seed, rank, world_size)
         self.epoch = 0
         self.skipped = 0
 
