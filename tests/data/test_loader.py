@@ -118,3 +118,17 @@ def test_stream_loader_split_and_limit(tmp_path, write_tree):
     assert not rest and x.dtype == torch.uint8 and y.tolist() == [0, 0, 1, 1, 2]
     with pytest.raises(FileNotFoundError, match="expected root/<split>/<class>"):
         StreamLoader(tmp_path, 16, split="val")
+
+
+def test_unpadded_shards_give_every_image_once():
+    data = _data(n=53)
+    data.images[:, 0, 0, 0] = torch.arange(53, dtype=torch.uint8)
+    seen = []
+    for rank in range(3):
+        loader = TensorLoader(data, 5, shuffle=False, rank=rank, world_size=3, pad=False)
+        batches = _epoch(loader, 0)
+        assert len(loader) == len(batches) and loader.num_images == len(range(rank, 53, 3))
+        seen += torch.cat([x[:, 0, 0, 0] for x, _ in batches]).tolist()
+    assert sorted(seen) == list(range(53))
+    padded = [TensorLoader(data, 5, shuffle=False, rank=r, world_size=3).num_images for r in range(3)]
+    assert padded == [18, 18, 18]
