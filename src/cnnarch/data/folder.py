@@ -18,6 +18,7 @@ import hashlib
 import multiprocessing
 import os
 import re
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -148,19 +149,13 @@ def _decode_all(files: list[Path], size: int | None, mode: str, workers: int, pr
     out = np.zeros((len(files), *shape), dtype=np.uint8)
     errors: dict[int, str] = {}
     bar = tqdm(total=len(files), desc=desc, unit="img", disable=not progress, leave=False, mininterval=0.5)
-    if workers > 1 and len(jobs) > 1:
-        # fork: workers only run Pillow and NumPy, and start without re-importing torch.
-        fork = "fork" in multiprocessing.get_all_start_methods()
-        ctx = multiprocessing.get_context("fork") if fork else None
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as ex:
-            results = ex.map(_decode_chunk, jobs)
-            for start, arr, errs in results:
-                out[start : start + len(arr)] = arr
-                errors.update({start + i: m for i, m in errs})
-                bar.update(len(arr))
-    else:
-        for job in jobs:
-            start, arr, errs = _decode_chunk(job)
+    parallel = workers > 1 and len(jobs) > 1
+    # fork: workers only run Pillow and NumPy, and start without re-importing torch.
+    ctx = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
+    with (
+        concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) if parallel else nullcontext() as pool
+    ):
+        for start, arr, errs in (pool.map if parallel else map)(_decode_chunk, jobs):
             out[start : start + len(arr)] = arr
             errors.update({start + i: m for i, m in errs})
             bar.update(len(arr))
