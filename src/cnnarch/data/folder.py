@@ -36,7 +36,7 @@ from cnnarch.data.base import (
 )
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 _LAYOUT = "root/<split>/<class>/<image>.jpg (ImageFolder layout, like cifar10-jpeg/train/cat/0001.jpg)"
 
 
@@ -222,8 +222,8 @@ def load_image_folder(
                 blob["images"],
                 blob["labels"],
                 blob["classes"],
-                blob["paths"],
-                blob["skipped"],
+                _split_lines(blob["paths"]),
+                _split_lines(blob["skipped"]),
                 str(directory),
             )
             _check_skipped(data, skip_corrupt, directory)
@@ -262,8 +262,9 @@ def load_image_folder(
                 "images": images,
                 "labels": label_t,
                 "classes": classes,
-                "paths": paths,
-                "skipped": skipped,
+                # one string, not 50,000: weights_only unpickling is slow per object
+                "paths": "\n".join(paths),
+                "skipped": "\n".join(skipped),
             },
             cache_file,
         )
@@ -272,6 +273,10 @@ def load_image_folder(
                 old.unlink(missing_ok=True)
     data = ImageTensors(images, label_t, classes, paths, skipped, str(directory))
     return data
+
+
+def _split_lines(text: str) -> list[str]:
+    return text.split("\n") if text else []
 
 
 def _check_skipped(data: ImageTensors, skip_corrupt: bool, directory: Path) -> None:
