@@ -6,9 +6,10 @@ Layout (torchvision's ImageFolder)::
 
 Classes are the sub-directories in sorted order, so labels match torchvision's ImageFolder.
 Decoding 60,000 small JPEGs with Pillow takes seconds to a minute; the result is saved to
-``<cache_dir>/folders/<name>-<split>-<key>.pt`` and later loads take about a second. The key hashes
-the tree's absolute path, every file's relative path, size and mtime, and the decode options, so
-adding, removing or touching a file rebuilds the cache. The file is written atomically.
+``<cache_dir>/folders/<name>-<split>-<mode>-v<version>-<key>.pt`` and later loads take about a
+second. The key hashes the tree's absolute path, every file's relative path, size and mtime, and
+the decode options, so adding, removing or touching a file rebuilds the cache. The file is written
+atomically.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from cnnarch.data.base import (
 )
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 _LAYOUT = "root/<split>/<class>/<image>.jpg (ImageFolder layout, like cifar10-jpeg/train/cat/0001.jpg)"
 
 
@@ -204,8 +205,10 @@ def load_image_folder(
     classes, rel, labels, stats = _scan(directory, limit)
     options = f"size={size},mode={mode},limit={limit}"
     key = _fingerprint(directory, rel, stats, options)
+    # The format version is part of the name, so that programs running an older cnnarch leave
+    # this file alone (they only replace files of their own version).
     tag = (
-        f"{root.resolve().name}-{split or 'all'}-{mode}"
+        f"{root.resolve().name}-{split or 'all'}-{mode}-v{CACHE_VERSION}"
         + (f"-s{size}" if size else "")
         + (f"-n{limit}" if limit is not None else "")
     )
