@@ -57,7 +57,7 @@ def scan_image_folder(
     return classes, files, labels
 
 
-def _scan(directory: Path, limit: int | None):
+def _scan(directory: Path, limit: int | None, expected: list[str] | None = None):
     """``scan_image_folder`` plus each file's ``(size, mtime_ns)``; os.scandir keeps it under a
     second for 50,000 files."""
     if not directory.is_dir():
@@ -72,6 +72,13 @@ def _scan(directory: Path, limit: int | None):
         )
     if not classes:
         raise ValueError(f"{directory} has no class sub-directories; expected {_LAYOUT}")
+    if expected is not None and classes != list(expected):
+        missing, extra = sorted(set(expected) - set(classes)), sorted(set(classes) - set(expected))
+        raise ValueError(
+            f"{directory} has classes that differ from the training set's (missing: {missing or 'none'}, "
+            f"extra: {extra or 'none'}); labels would not match. Every split needs the same <class> "
+            f"directories; expected {_LAYOUT}"
+        )
     per_class = None if limit is None else -(-limit // len(classes))
     files, labels, stats = [], [], []
     for label, name in enumerate(classes):
@@ -182,6 +189,7 @@ def load_image_folder(
     workers: int | None = None,
     progress: bool = True,
     max_side: int = 128,
+    classes: list[str] | None = None,
 ) -> ImageTensors:
     """Load an ImageFolder tree of small images as one ``uint8`` ``(N, C, H, W)`` tensor.
 
@@ -199,10 +207,12 @@ def load_image_folder(
         use_cache: False decodes without reading or writing the cache.
         workers: decoding processes (default: the usable cores, at most 8).
         max_side: refuse images larger than this (hold big images in memory? stream them instead).
+        classes: the class names this split must have (the training set's ``classes``, when loading
+            its test split): a tree with other class directories is refused instead of mislabelled.
     """
     root = Path(root).expanduser()
     directory = root / split if split is not None else root
-    classes, rel, labels, stats = _scan(directory, limit)
+    classes, rel, labels, stats = _scan(directory, limit, classes)
     options = f"size={size},mode={mode},limit={limit}"
     key = _fingerprint(directory, rel, stats, options)
     # The format version is part of the name, so that programs running an older cnnarch leave
