@@ -341,24 +341,39 @@ def _idx_dataset(name, files, mirror, classes, subdirs, root, split, download_ok
 
 
 def mnist(
-    root=None, split="train", *, download=True, cache_dir=None, limit=None, url=None
-) -> ImageTensors:  # fmt: skip
+    root: str | Path | None = None,
+    split: str = "train",
+    *,
+    download: bool = True,
+    cache_dir: str | Path | None = None,
+    limit: int | None = None,
+    url: str | None = None,
+) -> ImageTensors:
     """MNIST ``split`` (60,000 / 10,000 digits) as ``uint8 (N, 1, 28, 28)``, found like :func:`cifar10`
-    (idx files in the directory, or in ``mnist/`` or torchvision's ``MNIST/raw/``)."""
-    classes = [str(i) for i in range(10)]
-    subdirs = ("mnist", "MNIST/raw")
-    return _idx_dataset(
-        "MNIST", MNIST_FILES, MNIST_URL, classes, subdirs, root, split, download, cache_dir, url, limit
-    )
+    (idx files in the directory, or in ``mnist/`` or torchvision's ``MNIST/raw/``); ``url`` is a
+    mirror's base URL."""
+    spec = ("MNIST", MNIST_FILES, MNIST_URL, [str(i) for i in range(10)], ("mnist", "MNIST/raw"))
+    return _idx_dataset(*spec, root, split, download, cache_dir, url, limit)
 
 
 def fashion_mnist(
-    root=None, split="train", *, download=True, cache_dir=None, limit=None, url=None
-) -> ImageTensors:  # fmt: skip
+    root: str | Path | None = None,
+    split: str = "train",
+    *,
+    download: bool = True,
+    cache_dir: str | Path | None = None,
+    limit: int | None = None,
+    url: str | None = None,
+) -> ImageTensors:
     """Fashion-MNIST ``split`` as ``uint8 (N, 1, 28, 28)`` (idx files in the directory, or in
     ``fashion-mnist/`` or torchvision's ``FashionMNIST/raw/``)."""
-    subdirs = ("fashion-mnist", "FashionMNIST/raw")
-    spec = ("Fashion-MNIST", FASHION_FILES, FASHION_URL, FASHION_CLASSES, subdirs)
+    spec = (
+        "Fashion-MNIST",
+        FASHION_FILES,
+        FASHION_URL,
+        FASHION_CLASSES,
+        ("fashion-mnist", "FashionMNIST/raw"),
+    )
     return _idx_dataset(*spec, root, split, download, cache_dir, url, limit)
 
 
@@ -370,14 +385,19 @@ DATASETS = {
 }
 
 
+_ALIASES = {
+    "cifar-10": "cifar10",
+    "cifar-100": "cifar100",
+    "fashionmnist": "fashion-mnist",
+    "imagefolder": "folder",
+}
+
+
 def load_dataset(name: str, split: str = "train", root: str | Path | None = None, **kw) -> ImageTensors:
     """One entry for the trainer: ``name`` is "cifar10", "cifar100", "mnist", "fashion-mnist"
     (found or downloaded as above) or "folder" (an ImageFolder tree at ``root``)."""
     key = name.lower().replace("_", "-")
-    key = {"fashion-mnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10"}.get(
-        key, key
-    )
-    key = {"cifar-100": "cifar100", "imagefolder": "folder"}.get(key, key)
+    key = _ALIASES.get(key, key)
     if key == "folder":
         if root is None:
             raise ValueError("dataset 'folder' needs root (--data DIR) holding <split>/<class>/<image>")
