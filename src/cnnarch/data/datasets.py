@@ -208,9 +208,15 @@ def _cifar(spec, root, split, label_key, download_ok, cache_dir, url, md5, **fol
         raise _not_found(spec.name, places, expected, error, url or spec.url if root is None else None)
     kind, path = found
     if kind == "folder":
+        if label_key == "coarse_labels":
+            raise ValueError(f"{path} is an ImageFolder tree: it has no coarse labels; use labels='fine'")
         data = load_image_folder(path, split, cache_dir=cache_dir, **folder_kw)
-        if spec is CIFAR10 and len(data.classes) != 10:
-            raise ValueError(f"{path / split} has {len(data.classes)} class directories; CIFAR-10 has 10")
+        n_classes = 10 if spec is CIFAR10 else 100
+        if len(data.classes) != n_classes or data.image_shape != (3, 32, 32):
+            raise ValueError(
+                f"{path / split} holds {len(data.classes)} classes of {data.image_shape} images; {spec.name} "
+                f"has {n_classes} classes of 32x32 RGB images. Pass the right directory as --data"
+            )
         return data
     if kind == "archive":
         # Extract once into the cache (the archive's own directory may be read-only).
