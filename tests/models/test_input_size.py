@@ -9,7 +9,7 @@ import torchvision
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from cnnarch.models import create_model, list_models, min_input_size
+from cnnarch.models import create_model, input_size_range, list_models, min_input_size
 
 # our torchvision-form models -> torchvision's name for the same network
 TORCHVISION_FORM = {
@@ -98,3 +98,16 @@ def test_every_registered_builder_gets_the_guard(monkeypatch):
     with pytest.raises(ValueError, match=r"tiny accepts inputs of at least 5x5 pixels; got 4x9"):
         model(torch.randn(1, 3, 4, 9))
     assert tiny.__doc__.startswith("A 5x5 convolution")  # cnnarch info shows the builder's docstring
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ["resnet18", "googlenet", "alexnet", "vgg11_bn"])
+def test_guard_on_cuda_finds_the_same_sizes(name, shape_model):
+    # The search runs its empty batches on the parameters' device: cuDNN must accept them too.
+    cpu = shape_model(name)
+    gpu = shape_model(name).cuda()
+    for training in (True, False):
+        assert input_size_range(gpu, training=training) == input_size_range(cpu, training=training)
+    size = min_input_size(gpu.eval())
+    with pytest.raises(ValueError, match=f"at least {size}x{size}|{size}x{size} to"):
+        gpu(torch.empty(1, 3, size - 1, size - 1, device="cuda"))
