@@ -1,3 +1,8 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from cnnarch.cli import main
@@ -48,3 +53,16 @@ def test_info_of_unknown_model_suggests_close_names(capsys):
     assert main(["info", "vgg61"]) == 2
     err = capsys.readouterr().err
     assert "unknown model 'vgg61'" in err and "vgg16" in err
+
+
+def test_closed_pipe_ends_quietly():
+    # `cnnarch list | head`: the reader goes away before the listing is written (closed here at once,
+    # while the child is still importing torch); no traceback may follow.
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cnnarch.cli", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

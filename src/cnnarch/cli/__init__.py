@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 COMMANDS = ["list", "info", "summary", "lecture", "compare"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cnnarch", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="cnnarch",
+        description="The CNN architectures lecture made real: models, analysis, training, experiments.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"cnnarch.cli.cmd_{name}").add_parser(sub)
@@ -25,3 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"cnnarch {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # `cnnarch list | head` closed the pipe: stop quietly, and keep Python's exit-time flush from
+        # raising again on the dead stdout.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
