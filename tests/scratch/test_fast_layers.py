@@ -69,3 +69,12 @@ def test_fast_on_non_contiguous_input(rng):
     assert rel_error(L.conv_forward_naive(x, w, b, cp)[0], FL.conv_forward_fast(x, w, b, cp)[0]) <= 1e-12
     pp = {"pool_height": 2, "pool_width": 2, "stride": 2}
     assert np.array_equal(L.max_pool_forward_naive(x, pp)[0], FL.max_pool_forward_fast(x, pp)[0])
+
+
+def test_conv_backward_weights_equals_full_backward(rng):
+    x, w, b = rng.randn(2, 3, 7, 7), rng.randn(4, 3, 3, 3), rng.randn(4)
+    out, cache = FL.conv_forward_fast(x, w, b, {"stride": 2, "pad": 1})
+    dout = rng.randn(*out.shape)
+    _, dw, db = L.conv_backward_naive(dout, cache)
+    dw2, db2 = FL.conv_backward_weights(dout, cache)
+    assert rel_error(dw, dw2) <= 1e-12 and rel_error(db, db2) <= 1e-12

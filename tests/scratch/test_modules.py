@@ -32,7 +32,7 @@ def check_bridge(ours_layers, torch_net, x_shape, seed=0):
     gradients, and test-mode outputs (running statistics)."""
     torch_net = torch_net.double()
     randomize_torch(torch_net, seed)
-    model = M.Model(*ours_layers, dtype=np.float64)
+    model = M.Model(*ours_layers, dtype=np.float64, input_grad=True)
     model.load_state_dict(torch_net.state_dict())
     rng = np.random.RandomState(seed)
     x = rng.randn(*x_shape)

@@ -7,8 +7,9 @@ How the convolution works: the padded input is moved to channels-last layout (N,
 receptive field is a block of contiguous C-vectors; ``as_strided`` exposes all of them as a
 (N, H', W', HH, WW, C) view without copying, one copy turns it into the im2col matrix
 (N * H' * W', HH * WW * C), and a single matrix product with the filters gives the output. The
-backward pass multiplies by the same matrix (kept in the cache) for ``dw`` and scatters ``dcols`` back
-with HH * WW strided additions, which add up where receptive fields overlap.
+backward pass multiplies by the same matrix (kept in the cache) for ``dw``; for ``dx`` it multiplies
+``dout`` by the filters' slice at each of the HH * WW kernel offsets and adds the result into the
+shifted positions, so gradients add up where receptive fields overlap.
 
 Caches: ``conv_forward_fast`` returns ``(x, w, b, conv_param, cols)``, whose first four entries are the
 naive cache, so ``conv_backward_naive`` accepts it; ``conv_backward_fast`` also accepts a naive cache
@@ -58,6 +59,25 @@ def conv_forward_fast(x, w, b, conv_param):
     return out, (x, w, b, conv_param, cols)
 
 
+def _weight_grads(dout_mat, cache):
+    x, w, b, conv_param = cache[:4]
+    F, C, HH, WW = w.shape
+    s, pad = conv_param["stride"], conv_param["pad"]
+    Ho, Wo = (
+        _check_tiles(x.shape[2], HH, s, pad, "conv height"),
+        _check_tiles(x.shape[3], WW, s, pad, "conv width"),
+    )
+    cols = cache[4] if len(cache) > 4 else _im2col(x, HH, WW, s, pad, Ho, Wo)
+    db = dout_mat.sum(axis=0)
+    dw = np.ascontiguousarray((dout_mat.T @ cols).reshape(F, HH, WW, C).transpose(0, 3, 1, 2))
+    return dw, db
+
+
+def conv_backward_weights(dout, cache):
+    """Only (dw, db) of ``conv_backward_fast``: for a first layer, whose input needs no gradient."""
+    return _weight_grads(dout.transpose(0, 2, 3, 1).reshape(-1, dout.shape[1]), cache)
+
+
 def conv_backward_fast(dout, cache):
     """Backward of ``conv_forward_fast`` (or of ``conv_forward_naive``): returns dx, dw, db."""
     x, w, b, conv_param = cache[:4]
@@ -65,32 +85,33 @@ def conv_backward_fast(dout, cache):
     F, _, HH, WW = w.shape
     s, pad = conv_param["stride"], conv_param["pad"]
     _, _, Ho, Wo = dout.shape
-    cols = cache[4] if len(cache) > 4 else _im2col(x, HH, WW, s, pad, Ho, Wo)
-
     dout_mat = dout.transpose(0, 2, 3, 1).reshape(-1, F)
-    db = dout_mat.sum(axis=0)
-    dw = (dout_mat.T @ cols).reshape(F, HH, WW, C).transpose(0, 3, 1, 2)
-    w_mat = w.transpose(0, 2, 3, 1).reshape(F, -1)
-    dcols = (dout_mat @ w_mat).reshape(N, Ho, Wo, HH, WW, C)
-
-    dxp = np.zeros((N, H + 2 * pad, W + 2 * pad, C), dtype=dcols.dtype)
+    dw, db = _weight_grads(dout_mat, cache)
+    # dx: one (N*H'*W', F) @ (F, C) product per kernel offset, added into the receptive fields'
+    # positions; contiguous blocks instead of one big strided col2im
+    dxp = np.zeros((N, H + 2 * pad, W + 2 * pad, C), dtype=np.result_type(dout, w))
     for i in range(HH):
         for j in range(WW):
-            dxp[:, i : i + s * (Ho - 1) + 1 : s, j : j + s * (Wo - 1) + 1 : s, :] += dcols[:, :, :, i, j, :]
+            block = (dout_mat @ w[:, :, i, j]).reshape(N, Ho, Wo, C)
+            dxp[:, i : i + s * (Ho - 1) + 1 : s, j : j + s * (Wo - 1) + 1 : s, :] += block
     dx = np.ascontiguousarray(dxp[:, pad : pad + H, pad : pad + W, :].transpose(0, 3, 1, 2))
-    return dx, np.ascontiguousarray(dw), db
+    return dx, dw, db
 
 
 def _pool_argmax(x, ph, pw, s, Ho, Wo):
-    """Index (row-major within the window) of each window's first maximum, shape (N, C, Ho, Wo)."""
-    sN, sC, sH, sW = x.strides
-    win = as_strided(
-        x,
-        shape=(*x.shape[:2], Ho, Wo, ph, pw),
-        strides=(sN, sC, sH * s, sW * s, sH, sW),
-        writeable=False,
-    )
-    return win.reshape(*x.shape[:2], Ho, Wo, ph * pw).argmax(axis=-1), win
+    """Each window's maximum and the index (row-major within the window) of its first maximum, both
+    (N, C, Ho, Wo): one elementwise pass per kernel offset, over all windows at once."""
+    out = x[:, :, : s * (Ho - 1) + 1 : s, : s * (Wo - 1) + 1 : s].copy()
+    arg = np.zeros(out.shape, dtype=np.intp)
+    for i in range(ph):
+        for j in range(pw):
+            if i == j == 0:
+                continue
+            shifted = x[:, :, i : i + s * (Ho - 1) + 1 : s, j : j + s * (Wo - 1) + 1 : s]
+            better = shifted > out  # strictly: ties keep the earlier offset, as the naive loop does
+            np.copyto(out, shifted, where=better)
+            np.copyto(arg, i * pw + j, where=better)
+    return out, arg
 
 
 def max_pool_forward_fast(x, pool_param):
@@ -98,12 +119,10 @@ def max_pool_forward_fast(x, pool_param):
 
     Returns (out, cache): cache (x, pool_param, argmax) with argmax (N, C, H', W').
     """
-    x = np.ascontiguousarray(x)
     ph, pw, s = pool_param["pool_height"], pool_param["pool_width"], pool_param["stride"]
     Ho = _check_tiles(x.shape[2], ph, s, 0, "max pool height")
     Wo = _check_tiles(x.shape[3], pw, s, 0, "max pool width")
-    arg, win = _pool_argmax(x, ph, pw, s, Ho, Wo)
-    out = win.max(axis=(-2, -1))
+    out, arg = _pool_argmax(x, ph, pw, s, Ho, Wo)
     return out, (x, pool_param, arg)
 
 
@@ -113,7 +132,7 @@ def max_pool_backward_fast(dout, cache):
     x, pool_param = cache[:2]
     ph, pw, s = pool_param["pool_height"], pool_param["pool_width"], pool_param["stride"]
     _, _, Ho, Wo = dout.shape
-    arg = cache[2] if len(cache) > 2 else _pool_argmax(np.ascontiguousarray(x), ph, pw, s, Ho, Wo)[0]
+    arg = cache[2] if len(cache) > 2 else _pool_argmax(x, ph, pw, s, Ho, Wo)[1]
     dx = np.zeros_like(x, dtype=dout.dtype)
     for i in range(ph):
         for j in range(pw):

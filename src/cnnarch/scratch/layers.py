@@ -304,18 +304,48 @@ def spatial_batchnorm_forward(x, gamma, beta, bn_param):
 
     Inputs: x (N, C, H, W); gamma, beta (C,); bn_param as for ``batchnorm_forward``.
     Returns (out, cache): out (N, C, H, W).
+
+    The same computation as ``batchnorm_forward`` on x viewed as (N * H * W, C), written directly on
+    the (N, C, H, W) layout, whose per-channel reductions run several times faster than column sums.
     """
-    N, C, H, W = x.shape
-    flat = x.transpose(0, 2, 3, 1).reshape(-1, C)
-    out, cache = batchnorm_forward(flat, gamma, beta, bn_param)
-    return out.reshape(N, H, W, C).transpose(0, 3, 1, 2), cache
+    mode = bn_param["mode"]
+    eps = bn_param.get("eps", 1e-5)
+    momentum = bn_param.get("momentum", 0.9)
+    C = x.shape[1]
+    running_mean = bn_param.get("running_mean", np.zeros(C, dtype=x.dtype))
+    running_var = bn_param.get("running_var", np.zeros(C, dtype=x.dtype))
+    if mode == "train":
+        mu = x.mean(axis=(0, 2, 3))
+        xc = x - mu[:, None, None]
+        var = np.mean(xc * xc, axis=(0, 2, 3))
+        std = np.sqrt(var + eps)
+        x_hat = xc
+        x_hat /= std[:, None, None]
+        out = gamma[:, None, None] * x_hat + beta[:, None, None]
+        running_mean = momentum * running_mean + (1 - momentum) * mu
+        running_var = momentum * running_var + (1 - momentum) * var
+        cache = (x_hat, std, gamma)
+    elif mode == "test":
+        scale = gamma / np.sqrt(running_var + eps)
+        out = x * scale[:, None, None] + (beta - running_mean * scale)[:, None, None]
+        cache = None
+    else:
+        raise ValueError(f'Invalid forward batchnorm mode "{mode}"; use "train" or "test"')
+    bn_param["running_mean"] = running_mean
+    bn_param["running_var"] = running_var
+    return out, cache
 
 
 def spatial_batchnorm_backward(dout, cache):
     """Backward of ``spatial_batchnorm_forward``: returns dx (N, C, H, W), dgamma (C,), dbeta (C,)."""
+    x_hat, std, gamma = cache
     N, C, H, W = dout.shape
-    dx, dgamma, dbeta = batchnorm_backward_alt(dout.transpose(0, 2, 3, 1).reshape(-1, C), cache)
-    return dx.reshape(N, H, W, C).transpose(0, 3, 1, 2), dgamma, dbeta
+    M = N * H * W
+    dbeta = dout.sum(axis=(0, 2, 3))
+    dgamma = np.sum(dout * x_hat, axis=(0, 2, 3))
+    dx = dout - (dbeta / M)[:, None, None] - x_hat * (dgamma / M)[:, None, None]
+    dx *= (gamma / std)[:, None, None]
+    return dx, dgamma, dbeta
 
 
 def spatial_groupnorm_forward(x, gamma, beta, G, gn_param):
