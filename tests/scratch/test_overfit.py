@@ -34,3 +34,8 @@ def test_fc_net_overfits_50_images(small_cifar, hidden_dims, weight_scale, lr):
     solver.train()
     assert len(solver.train_acc_history) == 21
     assert solver.train_acc_history[-1] == 1.0, solver.train_acc_history
+
+
+def test_missing_cifar_copy_names_the_way_out(tmp_path):
+    with pytest.raises(FileNotFoundError, match="CNNARCH_CIFAR10"):
+        load_cifar10(tmp_path / "nowhere")
