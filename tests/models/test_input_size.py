@@ -9,19 +9,23 @@ import torchvision
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from cnnarch.models import create_model, list_models, min_input_size
+from cnnarch.models import create_model, input_size_range, list_models, min_input_size
 
 # our torchvision-form models -> torchvision's name for the same network
-TORCHVISION_FORM = {name: name for name in list_models("resnet*")}
+TORCHVISION_FORM = {
+    "alexnet_tv": "alexnet",
+    "googlenet_tv": "googlenet",
+    **{name: name for name in list_models("resnet*") + list_models("vgg*")},
+}
 
 
 @pytest.mark.parametrize("name", sorted(TORCHVISION_FORM))
-def test_min_input_size_agrees_with_torchvision_metadata(name):
+def test_min_input_size_agrees_with_torchvision_metadata(name, shape_model):
     weights = torchvision.models.get_model_weights(TORCHVISION_FORM[name])
     min_h, min_w = next(iter(weights)).meta["min_size"]  # metadata only: nothing is downloaded
-    with torch.device("meta"):
-        model = create_model(name).eval()
-    assert min_input_size(model) == min_h == min_w
+    model = shape_model(name)
+    assert min_input_size(model.eval()) == min_h == min_w
+    assert min_input_size(model.train()) == min_h  # aux classifiers (googlenet_tv) included
 
 
 def test_search_works_on_any_module():
@@ -39,7 +43,7 @@ def test_too_small_input_fails_before_any_convolution():
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             m.register_forward_pre_hook(lambda *_: calls.append(1))
-    with pytest.raises(ValueError, match=r"resnet18 takes inputs of at least 1x1 pixels; got 0x5"):
+    with pytest.raises(ValueError, match=r"resnet18 accepts inputs of at least 1x1 pixels; got 0x5"):
         model(torch.randn(1, 3, 0, 5))
     assert calls == []
     model(torch.randn(1, 3, 1, 5))
@@ -71,3 +75,35 @@ def test_guarded_model_pickles_and_keeps_its_guard():
 def test_unknown_model_lists_close_names():
     with pytest.raises(ValueError, match=r"unknown model 'resnet5'.*resnet50"):
         create_model("resnet5")
+
+
+def test_every_registered_builder_gets_the_guard(monkeypatch):
+    from cnnarch.models import _registry
+
+    monkeypatch.setattr(_registry, "_MODELS", dict(_registry._MODELS))  # registered for this test only
+
+    @_registry.register_model(paper="a test", input_size=(3, 8, 8))
+    def tiny(num_classes: int = 10) -> nn.Module:
+        """A 5x5 convolution, so 5x5 is the smallest input."""
+        return nn.Sequential(
+            nn.Conv2d(3, 8, 5), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, num_classes)
+        )
+
+    model = create_model("tiny")
+    assert model(torch.randn(1, 3, 5, 5)).shape == (1, 10)
+    with pytest.raises(ValueError, match=r"tiny accepts inputs of at least 5x5 pixels; got 4x9"):
+        model(torch.randn(1, 3, 4, 9))
+    assert tiny.__doc__.startswith("A 5x5 convolution")  # cnnarch info shows the builder's docstring
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ["resnet18", "googlenet", "alexnet", "vgg11_bn"])
+def test_guard_on_cuda_finds_the_same_sizes(name, shape_model):
+    # The search runs its empty batches on the parameters' device: cuDNN must accept them too.
+    cpu = shape_model(name)
+    gpu = shape_model(name).cuda()
+    for training in (True, False):
+        assert input_size_range(gpu, training=training) == input_size_range(cpu, training=training)
+    size = min_input_size(gpu.eval())
+    with pytest.raises(ValueError, match=f"at least {size}x{size}|{size}x{size} to"):
+        gpu(torch.empty(1, 3, size - 1, size - 1, device="cuda"))

@@ -14,8 +14,9 @@ def run(args) -> int:
     if not names:
         print(f"no model matches {args.pattern!r}")
         return 1
-    width = max(map(len, names))
-    for name in names:
-        entry = get_model_entry(name)
-        print(f"{name:<{width}}  {'x'.join(map(str, entry.input_size))}  {entry.paper}")
+    entries = [get_model_entry(name) for name in names]
+    sizes = ["x".join(map(str, e.input_size)) for e in entries]
+    name_width, size_width = max(map(len, names)), max(map(len, sizes))
+    for entry, size in zip(entries, sizes, strict=True):
+        print(f"{entry.name:<{name_width}}  {size:<{size_width}}  {entry.paper}")
     return 0

@@ -1,6 +1,9 @@
 """The model zoo. Importing a family's module registers its builders; one import line per family."""
 
+from cnnarch.models import alexnet as alexnet
+from cnnarch.models import googlenet as googlenet
 from cnnarch.models import resnet as resnet
+from cnnarch.models import vgg as vgg
 from cnnarch.models._input_size import input_size_range, min_input_size
 from cnnarch.models._registry import (
     ModelEntry,
