@@ -84,6 +84,9 @@ def test_fc_net_structure_and_initial_loss(rng):
     assert abs(loss - reg_term - np.log(6)) < 0.05  # small weights: near-uniform scores
     with pytest.raises(ValueError, match="normalization"):
         FullyConnectedNet([10], normalization="groupnorm")
+    assert FullyConnectedNet([10], dropout=0.5).dropout_param["p"] == 0.5  # the 2019 notebooks' keyword
+    with pytest.raises(ValueError, match="not both"):
+        FullyConnectedNet([10], dropout=0.5, dropout_keep_ratio=0.7)
 
 
 def test_fc_net_matches_torch(rng):

@@ -7,6 +7,8 @@ import torch
 from torch import nn
 from torchvision.models.googlenet import Inception as TVInception
 
+from cnnarch.models.googlenet import BasicConv2d
+from cnnarch.models.googlenet import Inception as TorchInception
 from cnnarch.models.resnet import BasicBlock as TorchBasicBlock
 from cnnarch.scratch import modules as M
 from cnnarch.scratch.gradient_check import rel_error
@@ -73,10 +75,20 @@ def test_basic_block_matches_torch(in_c, c, stride):
     check_bridge([M.BasicBlock(in_c, c, stride)], twin, (3, in_c, 8, 8))
 
 
+def test_inception_matches_cnnarch_models():
+    # the paper's module: convolutions with bias and ReLU, a real 5x5 branch, pool 3x3/1 pad 1
+    twin = nn.Sequential(TorchInception(6, 4, 3, 5, 2, 3, 2))
+    check_bridge([M.Inception(6, 4, 3, 5, 2, 3, 2)], twin, (2, 6, 7, 7))
+    # torchvision's variant through the same building block: BasicConv2d, 3x3 in the "5x5" branch
+    twin = nn.Sequential(TorchInception(6, 4, 3, 5, 2, 3, 2, conv_block=BasicConv2d, kernel_5x5=3))
+    ours = M.Inception(6, 4, 3, 5, 2, 3, 2, conv_block=M.ConvBNReLU, kernel_5x5=3)
+    check_bridge([ours], twin, (2, 6, 7, 7), seed=1)
+
+
 def test_inception_matches_torchvision():
-    # torchvision's GoogLeNet Inception: 3x3 in the "5x5" branch, batch norm eps 1e-3, pool 3x3/1 pad 1
+    # torchvision's own GoogLeNet Inception: 3x3 in the "5x5" branch, batch norm eps 1e-3
     twin = nn.Sequential(TVInception(6, 4, 3, 5, 2, 3, 2))
-    ours = M.Inception(6, 4, 3, 5, 2, 3, 2, branch3_kernel=3)
+    ours = M.Inception(6, 4, 3, 5, 2, 3, 2, conv_block=M.ConvBNReLU, kernel_5x5=3)
     check_bridge([ours], twin, (2, 6, 7, 7))
 
 

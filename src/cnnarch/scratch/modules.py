@@ -336,28 +336,43 @@ class BasicBlock(Module):
         return dx + (dsum if self.downsample is None else self.downsample.backward(dsum, grads))
 
 
-class Inception(Module):
-    """GoogLeNet's module with torchvision's names and layout: branch1 1x1; branch2 1x1 -> 3x3;
-    branch3 1x1 -> ``branch3_kernel`` (5 in the paper; torchvision's GoogLeNet has 3); branch4 3x3/1
-    max pool -> 1x1. Each convolution is ``ConvBNReLU``. Output channels: ch1x1 + ch3x3 + ch5x5 +
-    pool_proj."""
+class ConvReLU(Sequential):
+    """The GoogLeNet paper's convolution: with bias, then ReLU (``cnnarch.models.googlenet.ConvReLU``)."""
 
-    def __init__(self, in_channels, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj, branch3_kernel=5):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0):
         super().__init__()
-        k = branch3_kernel
         self.children = [
-            ("branch1", ConvBNReLU(in_channels, ch1x1, 1)),
-            (
-                "branch2",
-                Sequential(ConvBNReLU(in_channels, ch3x3red, 1), ConvBNReLU(ch3x3red, ch3x3, 3, padding=1)),
-            ),
-            (
-                "branch3",
-                Sequential(
-                    ConvBNReLU(in_channels, ch5x5red, 1), ConvBNReLU(ch5x5red, ch5x5, k, padding=k // 2)
-                ),
-            ),
-            ("branch4", Sequential(MaxPool2d(3, 1, padding=1), ConvBNReLU(in_channels, pool_proj, 1))),
+            ("conv", Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=True)),
+            ("relu", ReLU()),
+        ]
+
+
+class Inception(Module):
+    """GoogLeNet's module with the names of ``cnnarch.models.googlenet.Inception``: branch1 1x1;
+    branch2 1x1 -> 3x3; branch3 1x1 -> ``kernel_5x5`` (5 in the paper; 3 in torchvision's GoogLeNet);
+    branch4 3x3/1 max pool -> 1x1. ``conv_block`` builds each convolution: ``ConvReLU`` (the paper) or
+    ``ConvBNReLU`` (torchvision's ``BasicConv2d``). Output channels: ch1x1 + ch3x3 + ch5x5 + pool_proj."""
+
+    def __init__(
+        self,
+        in_channels,
+        ch1x1,
+        ch3x3red,
+        ch3x3,
+        ch5x5red,
+        ch5x5,
+        pool_proj,
+        *,
+        conv_block=ConvReLU,
+        kernel_5x5=5,
+    ):
+        super().__init__()
+        k, conv = kernel_5x5, conv_block
+        self.children = [
+            ("branch1", conv(in_channels, ch1x1, 1)),
+            ("branch2", Sequential(conv(in_channels, ch3x3red, 1), conv(ch3x3red, ch3x3, 3, padding=1))),
+            ("branch3", Sequential(conv(in_channels, ch5x5red, 1), conv(ch5x5red, ch5x5, k, padding=k // 2))),
+            ("branch4", Sequential(MaxPool2d(3, 1, padding=1), conv(in_channels, pool_proj, 1))),
         ]
 
     def forward(self, x, mode):
@@ -504,7 +519,8 @@ MINI_GOOGLENET = (
 
 def mini_googlenet(num_classes=10, rows=MINI_GOOGLENET, reg=0.0, dtype=np.float32, augment=True):
     """Mini-GoogLeNet for 32x32 images: a 3x3 stem to ``rows[0][0]`` channels, the Inception ``rows``
-    (tuples in Table 1's columns, "M" for a 2x2 max pool), global average pool, one linear layer."""
+    (tuples in Table 1's columns, "M" for a 2x2 max pool) with batch norm in every convolution, as in
+    torchvision's GoogLeNet, global average pool, one linear layer."""
     layers = [RandomCropFlip()] if augment else []
     layers.append(ConvBNReLU(3, rows[0][0], 3, padding=1))
     out_c = rows[0][0]
@@ -514,6 +530,6 @@ def mini_googlenet(num_classes=10, rows=MINI_GOOGLENET, reg=0.0, dtype=np.float3
             continue
         if row[0] != out_c:
             raise ValueError(f"Inception row {row} takes {row[0]} channels but receives {out_c}")
-        layers.append(Inception(*row))
+        layers.append(Inception(*row, conv_block=ConvBNReLU))
         out_c = row[1] + row[3] + row[5] + row[6]
     return Model(*layers, GlobalAvgPool(), Linear(out_c, num_classes), reg=reg, dtype=dtype)

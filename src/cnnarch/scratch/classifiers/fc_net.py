@@ -62,7 +62,8 @@ class FullyConnectedNet:
     Inputs:
     - hidden_dims: sizes of the L - 1 hidden layers
     - input_dim, num_classes: input size D and number of classes C
-    - dropout_keep_ratio: probability of keeping a unit; 1 means no dropout
+    - dropout_keep_ratio: probability of keeping a unit; 1 means no dropout (``dropout=`` is accepted
+      as the 2019 edition's name for it)
     - normalization: None, 'batchnorm' or 'layernorm' after every hidden affine layer
     - reg: L2 strength; weight_scale: std of the Gaussian initial weights
     - dtype: dtype of every parameter and computation (float64 for gradient checks)
@@ -82,7 +83,13 @@ class FullyConnectedNet:
         weight_scale=1e-2,
         dtype=np.float32,
         seed=None,
+        *,
+        dropout=None,
     ):
+        if dropout is not None:  # the 2019 notebooks' name for the same keep probability
+            if dropout_keep_ratio != 1:
+                raise ValueError("give dropout_keep_ratio or its 2019 name dropout, not both")
+            dropout_keep_ratio = dropout
         if normalization not in (None, "batchnorm", "layernorm"):
             raise ValueError(f"normalization must be None, 'batchnorm' or 'layernorm', got {normalization!r}")
         self.normalization = normalization
