@@ -1,13 +1,9 @@
-"""Tiny synthetic data and networks for the trainer's tests (kept out of test files so that the two-process
-test can run this file under torchrun).
-
-Run as a script under torchrun it trains ``tiny_mlp_net`` on ``linear_data`` and saves the final weights:
-    python -m torch.distributed.run --nproc-per-node 2 tests/train/synthetic.py OUT_DIR
-"""
+"""Tiny synthetic data and networks for the trainer's tests."""
 
 from __future__ import annotations
 
-import sys
+import os
+import socket
 
 import torch
 from torch import nn
@@ -119,7 +115,39 @@ def ddp_main(out_dir: str, world_size: int, rank: int) -> None:
     Trainer(cfg, data, model=tiny_mlp_net(), log=lambda s: None).fit()
 
 
-if __name__ == "__main__":
-    import os
+def run_forked_processes(out_dir: str, world_size: int) -> list[int]:
+    """``ddp_main`` in ``world_size`` forked processes joined by gloo, as torchrun would start them
+    (torchrun itself costs a launcher and a fresh torch import per process: ~30 s on this machine).
+    Returns the exit codes."""
+    import multiprocessing
 
-    ddp_main(sys.argv[1], int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0")))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = multiprocessing.get_context("fork")
+    procs = [
+        ctx.Process(target=_worker, args=(out_dir, world_size, rank, port)) for rank in range(world_size)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+    return [p.exitcode for p in procs]
+
+
+def _worker(out_dir, world_size, rank, port):
+    import torch.distributed as dist
+
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    torch.set_num_threads(1)
+    ddp_main(out_dir, world_size, rank)
+    dist.destroy_process_group()

@@ -378,9 +378,9 @@ class Trainer:
             f"device {self.device} x{self.dist.world_size} process(es), {self.steps_per_epoch} steps/epoch, "
             f"{self.total_epochs} epochs ({self.total_steps} steps), starting at epoch {self.start_epoch + 1}"
         )
-        metrics = MetricsLog(self.out / "metrics.csv", self.start_epoch if resumed else None)
-        if not self.dist.is_main:
-            metrics = None
+        metrics = None
+        if self.dist.is_main:
+            metrics = MetricsLog(self.out / "metrics.csv", self.start_epoch if resumed else None)
         row: dict = {}
         for epoch in range(self.start_epoch, self.total_epochs):
             row = {"epoch": epoch + 1, **self.train_epoch(epoch)}
