@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import nn
+
+from cnnarch.models._input_size import InputSizeGuard
 
 
 @dataclass(frozen=True)
@@ -26,13 +29,24 @@ _MODELS: dict[str, ModelEntry] = {}
 
 
 def register_model(*, paper: str, input_size: tuple[int, int, int] = (3, 224, 224)):
-    """Decorator: register a builder under its function name."""
+    """Decorator: register a builder under its function name.
+
+    The decorated builder returns its model with an :class:`InputSizeGuard` attached, so every network
+    of the zoo refuses a too-small input, naming the sizes it takes, before any convolution runs.
+    """
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if fn.__name__ in _MODELS:
             raise ValueError(f"model {fn.__name__!r} is registered twice")
-        _MODELS[fn.__name__] = ModelEntry(fn.__name__, fn, paper, tuple(input_size))
-        return fn
+
+        @functools.wraps(fn)
+        def build(*args, **kwargs) -> nn.Module:
+            model = fn(*args, **kwargs)
+            model.register_forward_pre_hook(InputSizeGuard(fn.__name__))
+            return model
+
+        _MODELS[fn.__name__] = ModelEntry(fn.__name__, build, paper, tuple(input_size))
+        return build
 
     return wrap
 

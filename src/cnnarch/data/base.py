@@ -1,0 +1,120 @@
+"""The in-memory dataset every small-image loader returns, and the helpers they share.
+
+An :class:`ImageTensors` holds a whole dataset as one ``uint8`` tensor of shape ``(N, C, H, W)``
+(PyTorch's NCHW order; call ``.contiguous(memory_format=torch.channels_last)`` on a batch for NHWC
+kernels) with ``int64`` labels and the class names. CIFAR-10's training set is 150 MiB this way.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+class CorruptImageError(ValueError):
+    """An image file that Pillow cannot decode. ``path`` names the first such file."""
+
+    def __init__(self, message: str, path: str | Path):
+        super().__init__(message)
+        self.path = str(path)
+
+
+@dataclass(frozen=True, eq=False)
+class ImageTensors:
+    """A dataset held in memory.
+
+    Attributes:
+        images: ``uint8`` tensor ``(N, C, H, W)``, values 0..255.
+        labels: ``int64`` tensor ``(N,)`` of class indices into ``classes``.
+        classes: class names; ``classes[i]`` is the name of label ``i``.
+        paths: source file of each image (relative to ``source``), empty for array formats.
+        skipped: files left out because they were corrupt (only with ``skip_corrupt=True``).
+        source: where the data came from (a directory or file), for messages.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    paths: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    source: str = ""
+
+    def __post_init__(self):
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+            raise ValueError(
+                f"images must be a uint8 (N, C, H, W) tensor, got {self.images.dtype} "
+                f"{tuple(self.images.shape)}"
+            )
+        if self.labels.dtype != torch.int64 or self.labels.shape != (len(self.images),):
+            raise ValueError(
+                f"labels must be int64 of shape ({len(self.images)},), got {self.labels.dtype} "
+                f"{tuple(self.labels.shape)}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __repr__(self) -> str:
+        n, c, h, w = self.images.shape
+        extra = f", skipped={len(self.skipped)}" if self.skipped else ""
+        shape = f"{n} images {c}x{h}x{w}, {len(self.classes)} classes"
+        return f"ImageTensors({shape}, source={self.source!r}{extra})"
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of one image."""
+        return tuple(self.images.shape[1:])
+
+    def subset(self, index: torch.Tensor | slice) -> ImageTensors:
+        """The images at ``index`` (a slice, or a tensor of indices), keeping classes and source."""
+        if isinstance(index, slice):
+            paths = self.paths[index]
+        else:
+            index = torch.as_tensor(index, dtype=torch.int64)
+            paths = [self.paths[i] for i in index.tolist()] if self.paths else []
+        return ImageTensors(
+            self.images[index], self.labels[index], list(self.classes), paths, list(self.skipped), self.source
+        )
+
+    def numpy(self, layout: str = "NHWC") -> tuple[np.ndarray, np.ndarray]:
+        """``(X, y)`` as NumPy arrays: ``X`` uint8 in ``layout`` ("NHWC", CS231n's order, or "NCHW"),
+        ``y`` int64. Shares memory with the tensors when the layout allows."""
+        if layout not in ("NHWC", "NCHW"):
+            raise ValueError(f"layout must be 'NHWC' or 'NCHW', got {layout!r}")
+        x = self.images.permute(0, 2, 3, 1) if layout == "NHWC" else self.images
+        return np.ascontiguousarray(x.numpy()), self.labels.numpy()
+
+    def class_counts(self) -> torch.Tensor:
+        """Number of images of each class, ``(len(classes),)``."""
+        return torch.bincount(self.labels, minlength=len(self.classes))
+
+
+def default_cache_dir() -> Path:
+    """``$CNNARCH_CACHE``, else ``$XDG_CACHE_HOME/cnnarch``, else ``~/.cache/cnnarch``."""
+    if os.environ.get("CNNARCH_CACHE"):
+        return Path(os.environ["CNNARCH_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "cnnarch"
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename: readers see the old file or
+    the complete new one, never a half-written one (also when two processes build the same cache)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; caches are shared like any other file
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

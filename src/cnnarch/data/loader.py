@@ -1,0 +1,256 @@
+"""Batch iterators: in memory for small images (:class:`TensorLoader`), streaming for large ones
+(:class:`StreamLoader`), with the same interface, and a seeded validation split.
+
+Both follow ``torch.utils.data.DistributedSampler``'s rules: call ``set_epoch(epoch)`` before each
+epoch; the order of epoch ``e`` is ``torch.randperm(N)`` from a generator seeded with ``seed + e``;
+with ``world_size > 1`` the order is padded (repeating its start) to a multiple of ``world_size``
+and rank ``r`` takes positions ``r, r + world_size, ...``. So batch ``k`` of every rank together is
+batch ``k`` of one process with a ``world_size`` times larger batch, and the augmentation's random
+numbers, drawn per position of the epoch's order, are the same too. Nothing but ``(seed, epoch)``
+decides an epoch, so resuming at an epoch boundary repeats a run exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+import torchvision
+import torchvision.transforms.v2.functional as TF
+from PIL import Image
+
+from cnnarch.data.augment import EvalTransform, TrainTransform
+from cnnarch.data.base import CorruptImageError, ImageTensors
+
+Tensor = torch.Tensor
+
+
+def val_split(data: ImageTensors, val: float | int, seed: int = 0) -> tuple[ImageTensors, ImageTensors]:
+    """Carve a validation set out of a training set: ``(train, val)``, disjoint, stratified by class.
+
+    ``val`` is a fraction (0.1) or a number of images (5000). The same ``seed`` always gives the
+    same split; each class gives ``round(val_fraction * its count)`` images (at least one where
+    possible). Both parts keep the dataset order.
+    """
+    n = len(data)
+    frac = val / n if isinstance(val, int) and not isinstance(val, bool) and val >= 1 else float(val)
+    if not 0 < frac < 1:
+        raise ValueError(f"val_split must be a fraction in (0, 1) or a count in [1, {n - 1}], got {val!r}")
+    g = torch.Generator().manual_seed(seed)
+    is_val = torch.zeros(n, dtype=torch.bool)
+    for c in range(len(data.classes)):
+        idx = (data.labels == c).nonzero().flatten()
+        if len(idx) == 0:
+            continue
+        k = min(len(idx) - 1, max(1, round(frac * len(idx)))) if len(idx) > 1 else 0
+        is_val[idx[torch.randperm(len(idx), generator=g)[:k]]] = True
+    return data.subset(torch.nonzero(~is_val).flatten()), data.subset(torch.nonzero(is_val).flatten())
+
+
+class _EpochPlan:
+    """Order, sharding and augmentation numbers of one epoch (shared by both loaders)."""
+
+    def __init__(self, n, batch_size, shuffle, drop_last, seed, rank, world_size):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if n == 0:
+            raise ValueError("the dataset is empty")
+        self.n, self.batch_size, self.shuffle, self.drop_last = n, batch_size, shuffle, drop_last
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.per_rank = math.ceil(n / world_size)
+
+    def __len__(self) -> int:
+        return (
+            self.per_rank // self.batch_size if self.drop_last else math.ceil(self.per_rank / self.batch_size)
+        )
+
+    def positions(self, epoch: int, transform, image_hw) -> tuple[Tensor, dict]:
+        """This rank's dataset indices for ``epoch`` and the augmentation numbers for them."""
+        g = torch.Generator().manual_seed(self.seed + epoch)
+        order = torch.randperm(self.n, generator=g) if self.shuffle else torch.arange(self.n)
+        params = transform.sample(self.n, image_hw, g) if isinstance(transform, TrainTransform) else {}
+        total = self.per_rank * self.world_size
+        if total > self.n:  # pad like DistributedSampler: repeat the start of the order (and its numbers)
+            order = torch.cat([order, order[: total - self.n]])
+            params = {k: torch.cat([v, v[: total - self.n]]) for k, v in params.items()}
+        mine = slice(self.rank, total, self.world_size)
+        return order[mine], {k: v[mine] for k, v in params.items()}
+
+    def batches(self, count: int):
+        for b in range(len(self)):
+            yield slice(b * self.batch_size, min((b + 1) * self.batch_size, count))
+
+
+def _transform(transform, x: Tensor, params: dict, where) -> Tensor:
+    """Apply ``transform`` to a batch; a TrainTransform takes the epoch's numbers at ``where``."""
+    if isinstance(transform, TrainTransform):
+        return transform.apply(x, {k: v[where] for k, v in params.items()})
+    return x if transform is None else transform(x)
+
+
+class TensorLoader:
+    """Batches of an in-memory :class:`ImageTensors`, augmented on ``device``.
+
+    Yields ``(images, labels)``: ``images`` is the transform's float batch (or the ``uint8`` batch
+    when ``transform`` is None), ``labels`` int64, both on ``device``. The whole dataset is moved
+    to ``device`` once (150 MiB for CIFAR-10), so a batch is one index, one gather and a few
+    element-wise kernels, with no worker processes and no per-image Python.
+
+    Args:
+        data: the dataset.
+        batch_size: images per batch on this rank (the global batch is ``batch_size * world_size``).
+        shuffle: a new order every epoch (see ``set_epoch``); False keeps the dataset order.
+        drop_last: leave out the last, partial batch.
+        seed: the run's seed; epoch ``e`` uses ``seed + e``.
+        rank, world_size: this process's share under DistributedDataParallel.
+        transform: :class:`TrainTransform`, :class:`EvalTransform` or None.
+        device: where batches are produced ("cpu", "cuda", a torch.device).
+    """
+
+    def __init__(
+        self,
+        data: ImageTensors,
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        transform: TrainTransform | EvalTransform | None = None,
+        device: str | torch.device = "cpu",
+    ):
+        self.device = torch.device(device)
+        self.images = data.images.to(self.device)
+        self.labels = data.labels.to(self.device)
+        self.transform = transform
+        self.plan = _EpochPlan(len(data), batch_size, shuffle, drop_last, seed, rank, world_size)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    @property
+    def num_images(self) -> int:
+        """Images this rank yields per epoch."""
+        return sum(s.stop - s.start for s in self.plan.batches(self.plan.per_rank))
+
+    def __iter__(self):
+        index, params = self.plan.positions(self.epoch, self.transform, tuple(self.images.shape[-2:]))
+        index = index.to(self.device)
+        for s in self.plan.batches(len(index)):
+            idx = index[s]
+            yield _transform(self.transform, self.images[idx], params, s), self.labels[idx]
+
+
+class _FolderImages(torch.utils.data.Dataset):
+    """ImageFolder files decoded to fixed-size ``uint8`` tensors in DataLoader workers."""
+
+    def __init__(self, folder: torchvision.datasets.ImageFolder, size: int, skip_corrupt: bool):
+        self.samples, self.size, self.skip_corrupt = folder.samples, size, skip_corrupt
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, item):
+        pos, index = item
+        path, label = self.samples[index]
+        try:
+            with Image.open(path) as img:
+                img = TF.center_crop(TF.resize(img.convert("RGB"), self.size), self.size)
+                x = TF.pil_to_tensor(img)
+        except Exception as e:
+            if self.skip_corrupt:
+                return None
+            raise CorruptImageError(
+                f"cannot decode image {path} ({type(e).__name__}: {e}); delete or replace it, or pass "
+                "skip_corrupt=True (--skip-corrupt) to leave such files out",
+                path,
+            ) from e
+        return x, label, pos
+
+
+def _collate(items):
+    kept = [it for it in items if it is not None]
+    if not kept:
+        return None, len(items)
+    x = torch.stack([it[0] for it in kept])
+    return (x, torch.tensor([it[1] for it in kept]), torch.tensor([it[2] for it in kept])), len(items) - len(
+        kept
+    )
+
+
+class StreamLoader:
+    """Batches of a large-image ImageFolder tree through a ``torch.utils.data.DataLoader``.
+
+    Workers decode each image with Pillow, resize its shorter side to ``load_size`` and cut the
+    centre ``load_size x load_size`` square (AlexNet's 256x256 images), and collate ``uint8``
+    batches; the transform then runs on whole batches on ``device`` exactly as in
+    :class:`TensorLoader` (for AlexNet: ``TrainTransform(crop=224, ...)``; for evaluation
+    ``EvalTransform(crop=224, ten_crop=True)``). Same arguments, ordering and sharding rules as
+    :class:`TensorLoader`; corrupt files raise :class:`CorruptImageError` naming the file, or with
+    ``skip_corrupt=True`` are left out and counted in ``.skipped``.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        batch_size: int,
+        *,
+        load_size: int = 256,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        transform: TrainTransform | EvalTransform | None = None,
+        device: str | torch.device = "cpu",
+        workers: int = 2,
+        skip_corrupt: bool = False,
+    ):
+        from cnnarch.data.folder import IMG_EXTENSIONS, scan_image_folder
+
+        scan_image_folder(root)  # the same layout checks and messages as the cache
+        folder = torchvision.datasets.ImageFolder(
+            str(root), is_valid_file=lambda p: p.lower().endswith(IMG_EXTENSIONS)
+        )
+        self.classes = folder.classes
+        self.dataset = _FolderImages(folder, load_size, skip_corrupt)
+        self.load_size, self.transform, self.workers = load_size, transform, workers
+        self.device = torch.device(device)
+        self.plan = _EpochPlan(len(folder), batch_size, shuffle, drop_last, seed, rank, world_size)
+        self.epoch = 0
+        self.skipped = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __iter__(self):
+        index, params = self.plan.positions(self.epoch, self.transform, (self.load_size, self.load_size))
+        batches = [
+            [(p, int(index[p])) for p in range(s.start, s.stop)] for s in self.plan.batches(len(index))
+        ]
+        loader = torch.utils.data.DataLoader(
+            self.dataset,
+            batch_sampler=batches,
+            num_workers=self.workers,
+            collate_fn=_collate,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
+        )
+        for batch, skipped in loader:
+            self.skipped += skipped
+            if batch is None:
+                continue
+            x, y, pos = batch
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            yield _transform(self.transform, x, params, pos), y

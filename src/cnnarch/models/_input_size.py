@@ -1,0 +1,190 @@
+"""The input sizes a network accepts, and a guard that checks an input before any convolution runs.
+
+A too-small image otherwise fails deep inside a network ("Calculated output size: (1x0x0). Output size
+is too small") and a fixed-size classifier fails at its first Linear layer ("mat1 and mat2 shapes
+cannot be multiplied"); neither message says which size would have worked. Here the accepted sizes are
+found generically, by forward passes on the ``meta`` device (shapes only, nothing allocated) through a
+hook-free copy of the network: an exponential probe finds one size that works, then two binary searches
+find the smallest and, for networks whose classifier has a fixed input size, the largest. The search
+assumes what holds for every convolution and pooling layer: the output size never shrinks as the input
+grows, so the accepted sizes form one interval.
+
+Square inputs are searched; the guard checks height and width separately against the interval. The
+result depends on the mode (GoogLeNet's auxiliary classifiers only run in training), so it is cached per
+model, per number of input channels and per mode. A change to the network's structure after the first
+check is not noticed: build a new model instead. The size is searched with a batch of two; batch norm in
+training mode also needs more than one value per channel, which a batch of one 1x1 feature map lacks,
+and says so itself.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import weakref
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import _disable_current_modes
+
+# Larger than any image size in use; meta passes cost the same at any size.
+_LARGEST_PROBE = 4096
+# Sizes papers train at; probed only when no power of two works.
+_COMMON_SIZES = (224, 227, 299, 331)
+
+
+@dataclass(frozen=True)
+class SizeRange:
+    """Square input sizes a network accepts: ``smallest`` to ``largest`` (None: no upper bound)."""
+
+    smallest: int
+    largest: int | None = None
+
+    def __contains__(self, size: int) -> bool:
+        return size >= self.smallest and (self.largest is None or size <= self.largest)
+
+    def describe(self) -> str:
+        if self.largest is None:
+            return f"at least {self.smallest}x{self.smallest}"
+        if self.largest == self.smallest:
+            return f"exactly {self.smallest}x{self.smallest}"
+        return f"from {self.smallest}x{self.smallest} to {self.largest}x{self.largest}"
+
+
+_CACHE: weakref.WeakKeyDictionary[nn.Module, dict[tuple[int, bool], SizeRange | None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _meta_twin(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose tensors live on ``meta``, whose modules carry no hooks and whose batch
+    norms are identities: a twin with the same output shapes, for shape-only forward passes.
+
+    The memo hands ``deepcopy`` the replacements, so no real tensor and no hook is ever copied: the
+    caller's hooks (an analyzer recording layers, say) must not see the search's forward passes.
+    """
+    memo: dict[int, object] = {}
+    for p in model.parameters():
+        memo[id(p)] = nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=p.requires_grad)
+    for b in model.buffers():
+        memo[id(b)] = torch.empty_like(b, device="meta")
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            # Shape-preserving; on meta torch evaluates batch norm in Python, slower than the convolutions.
+            memo[id(m)] = nn.Identity()
+            continue
+        for attr, value in vars(m).items():
+            if attr.startswith("_") and "hooks" in attr and isinstance(value, dict):
+                memo[id(value)] = type(value)()
+    return copy.deepcopy(model, memo)
+
+
+def _works(twin: nn.Module, in_channels: int, size: int) -> bool:
+    # Batch 2: batch norm in training mode refuses a single value per channel, whatever the size.
+    x = torch.empty(2, in_channels, size, size, device="meta")
+    try:
+        twin(x)
+    except Exception:  # any failure means "not this size": shape errors come as several types
+        return False
+    return True
+
+
+def _search(model: nn.Module, in_channels: int, training: bool) -> SizeRange | None:
+    # A dispatch mode the caller has active (a FLOP counter, say) must not count the search.
+    with _disable_current_modes(), torch.no_grad():
+        twin = _meta_twin(model)
+        if training != model.training:
+            twin.train(training)
+
+        def works(size: int) -> bool:
+            return _works(twin, in_channels, size)
+
+        # Ascending probe: the first size that works bounds the smallest from above; failures stop at the
+        # failing layer, so they are the cheap passes. A network that takes only a few sizes is
+        # found through the common ImageNet sizes.
+        failed, good = [0], None
+        for size in itertools.chain((2**k for k in range(13)), _COMMON_SIZES):
+            if works(size):
+                good = size
+                break
+            failed.append(size)
+        if good is None:
+            return None
+        bad = max(f for f in failed if f < good)
+        smallest = _bisect(works, bad, good, want_first_true=True)
+        if works(_LARGEST_PROBE):
+            return SizeRange(smallest)
+        return SizeRange(smallest, _bisect(works, good, _LARGEST_PROBE, want_first_true=False))
+
+
+def _bisect(works, lo: int, hi: int, want_first_true: bool) -> int:
+    """Between ``lo`` and ``hi``, whose outcomes differ, the smallest size that works
+    (``works(lo)`` False, ``works(hi)`` True) or the largest (``works(lo)`` True, ``works(hi)`` False)."""
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if works(mid) == want_first_true:
+            hi = mid
+        else:
+            lo = mid
+    return hi if want_first_true else lo
+
+
+def input_size_range(
+    model: nn.Module, in_channels: int = 3, training: bool | None = None
+) -> SizeRange | None:
+    """The square input sizes ``model`` accepts in training or eval mode (default: its current mode);
+    None if no size works (typically: the wrong number of input channels)."""
+    training = model.training if training is None else training
+    per_model = _CACHE.setdefault(model, {})
+    if (in_channels, training) not in per_model:
+        per_model[in_channels, training] = _search(model, in_channels, training)
+    return per_model[in_channels, training]
+
+
+def min_input_size(model: nn.Module, in_channels: int = 3) -> int:
+    """Smallest height (= width) of an input ``model`` accepts in its current mode.
+
+    >>> min_input_size(create_model("alexnet_tv"))
+    63
+    """
+    size_range = input_size_range(model, in_channels)
+    if size_range is None:
+        raise ValueError(f"{type(model).__name__} accepts no input with {in_channels} channels")
+    return size_range.smallest
+
+
+class InputSizeGuard:
+    """Forward pre-hook: refuse an input of a size the network cannot take, before any layer runs.
+
+    A class rather than a closure so that a model carrying it still pickles (``torch.save(model)``).
+    Inputs on ``meta``, tensor subclasses and inputs under ``torch.compile`` pass unchecked: the check
+    itself runs forward passes, which only make sense for a plain eager tensor.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __call__(self, module: nn.Module, args: tuple) -> None:
+        x = args[0] if args else None
+        if (
+            type(x) is not torch.Tensor
+            or x.dim() < 3
+            or x.device.type == "meta"
+            or torch.compiler.is_compiling()
+        ):
+            return
+        c, h, w = x.shape[-3:]
+        size_range = input_size_range(module, c)
+        if size_range is None or (h in size_range and w in size_range):
+            return  # None: no size works with c channels; the first layer explains that better
+        mode = ""
+        if module.training:
+            in_eval = input_size_range(module, c, training=False)
+            if in_eval is not None and in_eval != size_range:
+                mode = f" in training mode (in eval mode: {in_eval.describe()})"
+        fixed = " (its classifier has a fixed input size)" if size_range.largest is not None else ""
+        raise ValueError(
+            f"{self.name} takes inputs of {size_range.describe()} pixels{fixed}{mode}; got {h}x{w}. "
+            f"Resize the images, e.g. torchvision.transforms.Resize({size_range.smallest})"
+        )

@@ -1,0 +1,37 @@
+"""The torchvision-form models are torchvision's networks: torchvision's state_dict loads into ours with
+strict=True, the parameter counts agree, and both give the same logits in eval mode (random weights,
+random batch-norm statistics, fixed seed)."""
+
+import pytest
+import torch
+import torchvision
+
+from cnnarch.models import create_model
+
+# our name -> (torchvision builder, keyword arguments for both, input height = width)
+PARITY = {
+    "resnet18": (torchvision.models.resnet18, {}, 32),
+    "resnet34": (torchvision.models.resnet34, {}, 32),
+    "resnet50": (torchvision.models.resnet50, {}, 32),
+    "resnet101": (torchvision.models.resnet101, {}, 32),
+    "resnet152": (torchvision.models.resnet152, {}, 32),
+}
+
+
+@pytest.mark.parametrize("name", PARITY)
+def test_same_state_dict_and_logits_as_torchvision(name, randomize):
+    tv_builder, kwargs, size = PARITY[name]
+    # Built on meta, then filled: their own weight initialization is not under test and is slow.
+    with torch.device("meta"):
+        reference = tv_builder(**kwargs)
+        ours = create_model(name, **kwargs)
+    reference = randomize(reference.to_empty(device="cpu")).eval()
+    ours.load_state_dict(reference.state_dict(), strict=True, assign=True)
+    ours.eval()
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in reference.parameters())
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        expected, got = reference(x), ours(x)
+    assert got.shape == expected.shape == (2, 1000)
+    assert (got - expected).abs().max().item() <= 1e-5
+    assert expected.std() > 1e-3  # the comparison is not between two constant outputs
