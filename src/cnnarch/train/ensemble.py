@@ -40,24 +40,23 @@ def model_from_checkpoint(ckpt: dict) -> nn.Module:
 def predict_probs(
     model: nn.Module,
     batches: Iterable,
-    transform: Callable[[torch.Tensor], torch.Tensor],
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     device: torch.device | str = "cpu",
-    crops: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Softmax probabilities ``(N, classes)`` and labels ``(N,)`` over a batch source, in its order.
 
-    ``crops`` maps a normalised batch ``(B, C, H, W)`` to ``(B, K, C, h, w)`` (ten-crop: K = 10); the
-    probabilities are then averaged over the K crops of each image."""
+    When ``transform`` turns a batch into crops ``(B, K, C, h, w)`` (ten-crop: K = 10), the network
+    sees all ``B * K`` crops and each image's probabilities are the mean over its K crops."""
     model.eval().to(device)
     probs, labels = [], []
     for x, y in batches:
-        x = transform(x.to(device))
-        if crops is None:
-            p = split_outputs(model(x))[0].float().softmax(1)
+        x = x.to(device)
+        x = x if transform is None else transform(x)
+        if x.dim() == 5:
+            b, k = x.shape[:2]
+            p = split_outputs(model(x.flatten(0, 1)))[0].float().softmax(1).view(b, k, -1).mean(1)
         else:
-            v = crops(x)
-            b, k = v.shape[:2]
-            p = split_outputs(model(v.flatten(0, 1)))[0].float().softmax(1).view(b, k, -1).mean(1)
+            p = split_outputs(model(x))[0].float().softmax(1)
         probs.append(p.cpu())
         labels.append(y.cpu())
     return torch.cat(probs), torch.cat(labels)

@@ -42,18 +42,21 @@ class DataBundle:
 
     ``train``/``val``/``test`` are batch sources: iterables of ``(images, labels)`` with ``set_epoch(e)``
     (reshuffles deterministically) and ``len()`` (batches per epoch, for this process). Under ``torchrun``
-    each process's sources yield its own share of every global batch. ``train_transform(x, generator)``
-    and ``eval_transform(x)`` map a batch on the training device to normalised float input.
+    each process's sources yield its own share of every global batch. Sources that already yield the
+    network's input (``cnnarch.data.TensorLoader`` with its transform) need no transforms here; otherwise
+    ``train_transform(x, generator)`` and ``eval_transform(x)`` map a batch on the training device to
+    normalised float input, drawing random numbers from ``generator`` (seeded per epoch and process).
     """
 
     train: Iterable
     num_classes: int
-    train_transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor]
-    eval_transform: Callable[[torch.Tensor], torch.Tensor]
     val: Iterable | None = None
     test: Iterable | None = None
+    train_transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
+    eval_transform: Callable[[torch.Tensor], torch.Tensor] | None = None
     classes: list[str] = field(default_factory=list)
     info: dict = field(default_factory=dict)
+    in_channels: int = 3
 
 
 @dataclass
@@ -131,7 +134,7 @@ def set_dropout(model: nn.Module, p: float) -> None:
 def evaluate(
     model: nn.Module,
     batches: Iterable,
-    transform: Callable,
+    transform: Callable | None,
     device: torch.device,
     cfg: TrainConfig,
     dist_info: D.DistInfo | None = None,
@@ -141,7 +144,8 @@ def evaluate(
     model.eval()
     sums = torch.zeros(4, dtype=torch.float64)
     for x, y in batches:
-        x = transform(x.to(device, non_blocking=True))
+        x = x.to(device, non_blocking=True)
+        x = x if transform is None else transform(x)
         y = y.to(device, non_blocking=True)
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -199,7 +203,8 @@ class Trainer:
         if model is None:
             from cnnarch.models import create_model
 
-            model = create_model(cfg.model, num_classes=data.num_classes)
+            extra = {} if data.in_channels == 3 else {"in_channels": data.in_channels}
+            model = create_model(cfg.model, num_classes=data.num_classes, **extra)
         elif not isinstance(model, nn.Module):
             model = model()
         if cfg.drop is not None:
@@ -314,7 +319,9 @@ class Trainer:
                 break
             td = time.perf_counter()
             x, y = next(it)
-            x = self.data.train_transform(x.to(dev, non_blocking=True), gen)
+            x = x.to(dev, non_blocking=True)
+            if self.data.train_transform is not None:
+                x = self.data.train_transform(x, gen)
             y = y.to(dev, non_blocking=True)
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
