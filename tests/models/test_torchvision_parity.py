@@ -2,19 +2,24 @@
 strict=True, the parameter counts agree, and both give the same logits in eval mode (random weights,
 random batch-norm statistics, fixed seed)."""
 
+from functools import partial
+
 import pytest
 import torch
-import torchvision
+import torchvision.models as tv
 
 from cnnarch.models import create_model
 
-# our name -> (torchvision builder, keyword arguments for both, input height = width)
+# our name[+note] -> (torchvision builder, keyword arguments for ours, input height = width)
 PARITY = {
-    "resnet18": (torchvision.models.resnet18, {}, 32),
-    "resnet34": (torchvision.models.resnet34, {}, 32),
-    "resnet50": (torchvision.models.resnet50, {}, 32),
-    "resnet101": (torchvision.models.resnet101, {}, 32),
-    "resnet152": (torchvision.models.resnet152, {}, 32),
+    # init_weights=False: torchvision warns without it, and the weights are overwritten anyway
+    "googlenet_tv": (partial(tv.googlenet, aux_logits=False, init_weights=False), {"aux_logits": False}, 15),
+    "googlenet_tv+aux": (partial(tv.googlenet, init_weights=False), {"aux_logits": True}, 15),
+    "resnet18": (tv.resnet18, {}, 32),
+    "resnet34": (tv.resnet34, {}, 32),
+    "resnet50": (tv.resnet50, {}, 32),
+    "resnet101": (tv.resnet101, {}, 32),
+    "resnet152": (tv.resnet152, {}, 32),
 }
 
 
@@ -24,7 +29,7 @@ def test_same_state_dict_and_logits_as_torchvision(name, randomize):
     # Built on meta, then filled: their own weight initialization is not under test and is slow.
     with torch.device("meta"):
         reference = tv_builder(**kwargs)
-        ours = create_model(name, **kwargs)
+        ours = create_model(name.split("+")[0], **kwargs)
     reference = randomize(reference.to_empty(device="cpu")).eval()
     ours.load_state_dict(reference.state_dict(), strict=True, assign=True)
     ours.eval()

@@ -1,5 +1,6 @@
 """The model zoo. Importing a family's module registers its builders; one import line per family."""
 
+from cnnarch.models import googlenet as googlenet
 from cnnarch.models import resnet as resnet
 from cnnarch.models._input_size import input_size_range, min_input_size
 from cnnarch.models._registry import (

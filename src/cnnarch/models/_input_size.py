@@ -3,18 +3,18 @@
 A too-small image otherwise fails deep inside a network ("Calculated output size: (1x0x0). Output size
 is too small") and a fixed-size classifier fails at its first Linear layer ("mat1 and mat2 shapes
 cannot be multiplied"); neither message says which size would have worked. Here the accepted sizes are
-found generically, by forward passes on the ``meta`` device (shapes only, nothing allocated) through a
-hook-free copy of the network: an exponential probe finds one size that works, then two binary searches
-find the smallest and, for networks whose classifier has a fixed input size, the largest. The search
-assumes what holds for every convolution and pooling layer: the output size never shrinks as the input
-grows, so the accepted sizes form one interval.
+found generically, by forward passes of an empty batch (zero images: every layer checks its shapes and
+computes nothing) through a twin of the network that shares its parameters, carries no hooks and has
+its normalization layers replaced by identities. An exponential probe finds one size that works, then
+two binary searches find the smallest and, for networks whose classifier has a fixed input size, the
+largest. The search assumes what holds for every convolution and pooling layer: the output size never
+shrinks as the input grows, so the accepted sizes form one interval.
 
 Square inputs are searched; the guard checks height and width separately against the interval. The
 result depends on the mode (GoogLeNet's auxiliary classifiers only run in training), so it is cached per
 model, per number of input channels and per mode. A change to the network's structure after the first
-check is not noticed: build a new model instead. The size is searched with a batch of two; batch norm in
-training mode also needs more than one value per channel, which a batch of one 1x1 feature map lacks,
-and says so itself.
+check is not noticed: build a new model instead. Batch norm in training mode also needs more than one
+value per channel, which a batch of one image lacks at a 1x1 feature map; it says so itself.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import _disable_current_modes
 
-# Larger than any image size in use; meta passes cost the same at any size.
+# Larger than any image size in use; empty passes cost the same at any size.
 _LARGEST_PROBE = 4096
 # Sizes papers train at; probed only when no power of two works.
 _COMMON_SIZES = (224, 227, 299, 331)
@@ -52,26 +52,24 @@ class SizeRange:
         return f"from {self.smallest}x{self.smallest} to {self.largest}x{self.largest}"
 
 
+_SHAPE_PRESERVING = (nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm)
+
 _CACHE: weakref.WeakKeyDictionary[nn.Module, dict[tuple[int, bool], SizeRange | None]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _meta_twin(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` whose tensors live on ``meta``, whose modules carry no hooks and whose batch
-    norms are identities: a twin with the same output shapes, for shape-only forward passes.
+def _shape_twin(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` for shape-only passes: it shares the parameters (nothing is copied), its
+    modules carry no hooks, and its normalization layers are identities.
 
-    The memo hands ``deepcopy`` the replacements, so no real tensor and no hook is ever copied: the
-    caller's hooks (an analyzer recording layers, say) must not see the search's forward passes.
+    The memo hands ``deepcopy`` the replacements. The caller's hooks (an analyzer recording layers, say)
+    must not see the search's passes; batch norm would turn an empty batch's statistics into NaN, and
+    on its own buffers, which the twin copies (they are small) so that nothing of ``model`` can change.
     """
-    memo: dict[int, object] = {}
-    for p in model.parameters():
-        memo[id(p)] = nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=p.requires_grad)
-    for b in model.buffers():
-        memo[id(b)] = torch.empty_like(b, device="meta")
+    memo: dict[int, object] = {id(p): p for p in model.parameters()}
     for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            # Shape-preserving; on meta torch evaluates batch norm in Python, slower than the convolutions.
+        if isinstance(m, _SHAPE_PRESERVING):
             memo[id(m)] = nn.Identity()
             continue
         for attr, value in vars(m).items():
@@ -80,11 +78,9 @@ def _meta_twin(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model, memo)
 
 
-def _works(twin: nn.Module, in_channels: int, size: int) -> bool:
-    # Batch 2: batch norm in training mode refuses a single value per channel, whatever the size.
-    x = torch.empty(2, in_channels, size, size, device="meta")
+def _works(twin: nn.Module, x: torch.Tensor, size: int) -> bool:
     try:
-        twin(x)
+        twin(x.new_empty(0, x.shape[1], size, size))
     except Exception:  # any failure means "not this size": shape errors come as several types
         return False
     return True
@@ -93,12 +89,16 @@ def _works(twin: nn.Module, in_channels: int, size: int) -> bool:
 def _search(model: nn.Module, in_channels: int, training: bool) -> SizeRange | None:
     # A dispatch mode the caller has active (a FLOP counter, say) must not count the search.
     with _disable_current_modes(), torch.no_grad():
-        twin = _meta_twin(model)
+        twin = _shape_twin(model)
         if training != model.training:
             twin.train(training)
+        p = next(model.parameters(), None)
+        like = torch.empty(0, in_channels, device=p.device if p is not None else "cpu")
+        if p is not None and p.is_floating_point():
+            like = like.to(p.dtype)
 
         def works(size: int) -> bool:
-            return _works(twin, in_channels, size)
+            return _works(twin, like, size)
 
         # Ascending probe: the first size that works bounds the smallest from above; failures stop at the
         # failing layer, so they are the cheap passes. A network that takes only a few sizes is
@@ -158,8 +158,8 @@ class InputSizeGuard:
     """Forward pre-hook: refuse an input of a size the network cannot take, before any layer runs.
 
     A class rather than a closure so that a model carrying it still pickles (``torch.save(model)``).
-    Inputs on ``meta``, tensor subclasses and inputs under ``torch.compile`` pass unchecked: the check
-    itself runs forward passes, which only make sense for a plain eager tensor.
+    Inputs on ``meta`` (shape-only passes), tensor subclasses and inputs under ``torch.compile`` pass
+    unchecked: the check itself runs forward passes, which only make sense for a plain eager tensor.
     """
 
     def __init__(self, name: str):
