@@ -71,7 +71,7 @@ def test_recipes_and_overrides():
     )
     r = resolve_config("resnet-imagenet")
     assert r.weight_decay == 1e-5 and r.drop == 0.0 and any("1e-4" in n for n in r.notes)
-    assert resolve_config("googlenet").aux_weight == 0.3
+    assert resolve_config("googlenet").aux_loss_weight == 0.3
     with pytest.raises(ValueError, match="unknown recipe 'resnet'; known: alexnet"):
         resolve_config("resnet")
     with pytest.raises(ValueError, match="--sched must be one of"):

@@ -56,7 +56,7 @@ class TrainConfig:
     # regularisation
     drop: float | None = None
     smoothing: float = 0.0
-    aux_weight: float | None = None
+    aux_loss_weight: float | None = None
     # reproducibility, speed, bookkeeping
     seed: int = 0
     amp: bool = False
@@ -206,7 +206,7 @@ RECIPES: dict[str, Recipe] = {
                 sched="step",
                 decay_epochs=8,
                 decay_rate=0.96,
-                aux_weight=0.3,
+                aux_loss_weight=0.3,
                 augment="crop,flip,pca",
             ),
             (

@@ -213,7 +213,11 @@ class Trainer:
         if cfg.channels_last:
             model.to(memory_format=torch.channels_last)
         self.model = model
-        self.aux_weight = cfg.aux_weight if cfg.aux_weight is not None else getattr(model, "aux_weight", None)
+        self.aux_loss_weight = (
+            cfg.aux_loss_weight
+            if cfg.aux_loss_weight is not None
+            else getattr(model, "aux_loss_weight", None)
+        )
         self.optimizer = build_optimizer(model.parameters(), cfg)
         self.steps_per_epoch = max(1, len(data.train))
         self.schedule = LRSchedule(self.optimizer, cfg, self.steps_per_epoch)
@@ -299,9 +303,9 @@ class Trainer:
         logits, aux = split_outputs(out)
         loss = self.criterion(logits, y)
         if aux:
-            if self.aux_weight is None:
-                raise ValueError("the model returns auxiliary outputs but no --aux-weight is set")
-            loss = loss + self.aux_weight * sum(self.criterion(a, y) for a in aux)
+            if self.aux_loss_weight is None:
+                raise ValueError("the model returns auxiliary outputs but no --aux-loss-weight is set")
+            loss = loss + self.aux_loss_weight * sum(self.criterion(a, y) for a in aux)
         return loss, logits
 
     def train_epoch(self, epoch: int) -> dict:
