@@ -97,6 +97,16 @@ def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
     return (seed * 1_000_003 + epoch * 1009 + rank) % (2**63)
 
 
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU has AMX or AVX512-BF16 units; with AVX2 alone, bf16 autocast is several times
+    slower than fp32 (measured: ResNet-18 training, 4 vs 20 images/s on one AVX2 core)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
 def autocast_context(cfg: TrainConfig, device: torch.device):
     if not cfg.amp:
         return nullcontext()
@@ -385,6 +395,10 @@ class Trainer:
             (self.out / "config.json").write_text(cfg.to_json())
         resumed = self.start_epoch > 0
         self.log(("resuming" if resumed else "training") + f" {cfg.model} -> {self.out}\n{cfg.format()}")
+        if cfg.amp and self.device.type == "cpu" and not cpu_has_fast_bf16():
+            self.log(
+                "warning: --amp on a CPU without AMX/AVX512-BF16 units runs slower than fp32; drop --amp"
+            )
         self.log(
             f"device {self.device} x{self.dist.world_size} process(es), {self.steps_per_epoch} steps/epoch, "
             f"{self.total_epochs} epochs ({self.total_steps} steps), starting at epoch {self.start_epoch + 1}"
