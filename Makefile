@@ -13,9 +13,12 @@ $(BIN)/cnnarch: pyproject.toml
 
 venv: $(BIN)/cnnarch
 
+# The zoo, then the lecture's first network: its paper, the input sizes it accepts, its parameter count
+# (the paper's 60,965,224) and how it differs from torchvision's.
 demo: venv
 	$(BIN)/cnnarch list
-	$(BIN)/cnnarch info resnet50
+	@echo
+	$(BIN)/cnnarch info alexnet
 
 lint: venv
 	$(BIN)/ruff check .

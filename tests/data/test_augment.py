@@ -9,6 +9,7 @@ from cnnarch.data import (
     Normalize,
     TrainTransform,
     channel_stats,
+    make_transforms,
     pad_crop,
     rgb_pca,
     ten_crop,
@@ -108,3 +109,25 @@ def test_rgb_pca_matches_numpy_eigh_and_channel_stats_match_numpy():
 def test_lighting_needs_pca():
     with pytest.raises(ValueError, match="rgb_pca"):
         TrainTransform(lighting_std=0.1)
+
+
+def test_make_transforms_uses_training_set_statistics():
+    x = _images(n=20, h=8, w=8)
+    train_t, eval_t = make_transforms(x, crop=8, padding=1, lighting_std=0.1, eval_crop=6, ten_crop=True)
+    pixels = x.permute(0, 2, 3, 1).reshape(-1, 3).double() / 255
+    torch.testing.assert_close(
+        torch.as_tensor(train_t.normalize.mean).double(), pixels.mean(0), rtol=1e-5, atol=1e-6
+    )
+    torch.testing.assert_close(
+        eval_t.normalize.std.double(), pixels.std(0, correction=0), rtol=1e-5, atol=1e-6
+    )
+    assert train_t.pca is not None and eval_t(x).shape == (20, 10, 3, 6, 6)
+    # normalised training output has about zero mean and unit std per channel
+    y = eval_t(x)
+    assert y.mean(dim=(0, 1, 3, 4)).abs().max() < 0.1
+
+
+def test_grayscale_batches_keep_one_channel():
+    x = _images(n=4, c=1, h=6, w=6)
+    y = TrainTransform(crop=6, padding=1)(x, torch.Generator().manual_seed(0))
+    assert y.shape == (4, 1, 6, 6) and 0 <= y.min() and y.max() <= 1

@@ -124,3 +124,31 @@ def test_shared_cifar_slice_matches_torchvision(cifar_jpeg_root, cache_dir):
         assert torch.equal(data.images[k], TF.pil_to_tensor(img))
     x, y = data.numpy()
     assert x.shape == (200, 32, 32, 3) and np.array_equal(x[5], data.images[5].permute(1, 2, 0).numpy())
+
+
+def test_interrupted_cache_write_leaves_the_old_cache_and_no_partial_file(
+    tmp_path, cache_dir, write_tree, monkeypatch
+):
+    root = tmp_path / "tree"
+    write_tree(root, per_class=2)
+    load_image_folder(root, progress=False)
+    (old,) = (cache_dir / "folders").glob("*.pt")
+    os.utime(root / "cat" / "0000.png", ns=(1, 1))  # stale now: the next load rebuilds
+
+    def crash(obj, f):
+        f.write(b"half a tensor")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        load_image_folder(root, progress=False)
+    assert list((cache_dir / "folders").iterdir()) == [old]
+    monkeypatch.undo()
+    assert torch.load(old, weights_only=True)["images"].shape == (4, 3, 6, 8)
+
+
+def test_cifar10_entry_reads_the_shared_jpeg_copy(cifar_jpeg_root, cache_dir):
+    from cnnarch.data import cifar10
+
+    data = cifar10(cifar_jpeg_root, "test", limit=30, progress=False)
+    assert len(data) == 30 and data.classes[0] == "airplane" and data.image_shape == (3, 32, 32)

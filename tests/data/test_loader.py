@@ -109,3 +109,26 @@ def test_stream_loader_corrupt_file(tmp_path, write_tree, jpeg_bytes):
         list(StreamLoader(tmp_path, 4, load_size=8, workers=0))
     loader = StreamLoader(tmp_path, 4, load_size=8, workers=0, skip_corrupt=True)
     assert sum(len(y) for _, y in loader) == 6 and loader.skipped == 1
+
+
+def test_stream_loader_split_and_limit(tmp_path, write_tree):
+    write_tree(tmp_path / "train", classes=("a", "b", "c"), per_class=4, size=(8, 8))
+    loader = StreamLoader(tmp_path, 16, split="train", load_size=8, shuffle=False, limit=5, workers=0)
+    (x, y), *rest = list(loader)
+    assert not rest and x.dtype == torch.uint8 and y.tolist() == [0, 0, 1, 1, 2]
+    with pytest.raises(FileNotFoundError, match="expected root/<split>/<class>"):
+        StreamLoader(tmp_path, 16, split="val")
+
+
+def test_unpadded_shards_give_every_image_once():
+    data = _data(n=53)
+    data.images[:, 0, 0, 0] = torch.arange(53, dtype=torch.uint8)
+    seen = []
+    for rank in range(3):
+        loader = TensorLoader(data, 5, shuffle=False, rank=rank, world_size=3, pad=False)
+        batches = _epoch(loader, 0)
+        assert len(loader) == len(batches) and loader.num_images == len(range(rank, 53, 3))
+        seen += torch.cat([x[:, 0, 0, 0] for x, _ in batches]).tolist()
+    assert sorted(seen) == list(range(53))
+    padded = [TensorLoader(data, 5, shuffle=False, rank=r, world_size=3).num_images for r in range(3)]
+    assert padded == [18, 18, 18]

@@ -55,3 +55,42 @@ def random_model():
 @pytest.fixture
 def randomize():
     return fill_random_
+
+
+@pytest.fixture
+def torchvision_parity(randomize):
+    """``torchvision_parity(name, torchvision_builder, size=32, **kwargs)``: torchvision's state_dict
+    (random weights and batch-norm statistics) loads into ``create_model(name)`` with strict=True, and
+    both give the same eval logits to 1e-5."""
+
+    def check(name: str, tv_builder, size: int = 32, **kwargs) -> None:
+        # Built on meta, then filled: their own weight initialization is not under test and is slow.
+        with torch.device("meta"):
+            reference = tv_builder(**kwargs)
+            ours = create_model(name, **kwargs)
+        reference = randomize(reference.to_empty(device="cpu")).eval()
+        ours.load_state_dict(reference.state_dict(), strict=True, assign=True)
+        ours.eval()
+        assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in reference.parameters())
+        x = torch.randn(2, 3, size, size)
+        with torch.no_grad():
+            expected, got = reference(x), ours(x)
+        assert got.shape == expected.shape
+        assert (got - expected).abs().max().item() <= 1e-5
+        assert expected.std() > 1e-3  # the comparison is not between two constant outputs
+
+    return check
+
+
+@pytest.fixture
+def shape_model():
+    """``shape_model(name, **kwargs)``: a registered model whose tensors hold arbitrary values, for
+    shape-only checks with an empty batch (zero images: every layer checks shapes, none computes).
+    Quicker than both a real build and the ``meta`` device, whose first use imports seconds of code."""
+
+    def build(name: str, **kwargs) -> torch.nn.Module:
+        with torch.device("meta"):
+            model = create_model(name, **kwargs)
+        return model.to_empty(device="cpu")
+
+    return build

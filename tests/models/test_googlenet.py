@@ -39,9 +39,8 @@ def test_parameter_count_follows_table_1_and_section_5():
     assert sum(p.numel() for p in with_aux.parameters()) == stem + inceptions + classifier + aux
 
 
-def test_output_sizes_follow_table_1():
-    with torch.device("meta"):
-        model = create_model("googlenet").eval()
+def test_output_sizes_follow_table_1(shape_model):
+    model = shape_model("googlenet").eval()
     expected = {  # Table 1's "output size" column on 224x224x3
         "conv1": (64, 112, 112),
         "maxpool1": (64, 56, 56),
@@ -64,7 +63,7 @@ def test_output_sizes_follow_table_1():
     seen = {}
     for name in expected:
         getattr(model, name).register_forward_hook(lambda m, i, o, n=name: seen.update({n: o.shape[1:]}))
-    model(torch.empty(1, 3, 224, 224, device="meta"))
+    model(torch.empty(0, 3, 224, 224))
     assert seen == expected
 
 

@@ -12,17 +12,24 @@ from torch.utils.flop_counter import FlopCounterMode
 from cnnarch.models import create_model, list_models, min_input_size
 
 # our torchvision-form models -> torchvision's name for the same network
-TORCHVISION_FORM = {name: name for name in list_models("resnet*")}
+TORCHVISION_FORM = {
+    "alexnet_tv": "alexnet",
+    "googlenet_tv": "googlenet",
+    **{
+        name: name
+        for name in list_models("resnet*") + list_models("vgg*")
+        if name in torchvision.models.list_models()
+    },
+}
 
 
 @pytest.mark.parametrize("name", sorted(TORCHVISION_FORM))
-def test_min_input_size_agrees_with_torchvision_metadata(name):
+def test_min_input_size_agrees_with_torchvision_metadata(name, shape_model):
     weights = torchvision.models.get_model_weights(TORCHVISION_FORM[name])
     min_h, min_w = next(iter(weights)).meta["min_size"]  # metadata only: nothing is downloaded
-    with torch.device("meta"):
-        model = create_model(name).eval()
-    model.to_empty(device="cpu")  # the search needs real tensors (of any values): quicker than meta ones
-    assert min_input_size(model) == min_h == min_w
+    model = shape_model(name)
+    assert min_input_size(model.eval()) == min_h == min_w
+    assert min_input_size(model.train()) == min_h  # aux classifiers (googlenet_tv) included
 
 
 def test_search_works_on_any_module():
@@ -40,7 +47,7 @@ def test_too_small_input_fails_before_any_convolution():
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             m.register_forward_pre_hook(lambda *_: calls.append(1))
-    with pytest.raises(ValueError, match=r"resnet18 takes inputs of at least 1x1 pixels; got 0x5"):
+    with pytest.raises(ValueError, match=r"resnet18 accepts inputs of at least 1x1 pixels; got 0x5"):
         model(torch.randn(1, 3, 0, 5))
     assert calls == []
     model(torch.randn(1, 3, 1, 5))

@@ -12,6 +12,11 @@ from cnnarch.models import create_model
 
 # our name[+note] -> (torchvision builder, keyword arguments for ours, input height = width)
 PARITY = {
+    "alexnet_tv": (tv.alexnet, {}, 63),
+    **{
+        name: (getattr(tv, name), {}, 32)
+        for name in [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")]
+    },
     # init_weights=False: torchvision warns without it, and the weights are overwritten anyway
     "googlenet_tv": (partial(tv.googlenet, aux_logits=False, init_weights=False), {"aux_logits": False}, 15),
     "googlenet_tv+aux": (partial(tv.googlenet, init_weights=False), {"aux_logits": True}, 15),

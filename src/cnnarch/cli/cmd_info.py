@@ -1,23 +1,40 @@
-"""``cnnarch info NAME``: parameters, input size, paper and differences of one network."""
+"""``cnnarch info NAME``: paper, input sizes, parameters and differences of one network."""
 
-from cnnarch.models import create_model, get_model_entry
+import inspect
+
+import torch
+
+from cnnarch.models import create_model, get_model_entry, input_size_range
 
 
 def add_parser(sub):
-    p = sub.add_parser("info", help="describe one model")
+    p = sub.add_parser("info", help="describe one model: paper, input sizes, parameters, differences")
     p.add_argument("name")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     entry = get_model_entry(args.name)
-    model = create_model(args.name)
+    # Built without initialization and with untouched memory: counting and shape passes need no values.
+    with torch.device("meta"):
+        model = create_model(args.name)
+    model.to_empty(device="cpu")
     params = sum(p.numel() for p in model.parameters())
-    print(f"{entry.name}")
+    c = entry.input_size[0]
+    in_eval, in_training = (
+        input_size_range(model, c, training=False),
+        input_size_range(model, c, training=True),
+    )
+    accepts = f"{in_eval.describe()} pixels"
+    if in_training != in_eval:
+        accepts += f" (in training mode: {in_training.describe()})"
+    print(entry.name)
     print(f"  paper:       {entry.paper}")
-    print(f"  input:       {'x'.join(map(str, entry.input_size))} (C x H x W)")
+    print(f"  input:       {'x'.join(map(str, entry.input_size))} (C x H x W, as the paper trains it)")
+    print(f"  accepts:     {accepts}")
     print(f"  parameters:  {params:,}")
     if entry.doc:
         print()
-        print("  " + entry.doc.replace("\n", "\n  "))
+        for line in inspect.cleandoc(entry.doc).splitlines():
+            print(f"  {line}".rstrip())
     return 0

@@ -140,14 +140,15 @@ def ten_crop(images: Tensor, size: int) -> Tensor:
 
 @dataclass
 class Normalize:
-    """``uint8`` to float: ``(x / 255 - mean) / std`` per channel, in one fused multiply-add.
+    """``uint8`` to float: ``(x / 255 - mean) / std`` per channel.
 
-    ``dtype`` is the output type (float32, or bfloat16 for AMP); ``channels_last`` returns NHWC
-    memory format for convolutions that prefer it.
+    ``mean``/``std`` are per-channel sequences (None: 0 and 1, so values stay in [0, 1]); ``dtype`` is
+    the output type (float32, or bfloat16 for AMP); ``channels_last`` returns NHWC memory format
+    for convolutions that prefer it.
     """
 
-    mean: Tensor | tuple[float, ...] = (0.0, 0.0, 0.0)
-    std: Tensor | tuple[float, ...] = (1.0, 1.0, 1.0)
+    mean: Tensor | tuple[float, ...] | None = None
+    std: Tensor | tuple[float, ...] | None = None
     dtype: torch.dtype = torch.float32
     channels_last: bool = False
 
@@ -159,9 +160,11 @@ class Normalize:
 
     def finish(self, x: Tensor) -> Tensor:
         """Subtract the mean and divide by the std of floats in [0, 1]; cast to ``dtype``."""
-        mean = torch.as_tensor(self.mean, dtype=torch.float32, device=x.device)[:, None, None]
-        std = torch.as_tensor(self.std, dtype=torch.float32, device=x.device)[:, None, None]
-        return x.sub_(mean).mul_(1 / std).to(self.dtype)
+        if self.mean is not None:
+            x = x.sub_(torch.as_tensor(self.mean, dtype=torch.float32, device=x.device)[:, None, None])
+        if self.std is not None:
+            x = x.mul_(1 / torch.as_tensor(self.std, dtype=torch.float32, device=x.device)[:, None, None])
+        return x.to(self.dtype)
 
     def __call__(self, images: Tensor) -> Tensor:
         return self.finish(self.to_float(images))
@@ -258,3 +261,29 @@ class EvalTransform:
             t, l = five_crop_offsets(x.shape[-2], x.shape[-1], self.crop)[4]
             x = x[..., t : t + self.crop, l : l + self.crop]
         return self.normalize(x)
+
+
+def make_transforms(
+    train: Tensor,
+    *,
+    crop: int | None = None,
+    padding: int = 0,
+    flip: bool = True,
+    lighting_std: float = 0.0,
+    eval_crop: int | None = None,
+    eval_padding: int = 0,
+    ten_crop: bool = False,
+    dtype: torch.dtype = torch.float32,
+    channels_last: bool = False,
+) -> tuple[TrainTransform, EvalTransform]:
+    """The training and evaluation transforms of a recipe, with the mean, std and (for lighting)
+    RGB eigenvectors computed from the ``uint8`` training images ``train (N, C, H, W)``.
+
+    CIFAR (He et al.): ``make_transforms(train.images, crop=32, padding=4)``; AlexNet on 256x256
+    images: ``make_transforms(x, crop=224, lighting_std=0.1, eval_crop=224, ten_crop=True)``.
+    """
+    mean, std = channel_stats(train)
+    norm = Normalize(mean, std, dtype, channels_last)
+    pca = rgb_pca(train) if lighting_std else None
+    train_t = TrainTransform(crop, padding, flip, lighting_std, pca, norm)
+    return train_t, EvalTransform(eval_crop, eval_padding, ten_crop, norm)

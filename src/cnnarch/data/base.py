@@ -118,3 +118,14 @@ def atomic_torch_save(obj, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def first_per_class(labels: torch.Tensor, limit: int) -> torch.Tensor:
+    """Indices of the first ``limit`` images taken round-robin over classes, in dataset order
+    (the same rule as ``scan_image_folder``)."""
+    rank = torch.zeros_like(labels)
+    for c in labels.unique():
+        where = labels == c
+        rank[where] = torch.arange(int(where.sum()))
+    order = torch.argsort(rank * (int(labels.max()) + 1) + labels, stable=True)[:limit]
+    return order.sort().values

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cnnarch.data.base import ImageTensors, default_cache_dir
+from cnnarch.data.base import ImageTensors, default_cache_dir, first_per_class
 from cnnarch.data.download import DownloadError, download, extract
 from cnnarch.data.folder import load_image_folder
 
@@ -155,25 +155,21 @@ def _cifar_batches(spec: ArchiveSpec, split: str) -> tuple[list[str], str]:
     return [split], "meta"
 
 
-def _read_cifar(read, spec: ArchiveSpec, split: str, label_key: str, source: str) -> ImageTensors:
-    """Build the split from batch files; ``read(name)`` returns a file's bytes."""
+def _read_cifar(directory: Path, spec: ArchiveSpec, split: str, label_key: str) -> ImageTensors:
+    """Build the split from the official batch files in ``directory``."""
     names, meta_name = _cifar_batches(spec, split)
-    meta = _unpickle(read(meta_name))
+    meta = _unpickle((directory / meta_name).read_bytes())
     classes_key = {"labels": "label_names", "fine_labels": "fine_label_names"}.get(
         label_key, "coarse_label_names"
     )
     classes = [c.decode() if isinstance(c, bytes) else c for c in meta[classes_key]]
     images, labels = [], []
     for name in names:
-        batch = _unpickle(read(name))
+        batch = _unpickle((directory / name).read_bytes())
         images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
         labels += list(batch[label_key])
-    return ImageTensors(
-        torch.from_numpy(np.concatenate(images)),
-        torch.tensor(labels, dtype=torch.int64),
-        classes,
-        source=source,
-    )
+    images = torch.from_numpy(np.concatenate(images))
+    return ImageTensors(images, torch.tensor(labels, dtype=torch.int64), classes, source=str(directory))
 
 
 def _find_cifar(spec: ArchiveSpec, base: Path):
@@ -194,13 +190,13 @@ def _find_cifar(spec: ArchiveSpec, base: Path):
 def _cifar(spec, root, split, label_key, download_ok, cache_dir, url, md5, **folder_kw) -> ImageTensors:
     _check_split(split)
     places = _search_dirs(root, cache_dir)
-    found = next(((label, hit) for label, base in places if (hit := _find_cifar(spec, base))), None)
+    found = next((hit for _, base in places if (hit := _find_cifar(spec, base))), None)
     error = None
     if found is None and root is None and download_ok:
         target = Path(cache_dir or default_cache_dir()) / "datasets"
         try:
             archive = download(url or spec.url, target / Path(spec.url).name, md5 or spec.md5)
-            found = ("download", ("archive", archive))
+            found = ("archive", archive)
         except DownloadError as e:
             error = e
     if found is None:
@@ -210,7 +206,7 @@ def _cifar(spec, root, split, label_key, download_ok, cache_dir, url, md5, **fol
             f"{' or '.join(spec.aliases)})"
         )
         raise _not_found(spec.name, places, expected, error, url or spec.url if root is None else None)
-    kind, path = found[1]
+    kind, path = found
     if kind == "folder":
         data = load_image_folder(path, split, cache_dir=cache_dir, **folder_kw)
         if spec is CIFAR10 and len(data.classes) != 10:
@@ -227,21 +223,10 @@ def _cifar(spec, root, split, label_key, download_ok, cache_dir, url, md5, **fol
                     f"{path} is not a readable {spec.name} archive ({e}); delete it and retry"
                 ) from e
         path = into / spec.folder
-    data = _read_cifar(lambda name: (path / name).read_bytes(), spec, split, label_key, str(path))
+    data = _read_cifar(path, spec, split, label_key)
     if folder_kw.get("limit") is not None:
-        data = data.subset(_first_per_class(data.labels, folder_kw["limit"]))
+        data = data.subset(first_per_class(data.labels, folder_kw["limit"]))
     return data
-
-
-def _first_per_class(labels: torch.Tensor, limit: int) -> torch.Tensor:
-    """Indices of the first ``limit`` images taken round-robin over classes, in dataset order
-    (the same rule as ``scan_image_folder``)."""
-    rank = torch.zeros_like(labels)
-    for c in labels.unique():
-        where = labels == c
-        rank[where] = torch.arange(int(where.sum()))
-    order = torch.argsort(rank * (int(labels.max()) + 1) + labels, stable=True)[:limit]
-    return order.sort().values
 
 
 def cifar10(
@@ -352,7 +337,7 @@ def _idx_dataset(name, files, mirror, classes, subdirs, root, split, download_ok
         list(classes),
         source=str(paths[0].parent),
     )
-    return data if limit is None else data.subset(_first_per_class(data.labels, limit))
+    return data if limit is None else data.subset(first_per_class(data.labels, limit))
 
 
 def mnist(

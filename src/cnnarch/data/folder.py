@@ -18,6 +18,7 @@ import hashlib
 import multiprocessing
 import os
 import re
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +27,16 @@ import torchvision.transforms.v2.functional as TF
 from PIL import Image
 from tqdm.auto import tqdm
 
-from cnnarch.data.base import CorruptImageError, ImageTensors, atomic_torch_save, default_cache_dir
+from cnnarch.data.base import (
+    CorruptImageError,
+    ImageTensors,
+    atomic_torch_save,
+    default_cache_dir,
+    first_per_class,
+)
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 _LAYOUT = "root/<split>/<class>/<image>.jpg (ImageFolder layout, like cifar10-jpeg/train/cat/0001.jpg)"
 
 
@@ -65,7 +72,7 @@ def _scan(directory: Path, limit: int | None):
     if not classes:
         raise ValueError(f"{directory} has no class sub-directories; expected {_LAYOUT}")
     per_class = None if limit is None else -(-limit // len(classes))
-    files, labels, ranks, stats = [], [], [], []
+    files, labels, stats = [], [], []
     for label, name in enumerate(classes):
         found = sorted(
             (
@@ -85,9 +92,8 @@ def _scan(directory: Path, limit: int | None):
             stats.append((st.st_size, st.st_mtime_ns))
         files += [f"{name}/{e.name}" for e in found]
         labels += [label] * len(found)
-        ranks += range(len(found))
     if limit is not None:  # round-robin over classes, then back to class order
-        keep = sorted(sorted(range(len(files)), key=lambda i: (ranks[i], labels[i]))[:limit])
+        keep = first_per_class(torch.tensor(labels), limit).tolist()
         files, labels, stats = [files[i] for i in keep], [labels[i] for i in keep], [stats[i] for i in keep]
     return classes, files, labels, stats
 
@@ -143,19 +149,13 @@ def _decode_all(files: list[Path], size: int | None, mode: str, workers: int, pr
     out = np.zeros((len(files), *shape), dtype=np.uint8)
     errors: dict[int, str] = {}
     bar = tqdm(total=len(files), desc=desc, unit="img", disable=not progress, leave=False, mininterval=0.5)
-    if workers > 1 and len(jobs) > 1:
-        # fork: workers only run Pillow and NumPy, and start without re-importing torch.
-        fork = "fork" in multiprocessing.get_all_start_methods()
-        ctx = multiprocessing.get_context("fork") if fork else None
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as ex:
-            results = ex.map(_decode_chunk, jobs)
-            for start, arr, errs in results:
-                out[start : start + len(arr)] = arr
-                errors.update({start + i: m for i, m in errs})
-                bar.update(len(arr))
-    else:
-        for job in jobs:
-            start, arr, errs = _decode_chunk(job)
+    parallel = workers > 1 and len(jobs) > 1
+    # fork: workers only run Pillow and NumPy, and start without re-importing torch.
+    ctx = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
+    with (
+        concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) if parallel else nullcontext() as pool
+    ):
+        for start, arr, errs in (pool.map if parallel else map)(_decode_chunk, jobs):
             out[start : start + len(arr)] = arr
             errors.update({start + i: m for i, m in errs})
             bar.update(len(arr))
@@ -222,8 +222,8 @@ def load_image_folder(
                 blob["images"],
                 blob["labels"],
                 blob["classes"],
-                blob["paths"],
-                blob["skipped"],
+                _split_lines(blob["paths"]),
+                _split_lines(blob["skipped"]),
                 str(directory),
             )
             _check_skipped(data, skip_corrupt, directory)
@@ -262,8 +262,9 @@ def load_image_folder(
                 "images": images,
                 "labels": label_t,
                 "classes": classes,
-                "paths": paths,
-                "skipped": skipped,
+                # one string, not 50,000: weights_only unpickling is slow per object
+                "paths": "\n".join(paths),
+                "skipped": "\n".join(skipped),
             },
             cache_file,
         )
@@ -272,6 +273,10 @@ def load_image_folder(
                 old.unlink(missing_ok=True)
     data = ImageTensors(images, label_t, classes, paths, skipped, str(directory))
     return data
+
+
+def _split_lines(text: str) -> list[str]:
+    return text.split("\n") if text else []
 
 
 def _check_skipped(data: ImageTensors, skip_corrupt: bool, directory: Path) -> None:

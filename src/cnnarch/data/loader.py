@@ -3,10 +3,11 @@
 
 Both follow ``torch.utils.data.DistributedSampler``'s rules: call ``set_epoch(epoch)`` before each
 epoch; the order of epoch ``e`` is ``torch.randperm(N)`` from a generator seeded with ``seed + e``;
-with ``world_size > 1`` the order is padded (repeating its start) to a multiple of ``world_size``
-and rank ``r`` takes positions ``r, r + world_size, ...``. So batch ``k`` of every rank together is
-batch ``k`` of one process with a ``world_size`` times larger batch, and the augmentation's random
-numbers, drawn per position of the epoch's order, are the same too. Nothing but ``(seed, epoch)``
+with ``world_size > 1`` the order is padded (repeating its start; ``pad=False`` skips this, for
+evaluation) to a multiple of ``world_size`` and rank ``r`` takes positions ``r, r + world_size, ...``.
+So batch ``k`` of every rank together is batch ``k`` of one process with a ``world_size`` times
+larger batch, and the augmentation's random numbers, drawn per position of the epoch's order, are
+the same too. Nothing but ``(seed, epoch)``
 decides an epoch, so resuming at an epoch boundary repeats a run exactly.
 """
 
@@ -21,7 +22,8 @@ import torchvision.transforms.v2.functional as TF
 from PIL import Image
 
 from cnnarch.data.augment import EvalTransform, TrainTransform
-from cnnarch.data.base import CorruptImageError, ImageTensors
+from cnnarch.data.base import CorruptImageError, ImageTensors, first_per_class
+from cnnarch.data.folder import IMG_EXTENSIONS, scan_image_folder
 
 Tensor = torch.Tensor
 
@@ -51,7 +53,7 @@ def val_split(data: ImageTensors, val: float | int, seed: int = 0) -> tuple[Imag
 class _EpochPlan:
     """Order, sharding and augmentation numbers of one epoch (shared by both loaders)."""
 
-    def __init__(self, n, batch_size, shuffle, drop_last, seed, rank, world_size):
+    def __init__(self, n, batch_size, shuffle, drop_last, seed, rank, world_size, pad=True):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
         if batch_size < 1:
@@ -60,7 +62,8 @@ class _EpochPlan:
             raise ValueError("the dataset is empty")
         self.n, self.batch_size, self.shuffle, self.drop_last = n, batch_size, shuffle, drop_last
         self.seed, self.rank, self.world_size = seed, rank, world_size
-        self.per_rank = math.ceil(n / world_size)
+        self.pad = pad
+        self.per_rank = math.ceil(n / world_size) if pad else len(range(rank, n, world_size))
 
     def __len__(self) -> int:
         return (
@@ -72,7 +75,7 @@ class _EpochPlan:
         g = torch.Generator().manual_seed(self.seed + epoch)
         order = torch.randperm(self.n, generator=g) if self.shuffle else torch.arange(self.n)
         params = transform.sample(self.n, image_hw, g) if isinstance(transform, TrainTransform) else {}
-        total = self.per_rank * self.world_size
+        total = math.ceil(self.n / self.world_size) * self.world_size if self.pad else self.n
         if total > self.n:  # pad like DistributedSampler: repeat the start of the order (and its numbers)
             order = torch.cat([order, order[: total - self.n]])
             params = {k: torch.cat([v, v[: total - self.n]]) for k, v in params.items()}
@@ -106,6 +109,9 @@ class TensorLoader:
         drop_last: leave out the last, partial batch.
         seed: the run's seed; epoch ``e`` uses ``seed + e``.
         rank, world_size: this process's share under DistributedDataParallel.
+        pad: repeat images so that every rank gets as many (training, DistributedSampler's
+            default); False gives every image to exactly one rank (evaluation: no double counting;
+            ranks may then differ by one image).
         transform: :class:`TrainTransform`, :class:`EvalTransform` or None.
         device: where batches are produced ("cpu", "cuda", a torch.device).
     """
@@ -120,6 +126,7 @@ class TensorLoader:
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        pad: bool = True,
         transform: TrainTransform | EvalTransform | None = None,
         device: str | torch.device = "cpu",
     ):
@@ -127,7 +134,7 @@ class TensorLoader:
         self.images = data.images.to(self.device)
         self.labels = data.labels.to(self.device)
         self.transform = transform
-        self.plan = _EpochPlan(len(data), batch_size, shuffle, drop_last, seed, rank, world_size)
+        self.plan = _EpochPlan(len(data), batch_size, shuffle, drop_last, seed, rank, world_size, pad)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -176,6 +183,10 @@ class _FolderImages(torch.utils.data.Dataset):
         return x, label, pos
 
 
+def _is_image(path: str) -> bool:
+    return path.lower().endswith(IMG_EXTENSIONS)
+
+
 def _collate(items):
     kept = [it for it in items if it is not None]
     if not kept:
@@ -195,7 +206,8 @@ class StreamLoader:
     :class:`TensorLoader` (for AlexNet: ``TrainTransform(crop=224, ...)``; for evaluation
     ``EvalTransform(crop=224, ten_crop=True)``). Same arguments, ordering and sharding rules as
     :class:`TensorLoader`; corrupt files raise :class:`CorruptImageError` naming the file, or with
-    ``skip_corrupt=True`` are left out and counted in ``.skipped``.
+    ``skip_corrupt=True`` are left out and counted in ``.skipped``. Images are read from
+    ``root/split`` (or ``root``); ``limit`` keeps the first ``limit`` images round-robin over classes.
     """
 
     def __init__(
@@ -203,28 +215,33 @@ class StreamLoader:
         root: str | Path,
         batch_size: int,
         *,
+        split: str | None = None,
         load_size: int = 256,
         shuffle: bool = True,
         drop_last: bool = False,
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        pad: bool = True,
         transform: TrainTransform | EvalTransform | None = None,
         device: str | torch.device = "cpu",
         workers: int = 2,
         skip_corrupt: bool = False,
+        limit: int | None = None,
     ):
-        from cnnarch.data.folder import IMG_EXTENSIONS, scan_image_folder
-
-        scan_image_folder(root)  # the same layout checks and messages as the cache
-        folder = torchvision.datasets.ImageFolder(
-            str(root), is_valid_file=lambda p: p.lower().endswith(IMG_EXTENSIONS)
-        )
+        directory = Path(root) / split if split is not None else Path(root)
+        scan_image_folder(directory, limit=1)  # the same layout checks and messages as the cache
+        folder = torchvision.datasets.ImageFolder(str(directory), is_valid_file=_is_image)
+        if limit is not None:  # the same round-robin choice as load_image_folder(limit=...)
+            keep = first_per_class(torch.tensor(folder.targets), limit).tolist()
+            folder.samples = [folder.samples[i] for i in keep]
         self.classes = folder.classes
         self.dataset = _FolderImages(folder, load_size, skip_corrupt)
         self.load_size, self.transform, self.workers = load_size, transform, workers
         self.device = torch.device(device)
-        self.plan = _EpochPlan(len(folder), batch_size, shuffle, drop_last, seed, rank, world_size)
+        self.plan = _EpochPlan(
+            len(folder.samples), batch_size, shuffle, drop_last, seed, rank, world_size, pad
+        )
         self.epoch = 0
         self.skipped = 0
 

@@ -49,7 +49,7 @@ class SizeRange:
             return f"at least {self.smallest}x{self.smallest}"
         if self.largest == self.smallest:
             return f"exactly {self.smallest}x{self.smallest}"
-        return f"from {self.smallest}x{self.smallest} to {self.largest}x{self.largest}"
+        return f"{self.smallest}x{self.smallest} to {self.largest}x{self.largest}"
 
 
 _SHAPE_PRESERVING = (nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm)
@@ -185,6 +185,6 @@ class InputSizeGuard:
                 mode = f" in training mode (in eval mode: {in_eval.describe()})"
         fixed = " (its classifier has a fixed input size)" if size_range.largest is not None else ""
         raise ValueError(
-            f"{self.name} takes inputs of {size_range.describe()} pixels{fixed}{mode}; got {h}x{w}. "
+            f"{self.name} accepts inputs of {size_range.describe()} pixels{fixed}{mode}; got {h}x{w}. "
             f"Resize the images, e.g. torchvision.transforms.Resize({size_range.smallest})"
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -52,8 +53,13 @@ def register_model(*, paper: str, input_size: tuple[int, int, int] = (3, 224, 22
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    """Registered names matching a shell-style pattern, e.g. ``"resnet*"``."""
-    return sorted(n for n in _MODELS if fnmatch.fnmatchcase(n, pattern))
+    """Registered names matching a shell-style pattern, e.g. ``"resnet*"``, in natural order
+    (resnet18 before resnet101)."""
+    return sorted((n for n in _MODELS if fnmatch.fnmatchcase(n, pattern)), key=_natural_key)
+
+
+def _natural_key(name: str) -> list[str | int]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def get_model_entry(name: str) -> ModelEntry:

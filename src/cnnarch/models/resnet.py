@@ -240,34 +240,45 @@ def _resnet(depth: int, **kwargs) -> ResNet:
 
 @register_model(paper=PAPER)
 def resnet18(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
-    """ResNet-18: basic blocks (2, 2, 2, 2). Same as torchvision.models.resnet18; extra options
-    ``in_channels``; ``variant`` is accepted but changes nothing for basic blocks."""
+    """ResNet-18: basic blocks (2, 2, 2, 2), torchvision.models.resnet18's network and state_dict.
+    Differences from torchvision: ``in_channels``; ``variant`` is accepted, and changes nothing in
+    basic blocks. From the paper: projection shortcuts (option B), He initialization."""
     return _resnet(18, num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 
 @register_model(paper=PAPER)
 def resnet34(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
-    """ResNet-34: basic blocks (3, 4, 6, 3). Same as torchvision.models.resnet34; extra options
-    ``in_channels``; ``variant`` is accepted but changes nothing for basic blocks."""
+    """ResNet-34: basic blocks (3, 4, 6, 3), torchvision.models.resnet34's network and state_dict.
+    Differences from torchvision: ``in_channels``; ``variant`` is accepted, and changes nothing in
+    basic blocks. From the paper: projection shortcuts (option B), He initialization."""
     return _resnet(34, num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 
 @register_model(paper=PAPER)
 def resnet50(num_classes: int = 1000, in_channels: int = 3, variant: Variant = "v1.5", **kwargs) -> ResNet:
-    """ResNet-50: bottleneck blocks (3, 4, 6, 3). Same as torchvision.models.resnet50 (v1.5: stride on
-    the 3x3 convolution); ``variant="v1"`` puts it on the first 1x1 as in the paper; ``in_channels``."""
+    """ResNet-50: bottleneck blocks (3, 4, 6, 3), torchvision.models.resnet50's network and state_dict:
+    v1.5, the stride of a downsampling block on its 3x3 convolution.
+    Differences from torchvision: ``in_channels``; ``variant="v1"`` puts the stride on the first 1x1
+    convolution, as the paper does. From the paper (in the default v1.5): that stride placement,
+    projection shortcuts (option B), He initialization."""
     return _resnet(50, num_classes=num_classes, in_channels=in_channels, variant=variant, **kwargs)
 
 
 @register_model(paper=PAPER)
 def resnet101(num_classes: int = 1000, in_channels: int = 3, variant: Variant = "v1.5", **kwargs) -> ResNet:
-    """ResNet-101: bottleneck blocks (3, 4, 23, 3). Same as torchvision.models.resnet101 (v1.5: stride
-    on the 3x3 convolution); ``variant="v1"`` puts it on the first 1x1 as in the paper; ``in_channels``."""
+    """ResNet-101: bottleneck blocks (3, 4, 23, 3), torchvision.models.resnet101's network and state_dict:
+    v1.5, the stride of a downsampling block on its 3x3 convolution.
+    Differences from torchvision: ``in_channels``; ``variant="v1"`` puts the stride on the first 1x1
+    convolution, as the paper does. From the paper (in the default v1.5): that stride placement,
+    projection shortcuts (option B), He initialization."""
     return _resnet(101, num_classes=num_classes, in_channels=in_channels, variant=variant, **kwargs)
 
 
 @register_model(paper=PAPER)
 def resnet152(num_classes: int = 1000, in_channels: int = 3, variant: Variant = "v1.5", **kwargs) -> ResNet:
-    """ResNet-152: bottleneck blocks (3, 8, 36, 3). Same as torchvision.models.resnet152 (v1.5: stride
-    on the 3x3 convolution); ``variant="v1"`` puts it on the first 1x1 as in the paper; ``in_channels``."""
+    """ResNet-152: bottleneck blocks (3, 8, 36, 3), torchvision.models.resnet152's network and state_dict:
+    v1.5, the stride of a downsampling block on its 3x3 convolution.
+    Differences from torchvision: ``in_channels``; ``variant="v1"`` puts the stride on the first 1x1
+    convolution, as the paper does. From the paper (in the default v1.5): that stride placement,
+    projection shortcuts (option B), He initialization."""
     return _resnet(152, num_classes=num_classes, in_channels=in_channels, variant=variant, **kwargs)

@@ -1,0 +1,68 @@
+"""Every registered model, the later families included: built by name, trained one step and evaluated
+at its smallest valid input."""
+
+import inspect
+
+import pytest
+import torch
+
+from cnnarch.models import get_model_entry, list_models, min_input_size
+
+ALL = list_models()
+
+
+def outputs(y):
+    """The logits, or in training mode the logits and any auxiliary logits (GoogLeNet)."""
+    return [y] if isinstance(y, torch.Tensor) else [t for t in y if t is not None]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_forward_backward_train_and_eval_at_the_smallest_input(name, random_model):
+    builder_args = inspect.signature(get_model_entry(name).builder).parameters
+    assert "num_classes" in builder_args
+    in_channels = 1 if "in_channels" in builder_args else 3  # exercise the option where there is one
+    kwargs = {"in_channels": in_channels} if in_channels == 1 else {}
+    if "drop_path_global" in builder_args:  # FractalNet: drop-path leaves dropped columns without gradient
+        kwargs.update(drop_path_local=0.0, drop_path_global=0.0)
+    model = random_model(name, num_classes=10, **kwargs).train()
+
+    size = min_input_size(model, in_channels)
+    # Below 32 pixels the deepest feature maps are 1x1, where training-mode batch norm normalizes just
+    # N values per channel; with N = 2 its backward divides by their tiny spread, 50 blocks in a row,
+    # and the gradients of a ResNet overflow. Above, 2 images keep the big networks quick.
+    n = 8 if size < 32 else 2
+    ys = outputs(model(torch.randn(n, in_channels, size, size)))
+    assert all(y.shape == (n, 10) and torch.isfinite(y).all() for y in ys)
+    sum(y.sum() for y in ys).backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None, f"{pname} gets no gradient"
+        norm = torch.linalg.vector_norm(p.grad)  # one pass, no temporary: VGG's FC6 has 103M entries
+        assert torch.isfinite(norm) and norm > 0, f"{pname}: gradient norm {norm}"
+
+    model.eval()
+    eval_size = min_input_size(model, in_channels)
+    assert eval_size <= size
+    with torch.no_grad():
+        y = model(torch.randn(2, in_channels, eval_size, eval_size))
+    assert isinstance(y, torch.Tensor) and y.shape == (2, 10) and torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_one_pixel_less_is_refused_with_the_smallest_size(name, shape_model):
+    model = shape_model(name).eval()
+    size = min_input_size(model)
+    if size == 1:
+        x = torch.empty(1, 3, 0, 0)  # nothing smaller than 1x1 exists; an empty image must be refused
+    else:
+        x = torch.empty(1, 3, size - 1, size)
+    with pytest.raises(
+        ValueError, match=rf"{name} accepts inputs of .*{size}x{size}.*; got {x.shape[2]}x{x.shape[3]}"
+    ):
+        model(x)
+
+
+def test_the_issue_names_seventeen_models():
+    names = ["alexnet", "alexnet_tv", "googlenet", "googlenet_tv"]
+    names += [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")]
+    names += [f"resnet{d}" for d in (18, 34, 50, 101, 152)]
+    assert len(names) == 17 and set(names) <= set(ALL)
