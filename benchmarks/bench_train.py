@@ -57,10 +57,12 @@ def reference_round(model, opt, loader, device) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def data_only(iterable) -> float:
+def data_only(iterable, device) -> float:
+    sync(device)
     n, t0 = 0, time.perf_counter()
     for _, y in iterable:
         n += len(y)
+    sync(device)
     return n / (time.perf_counter() - t0)
 
 
@@ -135,9 +137,9 @@ def main(argv=None) -> int:
     for r in range(args.rounds):
         ref.append(reference_round(ref_model, ref_opt, ref_loader, device))
         cand.append(trainer.train_epoch(r)["images_per_s"])
-        ref_data.append(data_only(ref_loader))
+        ref_data.append(data_only(ref_loader, device))
         data.train.set_epoch(r)
-        cand_data.append(data_only(data.train))
+        cand_data.append(data_only(data.train, device))
         print(
             f"round {r + 1}: reference {ref[-1]:.1f} img/s, cnnarch {cand[-1]:.1f} img/s | data only: "
             f"reference {ref_data[-1]:.0f}, cnnarch {cand_data[-1]:.0f} img/s",
