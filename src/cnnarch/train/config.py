@@ -211,7 +211,8 @@ RECIPES: dict[str, Recipe] = {
             ),
             (
                 "auxiliary classifier losses weighted 0.3 (sec. 5); lr decreased 4% every 8 epochs (sec. 6)",
-                "the paper gives neither base lr, batch size nor weight decay: 1e-2, 128 and 2e-4 are ours",
+                "the paper gives neither base lr, batch size nor weight decay: lr 1e-2 and weight decay 2e-4 "
+                "follow BVLC's Caffe GoogLeNet solver, batch 128 is ours",
                 "dropout stays the model's own: 0.4 before the classifier, 0.7 in the aux heads",
             ),
         ),
@@ -258,7 +259,8 @@ RECIPES: dict[str, Recipe] = {
             ),
             (
                 "lr 0.1, /10 at 32k and 48k iterations, stop at 64k; 45k/5k train/val split",
-                "4-pixel padding, random 32x32 crop, horizontal flip; per-pixel mean subtracted",
+                "4-pixel padding, random 32x32 crop, horizontal flip; the paper subtracts the per-pixel "
+                "mean, cnnarch normalises each channel by the training set's mean and std",
                 "ResNet-110 warms up at lr 0.01 until training error < 80% (~400 iterations): "
                 "--warmup-epochs 1 --warmup-lr 0.01",
             ),
