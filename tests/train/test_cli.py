@@ -89,3 +89,36 @@ def test_recipes_command_shows_every_value(capsys):
 def test_missing_data_is_a_clear_error(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "nowhere"), "--output", str(tmp_path / "r")]) == 2
     assert "no such directory, and not a dataset name" in capsys.readouterr().err
+
+
+def test_resume_through_the_real_data_path_is_bit_identical(tree):
+    """Crops and flips drawn by cnnarch.data's loaders continue exactly (dropout: test_trainer.py)."""
+    import torch
+
+    from cnnarch.train.checkpoint import load_checkpoint
+
+    args = [
+        "--data",
+        str(tree / "data"),
+        "--model",
+        "resnet20",
+        "-b",
+        "8",
+        "--lr",
+        "0.01",
+        "--val-split",
+        "0.25",
+        "--log-interval",
+        "0",
+        "--sched",
+        "step",
+        "--decay-epochs",
+        "1",
+    ]
+    assert main(["train", *args, "--epochs", "3", "--output", str(tree / "a")]) == 0
+    assert main(["train", *args, "--epochs", "1", "--output", str(tree / "b")]) == 0
+    assert main(["train", "--resume", str(tree / "b/last.pt"), "--epochs", "3"]) == 0
+    a, b = load_checkpoint(tree / "a/last.pt"), load_checkpoint(tree / "b/last.pt")
+    assert a["step"] == b["step"] == 3 * 4
+    for k, v in a["model"].items():
+        assert torch.equal(v, b["model"][k]), k
