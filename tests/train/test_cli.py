@@ -122,3 +122,15 @@ def test_resume_through_the_real_data_path_is_bit_identical(tree):
     assert a["step"] == b["step"] == 3 * 4
     for k, v in a["model"].items():
         assert torch.equal(v, b["model"][k]), k
+
+
+def test_every_train_option_reaches_the_config():
+    """An option whose name is not a TrainConfig field would be dropped silently."""
+    from dataclasses import fields
+
+    from cnnarch.cli import build_parser
+    from cnnarch.train.config import TrainConfig
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices["train"]
+    dests = {a.dest for a in sub._actions} - {"help", "print_config"}
+    assert dests <= {f.name for f in fields(TrainConfig)}, dests - {f.name for f in fields(TrainConfig)}

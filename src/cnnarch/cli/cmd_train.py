@@ -20,8 +20,8 @@ def add_parser(sub):
     p = sub.add_parser(
         "train",
         help="train a network with a recipe",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     d = TrainConfig()
     g = p.add_argument_group("what and on what")
@@ -77,7 +77,9 @@ def add_parser(sub):
     g = p.add_argument_group("regularisation")
     g.add_argument("--drop", type=float, default=S, help="dropout probability (default: the model's own)")
     g.add_argument("--smoothing", type=float, default=S, help="label smoothing (default 0)")
-    g.add_argument("--aux-weight", type=float, default=S, help="weight of auxiliary losses (GoogLeNet: 0.3)")
+    g.add_argument(
+        "--aux-loss-weight", type=float, default=S, help="weight of auxiliary losses (GoogLeNet: 0.3)"
+    )
     g = p.add_argument_group("run")
     g.add_argument("--seed", type=int, default=S, help=f"(default {d.seed})")
     g.add_argument("--output", default=S, help=f"run directory (default {d.output})")
