@@ -17,9 +17,9 @@ def test_list_shows_every_model_with_input_size_and_paper(capsys):
 
 
 def test_list_filters_by_pattern(capsys):
-    assert main(["list", "resnet*"]) == 0
+    assert main(["list", "vgg1?_bn"]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert sorted(names) == sorted(f"resnet{d}" for d in (18, 34, 50, 101, 152))
+    assert sorted(names) == sorted(f"vgg{d}_bn" for d in (11, 13, 16, 19))
     assert main(["list", "nothing*"]) == 1
 
 
@@ -41,7 +41,7 @@ def test_info_shows_the_training_mode_size_where_it_differs(capsys):
 @pytest.mark.parametrize("name", ["googlenet_tv", "resnet50", "vgg11", "alexnet_tv"])
 def test_info_of_torchvision_forms_states_their_differences(name, capsys):
     assert main(["info", name]) == 0
-    assert "Differences from torchvision" in capsys.readouterr().out
+    assert "Differences from torchvision" in " ".join(capsys.readouterr().out.split())  # across line breaks
 
 
 def test_info_of_unknown_model_suggests_close_names(capsys):

@@ -79,3 +79,22 @@ def test_guarded_model_pickles_and_keeps_its_guard():
 def test_unknown_model_lists_close_names():
     with pytest.raises(ValueError, match=r"unknown model 'resnet5'.*resnet50"):
         create_model("resnet5")
+
+
+def test_every_registered_builder_gets_the_guard(monkeypatch):
+    from cnnarch.models import _registry
+
+    monkeypatch.setattr(_registry, "_MODELS", dict(_registry._MODELS))  # registered for this test only
+
+    @_registry.register_model(paper="a test", input_size=(3, 8, 8))
+    def tiny(num_classes: int = 10) -> nn.Module:
+        """A 5x5 convolution, so 5x5 is the smallest input."""
+        return nn.Sequential(
+            nn.Conv2d(3, 8, 5), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, num_classes)
+        )
+
+    model = create_model("tiny")
+    assert model(torch.randn(1, 3, 5, 5)).shape == (1, 10)
+    with pytest.raises(ValueError, match=r"tiny accepts inputs of at least 5x5 pixels; got 4x9"):
+        model(torch.randn(1, 3, 4, 9))
+    assert tiny.__doc__.startswith("A 5x5 convolution")  # cnnarch info shows the builder's docstring

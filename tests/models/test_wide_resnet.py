@@ -23,7 +23,7 @@ def _wrn_params(depth, k, num_classes=10):
     return total + 2 * cin + cin * num_classes + num_classes
 
 
-# The paper's Table 4 (WRN-40-4, WRN-16-8, WRN-28-10) and Table 5 (WRN-16-4) in millions.
+# The parameter counts the paper prints for these networks, in millions.
 @pytest.mark.parametrize(
     "name, depth, k, paper_millions",
     [("wrn16_4", 16, 4, 2.7), ("wrn16_8", 16, 8, 11.0), ("wrn28_10", 28, 10, 36.5), ("wrn40_4", 40, 4, 8.9)],

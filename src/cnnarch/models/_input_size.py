@@ -63,9 +63,10 @@ def _shape_twin(model: nn.Module) -> nn.Module:
     """A copy of ``model`` for shape-only passes: it shares the parameters (nothing is copied), its
     modules carry no hooks, and its normalization layers are identities.
 
-    The memo hands ``deepcopy`` the replacements. The caller's hooks (an analyzer recording layers, say)
-    must not see the search's passes; batch norm would turn an empty batch's statistics into NaN, and
-    on its own buffers, which the twin copies (they are small) so that nothing of ``model`` can change.
+    The memo hands ``deepcopy`` the replacements. Hooks go because the caller's (an analyzer recording
+    layers, say) must not see the search's passes; normalization layers go because in training mode
+    they would refuse an empty batch, or average it into NaN statistics. Buffers are copied (they are
+    small), so that no pass can change ``model``.
     """
     memo: dict[int, object] = {id(p): p for p in model.parameters()}
     for m in model.modules():
@@ -183,8 +184,12 @@ class InputSizeGuard:
             in_eval = input_size_range(module, c, training=False)
             if in_eval is not None and in_eval != size_range:
                 mode = f" in training mode (in eval mode: {in_eval.describe()})"
-        fixed = " (its classifier has a fixed input size)" if size_range.largest is not None else ""
+        s = size_range.smallest
+        if size_range.largest is None:
+            fixed, resize = "", f"Resize({s})"  # scales the shorter side to s
+        else:
+            fixed, resize = " (its classifier has a fixed input size)", f"Resize(({s}, {s}))"
         raise ValueError(
             f"{self.name} accepts inputs of {size_range.describe()} pixels{fixed}{mode}; got {h}x{w}. "
-            f"Resize the images, e.g. torchvision.transforms.Resize({size_range.smallest})"
+            f"Resize the images, e.g. torchvision.transforms.{resize}"
         )

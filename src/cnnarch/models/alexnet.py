@@ -55,7 +55,9 @@ class AlexNet2012(nn.Module):
     """The 2012 network; ``features`` and ``classifier`` name their layers as the lecture does (conv1,
     norm1, pool1, ..., fc8). Input (N, in_channels, 227..258, 227..258); output (N, num_classes)."""
 
-    def __init__(self, num_classes: int = 1000, in_channels: int = 3, groups: int = 2, dropout: float = 0.5):
+    def __init__(
+        self, num_classes: int = 1000, *, in_channels: int = 3, groups: int = 2, dropout: float = 0.5
+    ):
         super().__init__()
         if groups not in (1, 2):
             raise ValueError(f"groups is 2 (the paper's two GPUs) or 1 (one tower), got {groups}")
@@ -102,7 +104,7 @@ class AlexNet2012(nn.Module):
 class AlexNet(nn.Module):
     """torchvision's AlexNet, same modules and indices. Input (N, in_channels, H, W), H, W >= 63."""
 
-    def __init__(self, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5):
+    def __init__(self, num_classes: int = 1000, *, in_channels: int = 3, dropout: float = 0.5):
         super().__init__()
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 64, kernel_size=11, stride=4, padding=2),
@@ -142,7 +144,7 @@ def alexnet(num_classes: int = 1000, in_channels: int = 3, groups: int = 2, **kw
     Differences from torchvision's alexnet: all of the above (torchvision has the single-tower
     64-192-384-256-256 network without LRN, adaptive pooling, dropout before FC6/FC7); in_channels.
     From the lecture: LRN before, not after, each pool, as the paper has it."""
-    return AlexNet2012(num_classes, in_channels, groups, **kwargs)
+    return AlexNet2012(num_classes, in_channels=in_channels, groups=groups, **kwargs)
 
 
 @register_model(paper=PAPER_TV)
@@ -150,4 +152,4 @@ def alexnet_tv(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> AlexN
     """AlexNet in torchvision's single-tower form; its state_dict is torchvision's.
     Differences from torchvision: in_channels. From the 2012 paper: 64-192-384-256-256 channels, no LRN,
     no groups, padding 2 in CONV1, adaptive pooling (any input from 63x63), dropout before FC6/FC7."""
-    return AlexNet(num_classes, in_channels, **kwargs)
+    return AlexNet(num_classes, in_channels=in_channels, **kwargs)

@@ -57,7 +57,6 @@ __all__ = ["ConvUnit", "Fractal", "FractalBlock", "FractalNet", "Join", "fractal
 
 PAPER = "Larsson, Maire, Shakhnarovich, FractalNet: Ultra-Deep Neural Networks without Residuals, ICLR 2017"
 CIFAR_CHANNELS = (64, 128, 256, 512, 512)
-CIFAR_DROP_PROB = (0.0, 0.1, 0.2, 0.3, 0.4)
 
 
 class ConvUnit(nn.Sequential):
@@ -288,7 +287,8 @@ def fractalnet20(
     column: int | None = None,
 ) -> FractalNet:
     """FractalNet-20 for CIFAR (C=3 columns, B=5 blocks, 64-128-256-512-512): 20 layers deep, 33.7M params
-    (the paper prints 38.6M; see the module docstring). Dropout 0-40% per block, drop-path 50/50 mix."""
+    (the paper prints 38.6M; see the module docstring). Dropout 0-40% per block, drop-path 50/50 mix.
+    From the paper: join before pooling; conv-dropout-BN-ReLU (the authors' code). Not in torchvision."""
     return fractalnet(3, 5, CIFAR_CHANNELS, num_classes, drop_prob, drop_path_local, drop_path_global, column)
 
 
@@ -301,7 +301,8 @@ def fractalnet40(
     column: int | None = None,
 ) -> FractalNet:
     """FractalNet-40 for CIFAR (C=4 columns, B=5 blocks, 64-128-256-512-512): 40 layers deep, 76.1M params
-    (the paper prints 22.9M without its widths; see the module docstring)."""
+    (the paper prints 22.9M without its widths; see the module docstring). From the paper: join before
+    pooling; conv-dropout-BN-ReLU (the authors' code). Not in torchvision."""
     return fractalnet(4, 5, CIFAR_CHANNELS, num_classes, drop_prob, drop_path_local, drop_path_global, column)
 
 
@@ -313,9 +314,10 @@ def fractalnet34(
     drop_path_global: float = 0.5,
     column: int | None = None,
 ) -> FractalNet:
-    """FractalNet-34 for ImageNet (Section 4.2): ResNet-34's 7x7 stem and avgpool-fc around B=4 blocks of
-    C=4 columns (8 layers deep each) with 64-128-256-512 channels; drop-path as on CIFAR, no dropout (the
-    paper does not give ImageNet dropout rates)."""
+    """FractalNet-34 for ImageNet (Section 4.2): ResNet-34's 7x7 stem and avgpool-fc around B=4 blocks of C=4
+    columns (8 layers deep each) with 64-128-256-512 channels; drop-path as on CIFAR, no dropout (the
+    paper does not give ImageNet dropout rates). From the paper: join before pooling; conv-dropout-BN-
+    ReLU (the authors' code). Not in torchvision."""
     return fractalnet(
         4, 4, (64, 128, 256, 512), num_classes, drop_prob, drop_path_local, drop_path_global, column, True
     )

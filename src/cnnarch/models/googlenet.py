@@ -122,6 +122,7 @@ class Inception(nn.Module):
         ch5x5red: int,
         ch5x5: int,
         pool_proj: int,
+        *,
         conv_block: ConvBlock = ConvReLU,
         kernel_5x5: int = 5,
     ):
@@ -152,6 +153,7 @@ class InceptionAux(nn.Module):
         self,
         in_channels: int,
         num_classes: int,
+        *,
         conv_block: ConvBlock = ConvReLU,
         pool: nn.Module | None = None,
         dropout: float = 0.7,
@@ -190,6 +192,7 @@ class GoogLeNet(nn.Module):
     def __init__(
         self,
         num_classes: int = 1000,
+        *,
         in_channels: int = 3,
         aux_logits: bool = True,
         variant: Variant = "paper",
@@ -227,7 +230,13 @@ class GoogLeNet(nn.Module):
 
             def aux(in_channels: int) -> InceptionAux:
                 pool = nn.Sequential(nn.AvgPool2d(5, stride=3), nn.AdaptiveAvgPool2d((4, 4)))
-                return InceptionAux(in_channels, num_classes, conv, pool if paper else None, dropout_aux)
+                return InceptionAux(
+                    in_channels,
+                    num_classes,
+                    conv_block=conv,
+                    pool=pool if paper else None,
+                    dropout=dropout_aux,
+                )
 
             self.aux1 = aux(TABLE_1["4a"].out_channels)
             self.aux2 = aux(TABLE_1["4d"].out_channels)
@@ -273,7 +282,7 @@ def googlenet(num_classes: int = 1000, in_channels: int = 3, aux_logits: bool = 
     the 5x5 branch, a 2x2 fourth max pool, 20% dropout, truncated-normal init); in_channels. From the
     paper: adaptive pooling before the classifiers (identical at 224x224); LRN parameters and
     initialization from the BVLC Caffe model, as the paper gives none."""
-    return GoogLeNet(num_classes, in_channels, aux_logits, variant="paper", **kwargs)
+    return GoogLeNet(num_classes, in_channels=in_channels, aux_logits=aux_logits, variant="paper", **kwargs)
 
 
 @register_model(paper=PAPER)
@@ -284,4 +293,6 @@ def googlenet_tv(
     Differences from torchvision: in_channels; no transform_input; ``aux_loss_weight`` (0.3) attribute.
     From the paper: batch norm, no LRN, 3x3 in place of the 5x5 convolutions, 2x2 fourth max pool,
     20% dropout, adaptive pooling in the auxiliary classifiers."""
-    return GoogLeNet(num_classes, in_channels, aux_logits, variant="torchvision", **kwargs)
+    return GoogLeNet(
+        num_classes, in_channels=in_channels, aux_logits=aux_logits, variant="torchvision", **kwargs
+    )

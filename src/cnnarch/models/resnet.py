@@ -28,6 +28,7 @@ ResNet constructor's), in the same position.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable, Sequence
 from typing import Literal
 
@@ -73,6 +74,7 @@ class BasicBlock(nn.Module):
         channels: int,
         stride: int = 1,
         downsample: nn.Module | None = None,
+        *,
         groups: int = 1,
         width_per_group: int = 64,
         norm_layer: NormLayer | None = None,
@@ -115,6 +117,7 @@ class Bottleneck(nn.Module):
         channels: int,
         stride: int = 1,
         downsample: nn.Module | None = None,
+        *,
         groups: int = 1,
         width_per_group: int = 64,
         norm_layer: NormLayer | None = None,
@@ -167,6 +170,7 @@ class ResNet(nn.Module):
         block: Block,
         layers: Sequence[int],
         num_classes: int = 1000,
+        *,
         in_channels: int = 3,
         zero_init_residual: bool = False,
         groups: int = 1,
@@ -238,47 +242,55 @@ def _resnet(depth: int, **kwargs) -> ResNet:
     return ResNet(block, layers, **kwargs)
 
 
+def _doc(depth: int):
+    """Sets a builder's docstring, which ``cnnarch info`` shows, from the stage table."""
+    block, layers = STAGES[depth]
+    if block is Bottleneck:
+        stride = (
+            "v1.5: a downsampling block has its stride on the 3x3 convolution; variant='v1' puts it on "
+            "the first 1x1, as the paper does."
+        )
+    else:
+        stride = "The variant option is accepted and changes nothing in basic blocks."
+    text = (
+        f"ResNet-{depth}: {block.__name__} stages of {layers} blocks, torchvision.models.resnet{depth}'s "
+        f"network and state_dict. {stride} Differences from torchvision: in_channels. From the paper: "
+        f"projection shortcuts (option B), He initialization"
+        + (", the v1.5 stride placement." if block is Bottleneck else ".")
+    )
+
+    def set_doc(fn):
+        fn.__doc__ = textwrap.fill(text, 100)
+        return fn
+
+    return set_doc
+
+
 @register_model(paper=PAPER)
+@_doc(18)
 def resnet18(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
-    """ResNet-18: basic blocks (2, 2, 2, 2), torchvision.models.resnet18's network and state_dict.
-    Differences from torchvision: ``in_channels``; ``variant`` is accepted, and changes nothing in
-    basic blocks. From the paper: projection shortcuts (option B), He initialization."""
     return _resnet(18, num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 
 @register_model(paper=PAPER)
+@_doc(34)
 def resnet34(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
-    """ResNet-34: basic blocks (3, 4, 6, 3), torchvision.models.resnet34's network and state_dict.
-    Differences from torchvision: ``in_channels``; ``variant`` is accepted, and changes nothing in
-    basic blocks. From the paper: projection shortcuts (option B), He initialization."""
     return _resnet(34, num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 
 @register_model(paper=PAPER)
+@_doc(50)
 def resnet50(num_classes: int = 1000, in_channels: int = 3, variant: Variant = "v1.5", **kwargs) -> ResNet:
-    """ResNet-50: bottleneck blocks (3, 4, 6, 3), torchvision.models.resnet50's network and state_dict:
-    v1.5, the stride of a downsampling block on its 3x3 convolution.
-    Differences from torchvision: ``in_channels``; ``variant="v1"`` puts the stride on the first 1x1
-    convolution, as the paper does. From the paper (in the default v1.5): that stride placement,
-    projection shortcuts (option B), He initialization."""
     return _resnet(50, num_classes=num_classes, in_channels=in_channels, variant=variant, **kwargs)
 
 
 @register_model(paper=PAPER)
+@_doc(101)
 def resnet101(num_classes: int = 1000, in_channels: int = 3, variant: Variant = "v1.5", **kwargs) -> ResNet:
-    """ResNet-101: bottleneck blocks (3, 4, 23, 3), torchvision.models.resnet101's network and state_dict:
-    v1.5, the stride of a downsampling block on its 3x3 convolution.
-    Differences from torchvision: ``in_channels``; ``variant="v1"`` puts the stride on the first 1x1
-    convolution, as the paper does. From the paper (in the default v1.5): that stride placement,
-    projection shortcuts (option B), He initialization."""
     return _resnet(101, num_classes=num_classes, in_channels=in_channels, variant=variant, **kwargs)
 
 
 @register_model(paper=PAPER)
+@_doc(152)
 def resnet152(num_classes: int = 1000, in_channels: int = 3, variant: Variant = "v1.5", **kwargs) -> ResNet:
-    """ResNet-152: bottleneck blocks (3, 8, 36, 3), torchvision.models.resnet152's network and state_dict:
-    v1.5, the stride of a downsampling block on its 3x3 convolution.
-    Differences from torchvision: ``in_channels``; ``variant="v1"`` puts the stride on the first 1x1
-    convolution, as the paper does. From the paper (in the default v1.5): that stride placement,
-    projection shortcuts (option B), He initialization."""
     return _resnet(152, num_classes=num_classes, in_channels=in_channels, variant=variant, **kwargs)

@@ -26,8 +26,8 @@ Deliberate differences from the paper:
   placement is the same network up to a permutation of the learned channels.
 - Weights: He (Kaiming) normal init with fan-out, as torchvision's ResNet (the paper cites He et al.
   2015 for its init without naming the fan).
-- ``plain1202`` is not offered: the paper only trains plain nets up to 56 layers; plain110 already
-  shows the degradation.
+- ``plain110`` goes beyond the paper's Fig. 6 (plain-20 to plain-56) to pair with ResNet-110; there is
+  no ``plain1202``.
 
 torchvision has neither CIFAR ResNets nor plain nets.
 """
@@ -166,81 +166,93 @@ def _cifar(depth: int, block, num_classes: int, shortcut: Shortcut) -> CifarResN
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
 def resnet20(num_classes: int = 10, shortcut: Shortcut = "A") -> CifarResNet:
-    """ResNet-20 for CIFAR: 3 stages of 3 basic blocks (16/32/64 channels), 0.27M params."""
+    """ResNet-20 for CIFAR: 3 stages of 3 basic blocks (16/32/64 channels), 0.27M params. From the paper: none
+    (``shortcut="B"`` swaps option A for 1x1 projections). Not in torchvision."""
     return _cifar(20, BasicBlock, num_classes, shortcut)
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
 def resnet32(num_classes: int = 10, shortcut: Shortcut = "A") -> CifarResNet:
-    """ResNet-32 for CIFAR: 3 stages of 5 basic blocks (16/32/64 channels), 0.46M params."""
+    """ResNet-32 for CIFAR: 3 stages of 5 basic blocks (16/32/64 channels), 0.46M params. From the paper: none
+    (``shortcut="B"`` swaps option A for 1x1 projections). Not in torchvision."""
     return _cifar(32, BasicBlock, num_classes, shortcut)
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
 def resnet44(num_classes: int = 10, shortcut: Shortcut = "A") -> CifarResNet:
-    """ResNet-44 for CIFAR: 3 stages of 7 basic blocks (16/32/64 channels), 0.66M params."""
+    """ResNet-44 for CIFAR: 3 stages of 7 basic blocks (16/32/64 channels), 0.66M params. From the paper: none
+    (``shortcut="B"`` swaps option A for 1x1 projections). Not in torchvision."""
     return _cifar(44, BasicBlock, num_classes, shortcut)
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
 def resnet56(num_classes: int = 10, shortcut: Shortcut = "A") -> CifarResNet:
-    """ResNet-56 for CIFAR: 3 stages of 9 basic blocks (16/32/64 channels), 0.85M params."""
+    """ResNet-56 for CIFAR: 3 stages of 9 basic blocks (16/32/64 channels), 0.85M params. From the paper: none
+    (``shortcut="B"`` swaps option A for 1x1 projections). Not in torchvision."""
     return _cifar(56, BasicBlock, num_classes, shortcut)
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
 def resnet110(num_classes: int = 10, shortcut: Shortcut = "A") -> CifarResNet:
-    """ResNet-110 for CIFAR: 3 stages of 18 basic blocks (16/32/64 channels), 1.7M params."""
+    """ResNet-110 for CIFAR: 3 stages of 18 basic blocks (16/32/64 channels), 1.7M params. From the paper:
+    none (``shortcut="B"`` swaps option A for 1x1 projections). Not in torchvision."""
     return _cifar(110, BasicBlock, num_classes, shortcut)
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
 def resnet1202(num_classes: int = 10, shortcut: Shortcut = "A") -> CifarResNet:
-    """ResNet-1202 for CIFAR: 3 stages of 200 basic blocks (16/32/64 channels), 19.4M params; the
-    paper's overfitting example."""
+    """ResNet-1202 for CIFAR: 3 stages of 200 basic blocks (16/32/64 channels), 19.4M params; the paper's
+    overfitting example. From the paper: none (``shortcut="B"`` swaps option A for 1x1 projections).
+    Not in torchvision."""
     return _cifar(1202, BasicBlock, num_classes, shortcut)
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
 def plain20(num_classes: int = 10) -> CifarResNet:
-    """Plain-20 for CIFAR: ResNet-20 without shortcuts (same 0.27M params as option A)."""
+    """Plain-20 for CIFAR: ResNet-20 without shortcuts (same 0.27M params as option A). From the paper: none.
+    Not in torchvision."""
     return _cifar(20, PlainBlock, num_classes, "A")
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
 def plain32(num_classes: int = 10) -> CifarResNet:
-    """Plain-32 for CIFAR: ResNet-32 without shortcuts (same 0.46M params as option A)."""
+    """Plain-32 for CIFAR: ResNet-32 without shortcuts (same 0.46M params as option A). From the paper: none.
+    Not in torchvision."""
     return _cifar(32, PlainBlock, num_classes, "A")
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
 def plain44(num_classes: int = 10) -> CifarResNet:
-    """Plain-44 for CIFAR: ResNet-44 without shortcuts (same 0.66M params as option A)."""
+    """Plain-44 for CIFAR: ResNet-44 without shortcuts (same 0.66M params as option A). From the paper: none.
+    Not in torchvision."""
     return _cifar(44, PlainBlock, num_classes, "A")
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
 def plain56(num_classes: int = 10) -> CifarResNet:
-    """Plain-56 for CIFAR: ResNet-56 without shortcuts (same 0.85M params as option A); its training
-    error is higher than plain-20's (Fig. 6)."""
+    """Plain-56 for CIFAR: ResNet-56 without shortcuts (same 0.85M params as option A); its training error is
+    higher than plain-20's (Fig. 6). From the paper: none. Not in torchvision."""
     return _cifar(56, PlainBlock, num_classes, "A")
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
 def plain110(num_classes: int = 10) -> CifarResNet:
-    """Plain-110 for CIFAR: ResNet-110 without shortcuts (same 1.7M params as option A)."""
+    """Plain-110 for CIFAR: ResNet-110 without shortcuts (same 1.7M params as option A). From the paper: none.
+    Not in torchvision."""
     return _cifar(110, PlainBlock, num_classes, "A")
 
 
 @register_model(paper="He et al. 2015, Deep Residual Learning for Image Recognition, Table 1 / Fig. 3")
 def plain18(num_classes: int = 1000, in_channels: int = 3) -> ResNet:
     """Plain-18 for ImageNet: ResNet-18 without shortcuts (11.5M params, ResNet-18 minus its three 1x1
-    projections)."""
+    projections). From the paper: none. Not in torchvision. Differences from torchvision's ResNet: no
+    shortcuts, so no ``downsample`` weights; ``in_channels``. From the paper: He initialization."""
     return ResNet(PlainBlock, (2, 2, 2, 2), num_classes=num_classes, in_channels=in_channels)
 
 
 @register_model(paper="He et al. 2015, Deep Residual Learning for Image Recognition, Table 1 / Fig. 3")
 def plain34(num_classes: int = 1000, in_channels: int = 3) -> ResNet:
     """Plain-34 for ImageNet: the 34-layer plain network of Fig. 3 (middle), ResNet-34 without shortcuts
-    (21.6M params)."""
+    (21.6M params). From the paper: none. Not in torchvision. Differences from torchvision's ResNet: no
+    shortcuts, so no ``downsample`` weights; ``in_channels``. From the paper: He initialization."""
     return ResNet(PlainBlock, (3, 4, 6, 3), num_classes=num_classes, in_channels=in_channels)

@@ -12,21 +12,18 @@ of each stage's first block, as the paper says.
 ImageNet (Table 1, torchvision's models; state dicts load unchanged): ``resnext50_32x4d`` (25.0M
 params), ``resnext101_32x8d`` (88.8M), ``resnext101_64x4d`` (83.5M); ``resnext(depth, cardinality,
 bottleneck_width)`` builds others. CIFAR (Section 5.3): ``resnext29_8x64d`` (34.4M) and
-``resnext29_16x64d`` (68.1M): a 3x3 convolution with 64 channels, then three stages of three bottlenecks
+``resnext29_16x64d`` (68.2M): a 3x3 convolution with 64 channels, then three stages of three bottlenecks
 with 256, 512 and 1024 output channels on 32, 16 and 8 pixels, global average pooling and a fully
-connected layer; ``resnext_cifar(depth, cardinality, bottleneck_width)`` builds others.
+connected layer; ``resnext_cifar(depth, cardinality, bottleneck_width)`` builds others. Shortcuts are
+identities except where the shape changes, where they are 1x1 projections with batch norm (the paper's
+choice, option B of ResNet); weights start from He (Kaiming) normal init with fan-out, as torchvision's.
 
 ``cardinality`` and ``bottleneck_width`` are torchvision's ``groups`` and ``width_per_group``.
 
-Deliberate differences from the paper:
-
-- ``resnext101_32x8d`` is not in the paper (it appears in Facebook's later releases and torchvision);
-  it is here because torchvision ships it.
-- CIFAR shortcuts are 1x1 projections with batch norm where the shape changes (the paper's option B
-  inherited from its ResNet baseline; the stage's first block always changes the channel count).
-- Weights: He (Kaiming) normal init with fan-out, as torchvision.
-- ``resnext29_16x64d`` has 68,155,210 parameters, which the paper prints as 68.1M (truncated, not
-  rounded; 34,426,698 for 8x64d prints as 34.4M either way).
+Deliberate differences from the paper: none in the layers. ``resnext101_32x8d`` is not in the paper (it
+appears in Facebook's later releases and in torchvision); it is here because torchvision ships it. The
+paper prints ``resnext29_16x64d``'s 68,155,210 parameters as 68.1M (truncated, not rounded; 34,426,698
+for 8x64d prints as 34.4M either way).
 
 Differences from torchvision: the parameter names ``cardinality`` and ``bottleneck_width``; the CIFAR nets.
 """
@@ -76,32 +73,35 @@ def resnext_cifar(
 
 
 @register_model(paper=PAPER)
-def resnext50_32x4d(num_classes: int = 1000, **kwargs) -> ResNet:
-    """ResNeXt-50 (32x4d): ResNet-50 with 32 groups of 4 channels in the first stage's 3x3; 25.0M
-    params. Same as torchvision.models.resnext50_32x4d."""
-    return resnext(50, 32, 4, num_classes, **kwargs)
+def resnext50_32x4d(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
+    """ResNeXt-50 (32x4d): ResNet-50 with 32 groups of 4 channels in the first stage's 3x3; 25.0M params. Same
+    as torchvision.models.resnext50_32x4d. Differences from torchvision: ``in_channels``."""
+    return resnext(50, 32, 4, num_classes, in_channels=in_channels, **kwargs)
 
 
 @register_model(paper=PAPER)
-def resnext101_32x8d(num_classes: int = 1000, **kwargs) -> ResNet:
-    """ResNeXt-101 (32x8d): 88.8M params. Same as torchvision.models.resnext101_32x8d."""
-    return resnext(101, 32, 8, num_classes, **kwargs)
+def resnext101_32x8d(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
+    """ResNeXt-101 (32x8d): 88.8M params. Same as torchvision.models.resnext101_32x8d. Differences from
+    torchvision: ``in_channels``."""
+    return resnext(101, 32, 8, num_classes, in_channels=in_channels, **kwargs)
 
 
 @register_model(paper=PAPER)
-def resnext101_64x4d(num_classes: int = 1000, **kwargs) -> ResNet:
-    """ResNeXt-101 (64x4d): 83.5M params. Same as torchvision.models.resnext101_64x4d."""
-    return resnext(101, 64, 4, num_classes, **kwargs)
+def resnext101_64x4d(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
+    """ResNeXt-101 (64x4d): 83.5M params. Same as torchvision.models.resnext101_64x4d. Differences from
+    torchvision: ``in_channels``."""
+    return resnext(101, 64, 4, num_classes, in_channels=in_channels, **kwargs)
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
 def resnext29_8x64d(num_classes: int = 10) -> CifarResNet:
-    """ResNeXt-29 (8x64d) for CIFAR: 3 stages of 3 bottlenecks, cardinality 8, width 64; 34.4M params."""
+    """ResNeXt-29 (8x64d) for CIFAR: 3 stages of 3 bottlenecks, cardinality 8, width 64; 34.4M params. From
+    the paper: none. Not in torchvision."""
     return resnext_cifar(29, 8, 64, num_classes)
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
 def resnext29_16x64d(num_classes: int = 10) -> CifarResNet:
-    """ResNeXt-29 (16x64d) for CIFAR: 3 stages of 3 bottlenecks, cardinality 16, width 64; 68.2M params
-    (the paper prints 68.1M)."""
+    """ResNeXt-29 (16x64d) for CIFAR: 3 stages of 3 bottlenecks, cardinality 16, width 64; 68.2M params (the
+    paper prints 68.1M). From the paper: none. Not in torchvision."""
     return resnext_cifar(29, 16, 64, num_classes)

@@ -20,6 +20,8 @@ Differences from torchvision: ``in_channels``; configurations keyed by the paper
 
 from __future__ import annotations
 
+import textwrap
+
 import torch
 from torch import nn
 
@@ -57,7 +59,7 @@ class VGG(nn.Module):
     Input (N, in_channels, H, W) with H, W >= 32; output (N, num_classes) logits.
     """
 
-    def __init__(self, features: nn.Sequential, num_classes: int = 1000, dropout: float = 0.5):
+    def __init__(self, features: nn.Sequential, num_classes: int = 1000, *, dropout: float = 0.5):
         super().__init__()
         self.features = features
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
@@ -90,20 +92,19 @@ def _vgg(config: str, batch_norm: bool, num_classes: int, in_channels: int, **kw
     return VGG(make_features(CONFIGS[config], batch_norm, in_channels), num_classes, **kwargs)
 
 
-_DOC = """VGG-{depth} (configuration {config}{bn}), torchvision.models.vgg{depth}{suffix}'s network and
-    state_dict. Differences from torchvision: ``in_channels``. From the paper: adaptive pooling before
-    the classifier (the identity at 224x224){bn_note}, He initialization."""
-
-
 def _doc(depth: int, config: str, batch_norm: bool):
+    """Sets a builder's docstring, which ``cnnarch info`` shows."""
+    bn = "_bn" if batch_norm else ""
+    with_bn = ", batch norm after every convolution" if batch_norm else ""
+    text = (
+        f"VGG-{depth} (configuration {config}{with_bn}), "
+        f"torchvision.models.vgg{depth}{bn}'s network and state_dict. Differences from torchvision: "
+        f"in_channels. From the paper: adaptive pooling before the classifier (the identity at 224x224), "
+        f"{'batch norm, which the paper predates, ' if batch_norm else ''}He initialization."
+    )
+
     def set_doc(fn):
-        fn.__doc__ = _DOC.format(
-            depth=depth,
-            config=config,
-            bn=", batch norm after every convolution" if batch_norm else "",
-            suffix="_bn" if batch_norm else "",
-            bn_note="; batch norm, which the paper predates" if batch_norm else "",
-        )
+        fn.__doc__ = textwrap.fill(text, 100)
         return fn
 
     return set_doc

@@ -10,7 +10,7 @@ shortcut. A shortcut is the identity where shapes match and a 1x1 convolution of
 (BN - ReLU already applied) where the channel count or the resolution changes, as in the authors' code.
 
 Presets: ``wrn16_4``, ``wrn16_8``, ``wrn28_10``, ``wrn40_4`` (2.7M, 11.0M, 36.5M, 8.9M parameters,
-the paper's Tables 4-5); ``wrn(depth, widen_factor, drop_prob)`` builds any other. Dropout between the two
+as printed in the paper); ``wrn(depth, widen_factor, drop_prob)`` builds any other. Dropout between the two
 convolutions, ``drop_prob`` (the paper uses 0.3 on CIFAR), defaults to 0.
 
 ImageNet ``wide_resnet50_2`` and ``wide_resnet101_2`` (Section 4 of the paper, torchvision's models) are
@@ -23,10 +23,10 @@ Deliberate differences from the paper:
   parameter counts agree.
 - The 8x8 average pool is an adaptive average pool to 1x1: identical at 32x32 input, and larger inputs
   still work.
-- ImageNet WRN-50-2 / WRN-101-2 (the paper's "WRN-50-2-bottleneck") are torchvision's: only the
-  bottlenecks' inner width doubles, and a downsampling block strides its 3x3 convolution ("v1.5").
 
-torchvision has no CIFAR WRN.
+The ImageNet WRN-50-2 (the paper's "WRN-50-2-bottleneck") widens only the bottlenecks' inner
+convolutions and strides a downsampling block's 3x3 convolution, like the fb.resnet.torch code the paper
+builds on; torchvision's is the same network. torchvision has no CIFAR WRN.
 """
 
 from __future__ import annotations
@@ -107,40 +107,50 @@ def wrn(depth: int, widen_factor: int, drop_prob: float = 0.0, num_classes: int 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
 def wrn16_4(num_classes: int = 10, drop_prob: float = 0.0) -> WideResNet:
-    """WRN-16-4 for CIFAR: 16 layers, 4x wider than ResNet, 2.7M params."""
+    """WRN-16-4 for CIFAR: 16 layers, 4x wider than ResNet, 2.7M params. From the paper: ``drop_prob``
+    defaults to 0; adaptive average pooling. Not in torchvision."""
     return wrn(16, 4, drop_prob, num_classes)
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
 def wrn16_8(num_classes: int = 10, drop_prob: float = 0.0) -> WideResNet:
-    """WRN-16-8 for CIFAR: 16 layers, 8x wider than ResNet, 11.0M params."""
+    """WRN-16-8 for CIFAR: 16 layers, 8x wider than ResNet, 11.0M params. From the paper: ``drop_prob``
+    defaults to 0; adaptive average pooling. Not in torchvision."""
     return wrn(16, 8, drop_prob, num_classes)
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
 def wrn28_10(num_classes: int = 10, drop_prob: float = 0.0) -> WideResNet:
     """WRN-28-10 for CIFAR: 28 layers, 10x wider than ResNet, 36.5M params (the paper's best, with
-    ``drop_prob=0.3``)."""
+    ``drop_prob=0.3``). From the paper: ``drop_prob`` defaults to 0; adaptive average pooling. Not in
+    torchvision."""
     return wrn(28, 10, drop_prob, num_classes)
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
 def wrn40_4(num_classes: int = 10, drop_prob: float = 0.0) -> WideResNet:
-    """WRN-40-4 for CIFAR: 40 layers, 4x wider than ResNet, 8.9M params."""
+    """WRN-40-4 for CIFAR: 40 layers, 4x wider than ResNet, 8.9M params. From the paper: ``drop_prob``
+    defaults to 0; adaptive average pooling. Not in torchvision."""
     return wrn(40, 4, drop_prob, num_classes)
 
 
 @register_model(paper=PAPER)
-def wide_resnet50_2(num_classes: int = 1000, **kwargs) -> ResNet:
-    """WRN-50-2 for ImageNet: ResNet-50 with bottlenecks twice as wide (width_per_group=128); 68.9M
-    params. Same as torchvision.models.wide_resnet50_2."""
+def wide_resnet50_2(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
+    """WRN-50-2 for ImageNet: ResNet-50 with bottlenecks twice as wide (width_per_group=128); 68.9M params.
+    Same as torchvision.models.wide_resnet50_2. Differences from torchvision: ``in_channels``. From the
+    paper: none."""
     block, layers = STAGES[50]
-    return ResNet(block, layers, num_classes=num_classes, width_per_group=128, **kwargs)
+    return ResNet(
+        block, layers, num_classes=num_classes, in_channels=in_channels, width_per_group=128, **kwargs
+    )
 
 
 @register_model(paper=PAPER)
-def wide_resnet101_2(num_classes: int = 1000, **kwargs) -> ResNet:
-    """WRN-101-2 for ImageNet: ResNet-101 with bottlenecks twice as wide (width_per_group=128); 126.9M
-    params. Same as torchvision.models.wide_resnet101_2."""
+def wide_resnet101_2(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
+    """WRN-101-2 for ImageNet: ResNet-101 with bottlenecks twice as wide (width_per_group=128); 126.9M params.
+    Same as torchvision.models.wide_resnet101_2. Differences from torchvision: ``in_channels``. From
+    the paper: none."""
     block, layers = STAGES[101]
-    return ResNet(block, layers, num_classes=num_classes, width_per_group=128, **kwargs)
+    return ResNet(
+        block, layers, num_classes=num_classes, in_channels=in_channels, width_per_group=128, **kwargs
+    )

@@ -136,12 +136,14 @@ class ZFNet(nn.Module):
 
 @register_model(paper=PAPER)
 def zfnet(num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> ZFNet:
-    """ZFNet (Fig. 3): AlexNet with a 7x7/2 first layer and a 5x5/2 second layer, dense layers 3-5,
-    contrast normalisation after the first two poolings; 62.4M params, 224x224 input."""
+    """ZFNet (Fig. 3): AlexNet with a 7x7/2 first layer and a 5x5/2 second layer, dense layers 3-5, contrast
+    normalisation after the first two poolings; 62.4M params, 224x224 input. From the paper: AlexNet's
+    LRN parameters (the paper gives none); ``in_channels``. Not in torchvision."""
     return ZFNet(ZF_LAYERS, num_classes, in_channels, dropout)
 
 
 @register_model(paper=PAPER)
 def zfnet_b(num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> ZFNet:
-    """ZFNet variant (b) of Table 3: layers 3, 4, 5 widened to 512, 1024, 512 maps."""
+    """ZFNet variant (b) of Table 3: layers 3, 4, 5 widened to 512, 1024, 512 maps. From the paper: AlexNet's
+    LRN parameters (the paper gives none); ``in_channels``. Not in torchvision."""
     return ZFNet(ZF_B_LAYERS, num_classes, in_channels, dropout)

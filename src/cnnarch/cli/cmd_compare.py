@@ -1,0 +1,27 @@
+"""``cnnarch compare [NAMES...]``: parameters, GMACs, memory, depth and published ImageNet error of
+several networks side by side; ``--plot FILE`` draws accuracy against operations."""
+
+from pathlib import Path
+
+from cnnarch.analysis.compare import DEFAULT_MODELS, compare, format_compare, plot
+
+
+def add_parser(sub):
+    p = sub.add_parser("compare", help="networks side by side; --plot draws accuracy vs operations")
+    p.add_argument("names", nargs="*", help=f"models (default: {' '.join(DEFAULT_MODELS)})")
+    p.add_argument("--plot", metavar="FILE", help="write the chart to FILE.png or FILE.svg")
+    p.add_argument("--markdown", action="store_true")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    if args.plot and Path(args.plot).suffix.lower() not in (".png", ".svg"):
+        raise ValueError(f"--plot {args.plot}: the file must end in .png or .svg")
+    rows = compare(args.names or DEFAULT_MODELS)
+    print(format_compare(rows, markdown=args.markdown))
+    if args.plot:
+        left_out = plot(rows, args.plot)
+        print(f"\nplot written to {args.plot}")
+        if left_out:
+            print(f"not on the plot (no published ImageNet result): {', '.join(left_out)}")
+    return 0

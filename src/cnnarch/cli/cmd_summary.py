@@ -1,0 +1,42 @@
+"""``cnnarch summary NAME``: the per-layer profile of a network (shapes, parameters, memory, MACs,
+receptive field), as a table, markdown, JSON, CSV or the lecture's own layout."""
+
+from cnnarch.analysis import LECTURE_MODULES, build, profile
+from cnnarch.analysis.report import format_lecture, format_table, to_csv, to_json
+
+FORMATS = ("table", "lecture", "markdown", "json", "csv")
+
+
+def add_parser(sub):
+    p = sub.add_parser("summary", help="per-layer shapes, parameters, memory, MACs, receptive field")
+    p.add_argument("name", help="a registered model, or " + ", ".join(LECTURE_MODULES))
+    p.add_argument("--input", default=None, help="C x H x W, e.g. 3x224x224 (default: the model's own)")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("--depth", type=int, default=None, help="collapse modules nested deeper than N")
+    p.add_argument("--batch", type=int, default=1, help="batch size (totals are per image)")
+    p.add_argument(
+        "--device",
+        choices=("meta", "cpu"),
+        default="meta",
+        help="meta: shapes only, nothing allocated (default); cpu: a real pass (a forward reading values)",
+    )
+    p.add_argument("--gpu-memory", type=float, default=16, metavar="GB", help="for 'images that fit'")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    if args.depth is not None and args.depth < 1:
+        raise ValueError(f"--depth must be 1 or more, got {args.depth}")
+    if args.batch < 1:
+        raise ValueError(f"--batch must be 1 or more, got {args.batch}")
+    model, size = build(args.name, args.device)
+    p = profile(model, args.input or size, batch_size=args.batch, device=args.device)
+    if args.format == "lecture":
+        print(format_lecture(p))
+    elif args.format == "json":
+        print(to_json(p, args.depth))
+    elif args.format == "csv":
+        print(to_csv(p, args.depth), end="")
+    else:
+        print(format_table(p, args.depth, markdown=args.format == "markdown", gpu_memory_gb=args.gpu_memory))
+    return 0
