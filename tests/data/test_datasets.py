@@ -134,6 +134,13 @@ def test_search_order_data_then_env_then_cache(tmp_path, monkeypatch, write_tree
     write_tree(tmp_path / "mine" / "cifar10-jpeg" / "train", classes=classes, per_class=1, size=(32, 32))
     mine = cifar10(tmp_path / "mine", "test", cache_dir=tmp_path / "cache", progress=False)
     assert len(mine) == 20 and mine.classes == CIFAR10_CLASSES
+    # A tree of other images is not taken for CIFAR-10.
+    write_tree(tmp_path / "other" / "test", classes=classes, per_class=1, size=(8, 8))
+    write_tree(tmp_path / "other" / "train", classes=classes, per_class=1, size=(8, 8))
+    with pytest.raises(
+        ValueError, match=r"10 classes of \(3, 8, 8\) images; CIFAR-10 has 10 classes of 32x32"
+    ):
+        cifar10(tmp_path / "other", "test", cache_dir=tmp_path / "cache", progress=False)
     # A --data that lacks the dataset is an error, not a silent download elsewhere.
     with pytest.raises(DatasetNotFoundError, match="--data"):
         cifar10(tmp_path / "mine" / "cifar10-jpeg" / "test", cache_dir=tmp_path / "cache")

@@ -152,3 +152,11 @@ def test_cifar10_entry_reads_the_shared_jpeg_copy(cifar_jpeg_root, cache_dir):
 
     data = cifar10(cifar_jpeg_root, "test", limit=30, progress=False)
     assert len(data) == 30 and data.classes[0] == "airplane" and data.image_shape == (3, 32, 32)
+
+
+def test_split_with_other_classes_is_refused(tmp_path, cache_dir, write_tree):
+    write_tree(tmp_path / "train", classes=("cat", "dog"), per_class=1)
+    write_tree(tmp_path / "test", classes=("cat", "dgo"), per_class=1)
+    train = load_image_folder(tmp_path, "train", progress=False)
+    with pytest.raises(ValueError, match=r"missing: \['dog'\], extra: \['dgo'\]"):
+        load_image_folder(tmp_path, "test", classes=train.classes, progress=False)

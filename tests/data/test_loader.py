@@ -81,6 +81,12 @@ def test_val_split_is_seeded_disjoint_and_stratified():
     assert not torch.equal(val_split(data, 0.2, seed=8)[1].images, val.images)
     with pytest.raises(ValueError, match="val_split"):
         val_split(data, 1.5)
+    with pytest.raises(ValueError, match="val_split"):
+        val_split(data, 100)
+    # Uneven classes (sizes 40, 30, 20, 10) and a count: exactly that many, in proportion.
+    uneven = ImageTensors(data.images, torch.tensor([0] * 40 + [1] * 30 + [2] * 20 + [3] * 10), data.classes)
+    _, v = val_split(uneven, 15)
+    assert len(v) == 15 and v.class_counts().tolist() == [6, 5, 3, 1]  # shares 6, 4.5, 3, 1.5 -> remainders
 
 
 def test_stream_loader_matches_tensor_loader_on_same_images(tmp_path, write_tree, cache_dir):

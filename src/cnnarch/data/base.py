@@ -73,13 +73,12 @@ class ImageTensors:
     def subset(self, index: torch.Tensor | slice) -> ImageTensors:
         """The images at ``index`` (a slice, or a tensor of indices), keeping classes and source."""
         if isinstance(index, slice):
-            paths = self.paths[index]
+            images, labels, paths = self.images[index], self.labels[index], self.paths[index]
         else:
-            index = torch.as_tensor(index, dtype=torch.int64)
+            index = torch.as_tensor(index, dtype=torch.int64, device=self.images.device)
+            images, labels = self.images.index_select(0, index), self.labels.index_select(0, index)
             paths = [self.paths[i] for i in index.tolist()] if self.paths else []
-        return ImageTensors(
-            self.images[index], self.labels[index], list(self.classes), paths, list(self.skipped), self.source
-        )
+        return ImageTensors(images, labels, list(self.classes), paths, list(self.skipped), self.source)
 
     def numpy(self, layout: str = "NHWC") -> tuple[np.ndarray, np.ndarray]:
         """``(X, y)`` as NumPy arrays: ``X`` uint8 in ``layout`` ("NHWC", CS231n's order, or "NCHW"),

@@ -208,9 +208,15 @@ def _cifar(spec, root, split, label_key, download_ok, cache_dir, url, md5, **fol
         raise _not_found(spec.name, places, expected, error, url or spec.url if root is None else None)
     kind, path = found
     if kind == "folder":
+        if label_key == "coarse_labels":
+            raise ValueError(f"{path} is an ImageFolder tree: it has no coarse labels; use labels='fine'")
         data = load_image_folder(path, split, cache_dir=cache_dir, **folder_kw)
-        if spec is CIFAR10 and len(data.classes) != 10:
-            raise ValueError(f"{path / split} has {len(data.classes)} class directories; CIFAR-10 has 10")
+        n_classes = 10 if spec is CIFAR10 else 100
+        if len(data.classes) != n_classes or data.image_shape != (3, 32, 32):
+            raise ValueError(
+                f"{path / split} holds {len(data.classes)} classes of {data.image_shape} images; {spec.name} "
+                f"has {n_classes} classes of 32x32 RGB images. Pass the right directory as --data"
+            )
         return data
     if kind == "archive":
         # Extract once into the cache (the archive's own directory may be read-only).
@@ -341,24 +347,39 @@ def _idx_dataset(name, files, mirror, classes, subdirs, root, split, download_ok
 
 
 def mnist(
-    root=None, split="train", *, download=True, cache_dir=None, limit=None, url=None
-) -> ImageTensors:  # fmt: skip
+    root: str | Path | None = None,
+    split: str = "train",
+    *,
+    download: bool = True,
+    cache_dir: str | Path | None = None,
+    limit: int | None = None,
+    url: str | None = None,
+) -> ImageTensors:
     """MNIST ``split`` (60,000 / 10,000 digits) as ``uint8 (N, 1, 28, 28)``, found like :func:`cifar10`
-    (idx files in the directory, or in ``mnist/`` or torchvision's ``MNIST/raw/``)."""
-    classes = [str(i) for i in range(10)]
-    subdirs = ("mnist", "MNIST/raw")
-    return _idx_dataset(
-        "MNIST", MNIST_FILES, MNIST_URL, classes, subdirs, root, split, download, cache_dir, url, limit
-    )
+    (idx files in the directory, or in ``mnist/`` or torchvision's ``MNIST/raw/``); ``url`` is a
+    mirror's base URL."""
+    spec = ("MNIST", MNIST_FILES, MNIST_URL, [str(i) for i in range(10)], ("mnist", "MNIST/raw"))
+    return _idx_dataset(*spec, root, split, download, cache_dir, url, limit)
 
 
 def fashion_mnist(
-    root=None, split="train", *, download=True, cache_dir=None, limit=None, url=None
-) -> ImageTensors:  # fmt: skip
+    root: str | Path | None = None,
+    split: str = "train",
+    *,
+    download: bool = True,
+    cache_dir: str | Path | None = None,
+    limit: int | None = None,
+    url: str | None = None,
+) -> ImageTensors:
     """Fashion-MNIST ``split`` as ``uint8 (N, 1, 28, 28)`` (idx files in the directory, or in
     ``fashion-mnist/`` or torchvision's ``FashionMNIST/raw/``)."""
-    subdirs = ("fashion-mnist", "FashionMNIST/raw")
-    spec = ("Fashion-MNIST", FASHION_FILES, FASHION_URL, FASHION_CLASSES, subdirs)
+    spec = (
+        "Fashion-MNIST",
+        FASHION_FILES,
+        FASHION_URL,
+        FASHION_CLASSES,
+        ("fashion-mnist", "FashionMNIST/raw"),
+    )
     return _idx_dataset(*spec, root, split, download, cache_dir, url, limit)
 
 
@@ -370,14 +391,19 @@ DATASETS = {
 }
 
 
+_ALIASES = {
+    "cifar-10": "cifar10",
+    "cifar-100": "cifar100",
+    "fashionmnist": "fashion-mnist",
+    "imagefolder": "folder",
+}
+
+
 def load_dataset(name: str, split: str = "train", root: str | Path | None = None, **kw) -> ImageTensors:
     """One entry for the trainer: ``name`` is "cifar10", "cifar100", "mnist", "fashion-mnist"
     (found or downloaded as above) or "folder" (an ImageFolder tree at ``root``)."""
     key = name.lower().replace("_", "-")
-    key = {"fashion-mnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10"}.get(
-        key, key
-    )
-    key = {"cifar-100": "cifar100", "imagefolder": "folder"}.get(key, key)
+    key = _ALIASES.get(key, key)
     if key == "folder":
         if root is None:
             raise ValueError("dataset 'folder' needs root (--data DIR) holding <split>/<class>/<image>")

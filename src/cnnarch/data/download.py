@@ -65,11 +65,12 @@ def download(
             )
         os.replace(tmp, dest)
     except (urllib.error.URLError, OSError, ValueError) as e:
-        Path(tmp).unlink(missing_ok=True)
         if isinstance(e, DownloadError):
             raise
         reason = getattr(e, "reason", e)
         raise DownloadError(f"could not download {url} ({type(e).__name__}: {reason})") from e
+    finally:  # also on Ctrl-C: no partial file is left behind
+        Path(tmp).unlink(missing_ok=True)
     return dest
 
 

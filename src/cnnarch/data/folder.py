@@ -6,9 +6,10 @@ Layout (torchvision's ImageFolder)::
 
 Classes are the sub-directories in sorted order, so labels match torchvision's ImageFolder.
 Decoding 60,000 small JPEGs with Pillow takes seconds to a minute; the result is saved to
-``<cache_dir>/folders/<name>-<split>-<key>.pt`` and later loads take about a second. The key hashes
-the tree's absolute path, every file's relative path, size and mtime, and the decode options, so
-adding, removing or touching a file rebuilds the cache. The file is written atomically.
+``<cache_dir>/folders/<name>-<split>-<mode>-v<version>-<key>.pt`` and later loads take about a
+second. The key hashes the tree's absolute path, every file's relative path, size and mtime, and
+the decode options, so adding, removing or touching a file rebuilds the cache. The file is written
+atomically.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from cnnarch.data.base import (
 )
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 _LAYOUT = "root/<split>/<class>/<image>.jpg (ImageFolder layout, like cifar10-jpeg/train/cat/0001.jpg)"
 
 
@@ -56,7 +57,7 @@ def scan_image_folder(
     return classes, files, labels
 
 
-def _scan(directory: Path, limit: int | None):
+def _scan(directory: Path, limit: int | None, expected: list[str] | None = None):
     """``scan_image_folder`` plus each file's ``(size, mtime_ns)``; os.scandir keeps it under a
     second for 50,000 files."""
     if not directory.is_dir():
@@ -71,6 +72,13 @@ def _scan(directory: Path, limit: int | None):
         )
     if not classes:
         raise ValueError(f"{directory} has no class sub-directories; expected {_LAYOUT}")
+    if expected is not None and classes != list(expected):
+        missing, extra = sorted(set(expected) - set(classes)), sorted(set(classes) - set(expected))
+        raise ValueError(
+            f"{directory} has classes that differ from the training set's (missing: {missing or 'none'}, "
+            f"extra: {extra or 'none'}); labels would not match. Every split needs the same <class> "
+            f"directories; expected {_LAYOUT}"
+        )
     per_class = None if limit is None else -(-limit // len(classes))
     files, labels, stats = [], [], []
     for label, name in enumerate(classes):
@@ -181,6 +189,7 @@ def load_image_folder(
     workers: int | None = None,
     progress: bool = True,
     max_side: int = 128,
+    classes: list[str] | None = None,
 ) -> ImageTensors:
     """Load an ImageFolder tree of small images as one ``uint8`` ``(N, C, H, W)`` tensor.
 
@@ -198,14 +207,18 @@ def load_image_folder(
         use_cache: False decodes without reading or writing the cache.
         workers: decoding processes (default: the usable cores, at most 8).
         max_side: refuse images larger than this (hold big images in memory? stream them instead).
+        classes: the class names this split must have (the training set's ``classes``, when loading
+            its test split): a tree with other class directories is refused instead of mislabelled.
     """
     root = Path(root).expanduser()
     directory = root / split if split is not None else root
-    classes, rel, labels, stats = _scan(directory, limit)
+    classes, rel, labels, stats = _scan(directory, limit, classes)
     options = f"size={size},mode={mode},limit={limit}"
     key = _fingerprint(directory, rel, stats, options)
+    # The format version is part of the name, so that programs running an older cnnarch leave
+    # this file alone (they only replace files of their own version).
     tag = (
-        f"{root.resolve().name}-{split or 'all'}-{mode}"
+        f"{root.resolve().name}-{split or 'all'}-{mode}-v{CACHE_VERSION}"
         + (f"-s{size}" if size else "")
         + (f"-n{limit}" if limit is not None else "")
     )
