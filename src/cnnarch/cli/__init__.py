@@ -8,7 +8,7 @@ import importlib
 import os
 import sys
 
-COMMANDS = ["list", "info", "summary", "lecture", "compare"]
+COMMANDS = ["list", "info", "summary", "lecture", "compare", "train", "eval", "recipes"]
 
 
 def build_parser() -> argparse.ArgumentParser:
