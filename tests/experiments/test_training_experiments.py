@@ -36,7 +36,7 @@ def assert_report(out, figures):
 
 
 def test_degradation_stops_resumes_and_reports(tiny):
-    ctx = tiny("degradation", budget=0.01)  # 8 iterations: 2 epochs of 4 batches of 8 images
+    ctx = tiny("degradation", budget=0.0125)  # 8 iterations: 2 epochs of 4 batches of 8 images
     stop_after(ctx, 3)  # plain20, plain56 and resnet20 get epoch 1, then the "time limit" stops it
     run_experiment(ctx)
     text, _ = assert_report(ctx.output, ["degradation.png"])
@@ -46,11 +46,11 @@ def test_degradation_stops_resumes_and_reports(tiny):
     first = (runs / "plain20" / "metrics.csv").read_text()
 
     with pytest.raises(ValueError, match="--resume"):
-        run_experiment(tiny("degradation", budget=0.01, output=ctx.output))
+        run_experiment(tiny("degradation", budget=0.0125, output=ctx.output))
     with pytest.raises(ValueError, match="budget"):
         run_experiment(tiny("degradation", budget=0.02, output=ctx.output, resume=True))
 
-    again = tiny("degradation", budget=0.01, output=ctx.output, resume=True)
+    again = tiny("degradation", budget=0.0125, output=ctx.output, resume=True)
     run_experiment(again)
     text, metrics = assert_report(ctx.output, ["degradation.png"])
     assert "stopped by the time limit" not in text
@@ -67,7 +67,7 @@ def test_degradation_stops_resumes_and_reports(tiny):
 def test_ensemble_members_and_resume(tiny, monkeypatch):
     monkeypatch.setattr(ensemble, "MEMBERS", 3)
     ctx = tiny("ensemble", budget=0.01)
-    stop_after(ctx, 2)  # members 1 and 2 get one epoch each... member 1 finishes, member 2 is cut short
+    stop_after(ctx, 2)  # member 1 trains its 2 epochs, then the "time limit" stops it before member 2
     run_experiment(ctx)
     probs = sorted(p.parent.name for p in (ctx.output / "runs").glob("*/test_probs.pt"))
     assert probs == ["seed0"]

@@ -14,7 +14,7 @@ EPILOG = (
 examples:
   cnnarch experiment degradation --data ../shared/data/cifar10-jpeg           # about an hour, 2 CPU cores
   cnnarch experiment degradation --data D --output runs/deg --resume        # continue where it stopped
-  cnnarch experiment degradation --data D --budget 80                       # the paper's 64k iterations (GPU)
+  cnnarch experiment degradation --data D --budget 100                      # the paper's 64k iterations (GPU)
   cnnarch experiment inception-cost --output docs/experiments/inception-cost
 """
 )

@@ -44,12 +44,13 @@ def run_experiment(ctx: Context, report_only: bool = False):
             raise FileNotFoundError(f"--report-only: {ctx.output} holds no run of {ctx.name} (no state.json)")
         return module.report(ctx)
     begin(ctx)
-    complete = True
+    complete = False
     try:
         complete = module.run(ctx)
+        ctx.stopped_early = ctx.stopped_early or not complete
+        return module.report(ctx)
     finally:
         finish(ctx, stopped_early=not complete)
-    return module.report(ctx)
 
 
 __all__ = ["EXPERIMENTS", "Context", "get_experiment", "run_experiment"]

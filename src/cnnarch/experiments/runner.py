@@ -56,6 +56,7 @@ class Context:
     t0: float = field(default_factory=time.perf_counter)
     stopped_early: bool = False
     no_figures: bool = False
+    began: bool = False  # this invocation is recorded in state.json (not --report-only)
 
     def __post_init__(self):
         self.output = Path(self.output)
@@ -123,6 +124,7 @@ def begin(ctx: Context) -> dict:
     state["invocations"].append({"command": ctx.command, "started": _now(), "wall_s": None})
     ctx.output.mkdir(parents=True, exist_ok=True)
     _write_json(state_path, state)
+    ctx.began = True
     return state
 
 
@@ -414,17 +416,29 @@ def write_report(ctx: Context, title: str, claim: str, setup: list[str], section
     state_path = ctx.output / "state.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {"invocations": []}
     inv = state["invocations"]
+    if ctx.began and inv:  # this invocation, up to now (finish() records it after the report)
+        inv[-1]["wall_s"] = round(time.perf_counter() - ctx.t0, 1)
     wall = sum(i["wall_s"] or 0 for i in inv)
     stopped = any(i.get("stopped_early") for i in inv[-1:]) or ctx.stopped_early
     lines = [f"# {title}", "", f"**The claim.** {claim}", "", "## How this report was made", ""]
-    lines += [f"- command: `{i['command']}` ({i['started']}, {i['wall_s'] or '?'} s)" for i in inv]
+    lines += [
+        f"- command: `{i['command']}` ({i['started']}, {'?' if i['wall_s'] is None else i['wall_s']} s)"
+        for i in inv
+    ]
     lines += [
         f"- machine: {machine()}",
-        f"- wall time: {wall:.0f} s in {len(inv)} invocation(s); report written {_now()}",
+        f"- wall time: {wall:.0f} s in {len(inv)} invocation(s)"
+        + (" (and a killed one, not recorded)" if any(i["wall_s"] is None for i in inv) else "")
+        + f"; report written {_now()}",
         f"- budget: {ctx.budget:g}"
         + (f" (tiny-subset caps: train {ctx.limit_train}, test {ctx.limit_test})" if ctx.limit_train else ""),
     ]
-    if stopped:
+    if inv and inv[-1]["wall_s"] is None:
+        lines.append(
+            "- **the last invocation was killed before it finished**: the numbers below are what the runs "
+            "had reached by then"
+        )
+    elif stopped:
         lines.append(
             "- **stopped by the time limit** before the end of the schedule: the numbers below are what "
             "the runs reached by then"
