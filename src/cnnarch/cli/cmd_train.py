@@ -9,6 +9,7 @@ torchrun --nproc-per-node 2 -m cnnarch.cli train ...        # data parallel; -b 
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import fields
 
 from cnnarch.train.config import AMP_DTYPES, OPTIMIZERS, SCHED_UNITS, SCHEDULES, TrainConfig, resolve_config
@@ -116,7 +117,7 @@ def run(args) -> int:
     from cnnarch.train.data import build_data
 
     try:
-        Trainer(cfg, build_data(cfg)).fit()
+        Trainer(cfg, build_data(cfg, progress=sys.stderr.isatty())).fit()
     except NonFiniteLossError as e:
         print(f"cnnarch train: stopped: {e}")
         return 3
