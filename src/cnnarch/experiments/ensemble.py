@@ -1,7 +1,8 @@
 """``ensemble``: AlexNet's "an ensemble of 7 CNNs lowered the error from 18.2% to 16.4%"
 (Krizhevsky et al. 2012, sec. 6).
 
-Up to 7 ResNet-20s that differ only in their seed (initial weights, batch order, augmentation) are trained
+Up to 7 ResNet-20s that differ only in their seed (initial weights and augmentation draws; the training
+subset and the batch order are the same for all, so that the subset is not a second difference) are trained
 one after another with the same compressed He et al. schedule; each member's test-set softmax is kept,
 and the ensemble of the first k members is their mean (``cnnarch.train.evaluate_ensemble``), k = 1..7.
 
@@ -73,9 +74,7 @@ def plan(ctx: Context):
 def run(ctx: Context) -> bool:
     specs, data = plan(ctx)
     for s in specs:
-        # each member has its own batch order: the loaders are seeded by the run's seed
-        member_data = data if s.cfg.seed == specs[0].cfg.seed else load_data(s.cfg, per_epoch_test=False)
-        if not train_rounds(ctx, [s], member_data):
+        if not train_rounds(ctx, [s], data):
             return False
         probs_path = ctx.runs / s.name / "test_probs.pt"
         if run_status(ctx.runs / s.name)["state"] == "done" and not probs_path.exists():
