@@ -50,7 +50,7 @@ one() {  # NAME BUDGET LIMIT
   l=$(left)
   cap=$((limit < l - RESERVE ? limit : l - RESERVE))
   if ((cap < 15)); then
-    echo "== $name skipped: $l s left"
+    echo "== $name skipped: a time limit of $cap s is too short ($l s left)"
     return
   fi
   echo "== $name --budget $budget --time-limit $cap ($l s left)"

@@ -113,7 +113,13 @@ def test_dropout_both_ways():
     assert "gap 24.50 points" in text and "gap 15.00 points" in text
     assert "Dropout narrowed the train/test gap by 9.50 points." in text
     assert "Dropout lowered the test error: 20.00% vs 25.00%." in text
+    assert "did not overfit" not in text
     text = "\n".join(dropout.conclusions({"dropout": run(5.0, 30.0), "no-dropout": run(4.0, 25.0)}))
     assert "Dropout did not narrow the train/test gap, at this budget." in text
     assert "Dropout did not lower the test error, at this budget: 30.00% vs 25.00%." in text
     assert "cannot be compared" in dropout.conclusions({"dropout": None, "no-dropout": run(1, 2)})[0]
+
+
+def test_dropout_without_overfitting():
+    text = "\n".join(dropout.conclusions({"dropout": run(72.81, 72.38), "no-dropout": run(69.53, 69.88)}))
+    assert "Without dropout the network did not overfit at this budget (gap 0.35 < 2.0 points)" in text
