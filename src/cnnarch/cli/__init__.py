@@ -8,7 +8,7 @@ import importlib
 import os
 import sys
 
-COMMANDS = ["list", "info", "summary", "lecture", "compare", "train", "eval", "recipes"]
+COMMANDS = ["list", "info", "summary", "lecture", "compare", "train", "eval", "recipes", "experiment"]
 
 
 def build_parser() -> argparse.ArgumentParser:

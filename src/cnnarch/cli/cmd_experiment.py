@@ -1,0 +1,70 @@
+"""``cnnarch experiment NAME``: run one of the lecture's experiments and write its report."""
+
+from __future__ import annotations
+
+import argparse
+
+from cnnarch.experiments import EXPERIMENTS, Context, run_experiment
+
+EPILOG = (
+    "experiments:\n"
+    + "\n".join(f"  {k:<15} {v}" for k, v in EXPERIMENTS.items())
+    + """
+
+examples:
+  cnnarch experiment degradation --data ../shared/data/cifar10-jpeg           # about an hour, 2 CPU cores
+  cnnarch experiment degradation --data D --output runs/deg --resume        # continue where it stopped
+  cnnarch experiment degradation --data D --budget 100                      # the paper's 64k iterations (GPU)
+  cnnarch experiment inception-cost --output docs/experiments/inception-cost
+"""
+)
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "experiment",
+        help="run one of the lecture's experiments and write its report",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("name", metavar="NAME", help=", ".join(EXPERIMENTS))
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=1.0,
+        help="scale of the training schedule: 1 fits about an hour on 2 CPU cores (default 1)",
+    )
+    p.add_argument("--output", help="report folder (default runs/experiments/NAME)")
+    p.add_argument("--data", help="CIFAR-10: an ImageFolder tree with train/ and test/, or a dataset name")
+    p.add_argument("--resume", action="store_true", help="continue the runs in --output where they stopped")
+    p.add_argument("--report-only", action="store_true", help="write the report from what --output holds")
+    p.add_argument(
+        "--time-limit",
+        type=float,
+        metavar="SECONDS",
+        help="stop training after this many seconds (between epochs) and report what was reached",
+    )
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when present)")
+    p.add_argument(
+        "--limit-train", type=int, metavar="N", help="at most N training images (quick looks, tests)"
+    )
+    p.add_argument("--limit-test", type=int, metavar="N", help="at most N test images")
+    p.set_defaults(run=run)  # fmt: skip
+
+
+def run(args) -> int:
+    ctx = Context(
+        name=args.name,
+        output=args.output or f"runs/experiments/{args.name}",
+        budget=args.budget,
+        data=args.data,
+        resume=args.resume,
+        device=args.device,
+        time_limit=args.time_limit,
+        limit_train=args.limit_train,
+        limit_test=args.limit_test,
+    )
+    path = run_experiment(ctx, report_only=args.report_only)
+    print(f"report: {path}")
+    return 0

@@ -1,0 +1,56 @@
+"""cnnarch.experiments: the lecture's claims that are experiments, not arithmetic, as commands.
+
+``cnnarch experiment NAME`` runs one (resumably) and writes a report folder: README.md, PNG figures, the
+raw metrics, and the command, machine, wall time and date. Each experiment is a module with ``run(ctx)``
+(train; returns False when the time limit stopped it) and ``report(ctx)`` (write the report from what is
+on disk). See docs/experiments.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from cnnarch.experiments.runner import Context
+
+EXPERIMENTS = {
+    "degradation": "plain-20/56 against ResNet-20/56: training and test error against iterations",
+    "ensemble": "k networks that differ only in seed, and their softmax average, as k grows",
+    "normalization": "the same small network with no normalization, LRN and batch norm, at two "
+    "learning rates",
+    "dropout": "a VGG-style network with and without 50% dropout in its FC layers: the train/test gap",
+    "inception-cost": "naive against 1x1-reduced Inception modules, and GoogLeNet's modules (no training)",
+    "architectures": "the zoo at 224x224: published accuracy against operations, and our CIFAR-10 runs",
+}
+TRAINING_FREE = {"inception-cost", "architectures"}
+
+
+def get_experiment(name: str):
+    if name not in EXPERIMENTS:
+        import difflib
+
+        close = difflib.get_close_matches(name, EXPERIMENTS, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown experiment {name!r}{hint} (known: {', '.join(EXPERIMENTS)})")
+    return importlib.import_module(f"cnnarch.experiments.{name.replace('-', '_')}")
+
+
+def run_experiment(ctx: Context, report_only: bool = False):
+    """Run (unless ``report_only``) and report; returns the report's path."""
+    from cnnarch.experiments.runner import begin, finish
+
+    module = get_experiment(ctx.name)
+    if report_only:
+        if not (ctx.output / "state.json").exists():
+            raise FileNotFoundError(f"--report-only: {ctx.output} holds no run of {ctx.name} (no state.json)")
+        return module.report(ctx)
+    begin(ctx)
+    complete = False
+    try:
+        complete = module.run(ctx)
+        ctx.stopped_early = ctx.stopped_early or not complete
+        return module.report(ctx)
+    finally:
+        finish(ctx, stopped_early=not complete)
+
+
+__all__ = ["EXPERIMENTS", "Context", "get_experiment", "run_experiment"]
