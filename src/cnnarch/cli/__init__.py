@@ -7,7 +7,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["list", "info", "summary", "lecture", "compare"]
+COMMANDS = ["list", "info", "summary", "lecture", "compare", "train", "eval", "recipes"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,67 @@
+"""``cnnarch eval CHECKPOINT... [--ten-crop]``: top-1/top-5 of each checkpoint and of their ensemble.
+
+The ensemble averages the members' softmax outputs, like AlexNet's ensemble of 7 CNNs. The test set is
+the one the first checkpoint was trained with (``--data`` points elsewhere); each member normalises
+images with its own training set's statistics.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub):
+    p = sub.add_parser("eval", help="accuracy of checkpoints and of their ensemble", description=__doc__)
+    p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT")
+    p.add_argument("--ten-crop", action="store_true", help="average over 4 corners + centre and mirrors")
+    p.add_argument("--data", help="dataset name or directory (default: the first checkpoint's)")
+    p.add_argument("--split", choices=("test", "val"), default="test")
+    p.add_argument("--limit", type=int, metavar="N", help="use only N images")
+    p.add_argument("-b", "--batch-size", type=int, default=250)
+    p.add_argument("--device", help="cpu, cuda (default: cuda when present)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cnnarch.data import TensorLoader
+    from cnnarch.train.config import TrainConfig
+    from cnnarch.train.data import eval_transform, load_splits, load_test, locate, normalize_for
+    from cnnarch.train.ensemble import evaluate_ensemble, load_members, model_from_checkpoint, predict_probs
+    from cnnarch.train.trainer import pick_device
+
+    members = load_members(args.checkpoints)
+    first = next(iter(members.values()))
+    cfg = TrainConfig.from_dict(first["config"]).replace(resume=None)
+    if args.data is not None:
+        cfg = cfg.replace(data=args.data)
+    if args.split == "test":
+        data = load_test(*locate(cfg.data), limit=args.limit)
+        if data is None:
+            raise FileNotFoundError(f"{cfg.data} has no test/ split; use --split val")
+    else:
+        data = load_splits(cfg.replace(limit_val=args.limit))[1]
+        if data is None:
+            raise ValueError("the first checkpoint's run had no validation split (--val-split 0)")
+    if data.classes != first["classes"]:
+        raise ValueError(
+            f"the {args.split} set's classes {data.classes} differ from the checkpoints' {first['classes']}"
+        )
+    device = pick_device(args.device)
+    batches = TensorLoader(data, args.batch_size, shuffle=False, device=device)
+    probs, labels = {}, None
+    for path, ckpt in members.items():
+        mcfg = TrainConfig.from_dict(ckpt["config"])
+        info = ckpt["data_info"]
+        tf = eval_transform(
+            info,
+            normalize_for(mcfg.replace(amp=False), info["mean"], info["std"], device),
+            ten_crop=args.ten_crop,
+        )
+        probs[path], labels = predict_probs(model_from_checkpoint(ckpt), batches, tf, device)
+    how = "ten-crop" if args.ten_crop else "single crop"
+    print(f"{args.split} set: {len(labels)} images, {how}")
+    width = max(len(p) for p in [*probs, "ensemble of 10"])
+    print(f"  {'':<{width}}   top-1    top-5")
+    for row in evaluate_ensemble(probs, labels):
+        print(f"  {row.name:<{width}}  {row.top1:6.2f}%  {row.top5:6.2f}%")
+    return 0

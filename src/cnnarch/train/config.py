@@ -1,0 +1,303 @@
+"""Training configuration and the lecture's named recipes.
+
+A run is described by one flat, frozen :class:`TrainConfig`. It is resolved in three layers, each
+overriding the one before: the defaults below, a named recipe (``--recipe``), then whatever was given on
+the command line. The resolved configuration is printed at start, saved as ``config.json`` in the run
+directory and stored in every checkpoint, so a run can always be read back and resumed.
+
+Field names follow timm's command line where timm has the idea (``decay_rate``, ``decay_milestones``,
+``patience_epochs``, ``warmup_epochs``, ``smoothing``, ``drop``); ``-b/--batch-size`` is the *global*
+batch (split evenly across ``torchrun`` processes, unlike timm's per-process batch) so that a recipe's
+batch size means the same thing however many processes run it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("plateau", "step", "multistep", "cosine", "none")
+SCHED_UNITS = ("epoch", "iter")
+AUGMENTATIONS = ("crop", "flip", "pca")
+AMP_DTYPES = ("bfloat16", "float16")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # what to train, on what
+    model: str = "resnet18"
+    data: str | None = None
+    val_split: float = 0.1
+    limit_train: int | None = None
+    limit_val: int | None = None
+    augment: str = "crop,flip"
+    # how long
+    epochs: int = 10
+    iterations: int | None = None
+    batch_size: int = 128
+    # optimizer
+    opt: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 1e-4
+    # learning-rate schedule
+    sched: str = "cosine"
+    sched_unit: str = "epoch"
+    decay_epochs: int = 30
+    decay_milestones: tuple[int, ...] = ()
+    decay_rate: float = 0.1
+    patience_epochs: int = 5
+    min_lr: float = 0.0
+    warmup_epochs: float = 0.0
+    warmup_lr: float = 1e-3
+    # regularisation
+    drop: float | None = None
+    smoothing: float = 0.0
+    aux_loss_weight: float | None = None
+    # reproducibility, speed, bookkeeping
+    seed: int = 0
+    amp: bool = False
+    amp_dtype: str = "bfloat16"
+    channels_last: bool = False
+    compile: bool = False
+    device: str | None = None
+    workers: int = 4
+    output: str = "runs/train"
+    resume: str | None = None
+    log_interval: int = 50
+    # the recipe this config came from, and what the recipe says about its values
+    recipe: str | None = None
+    notes: tuple[str, ...] = field(default=(), compare=False)
+
+    def __post_init__(self):
+        def bad(name, value, allowed):
+            raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+
+        if self.opt not in OPTIMIZERS:
+            bad("--opt", self.opt, OPTIMIZERS)
+        if self.sched not in SCHEDULES:
+            bad("--sched", self.sched, SCHEDULES)
+        if self.sched_unit not in SCHED_UNITS:
+            bad("--sched-unit", self.sched_unit, SCHED_UNITS)
+        if self.amp_dtype not in AMP_DTYPES:
+            bad("--amp-dtype", self.amp_dtype, AMP_DTYPES)
+        for name in self.augmentations:
+            if name not in AUGMENTATIONS:
+                bad("--augment item", name, (*AUGMENTATIONS, "none"))
+        if self.batch_size < 1 or self.epochs < 1:
+            raise ValueError(f"--batch-size and --epochs must be >= 1, got {self.batch_size}, {self.epochs}")
+        if not self.lr > 0:
+            raise ValueError(f"--lr must be > 0, got {self.lr}")
+        if self.sched == "multistep" and not self.decay_milestones:
+            raise ValueError("--sched multistep needs --decay-milestones, e.g. --decay-milestones 30 60")
+        if not 0.0 <= self.smoothing < 1.0:
+            raise ValueError(f"--smoothing must be in [0, 1), got {self.smoothing}")
+        if self.drop is not None and not 0.0 <= self.drop < 1.0:
+            raise ValueError(f"--drop must be in [0, 1), got {self.drop}")
+
+    @property
+    def augmentations(self) -> tuple[str, ...]:
+        return tuple(a for a in self.augment.replace(" ", "").split(",") if a and a != "none")
+
+    def replace(self, **changes) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["decay_milestones"] = list(self.decay_milestones)
+        d["notes"] = list(self.notes)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; this checkpoint is from another version")
+        d = dict(d)
+        d["decay_milestones"] = tuple(d.get("decay_milestones", ()))
+        d["notes"] = tuple(d.get("notes", ()))
+        return cls(**d)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    def format(self) -> str:
+        """One ``name = value`` line per field: the resolved configuration as printed at start."""
+        width = max(len(f.name) for f in fields(self))
+        lines = [
+            f"  {f.name:<{width}} = {getattr(self, f.name)!r}" for f in fields(self) if f.name != "notes"
+        ]
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+# Hyperparameters that only change how fast or where a run goes, or how long it is, not what it computes
+# per step: a resumed run may change these. Every other field must match the checkpoint's.
+RESUMABLE_CHANGES = frozenset(
+    {"epochs", "iterations", "output", "device", "workers", "log_interval", "compile", "limit_val", "data"}
+)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    source: str
+    values: dict
+    notes: tuple[str, ...] = ()
+
+
+RECIPES: dict[str, Recipe] = {
+    r.name: r
+    for r in [
+        Recipe(
+            "alexnet",
+            "Krizhevsky, Sutskever & Hinton, NIPS 2012, sec. 5; the lecture's AlexNet slide",
+            dict(
+                model="alexnet",
+                epochs=90,
+                batch_size=128,
+                opt="sgd",
+                lr=1e-2,
+                momentum=0.9,
+                weight_decay=5e-4,
+                sched="plateau",
+                decay_rate=0.1,
+                drop=0.5,
+                augment="crop,flip,pca",
+            ),
+            (
+                "lr 1e-2 divided by 10 when validation accuracy stops improving (3 times in the paper)",
+                "the paper ensembles 7 CNNs: train 7 seeds and run `cnnarch eval` on all 7 checkpoints",
+            ),
+        ),
+        Recipe(
+            "vgg",
+            "Simonyan & Zisserman, ICLR 2015, sec. 3.1",
+            dict(
+                model="vgg16",
+                epochs=74,
+                batch_size=256,
+                opt="sgd",
+                lr=1e-2,
+                momentum=0.9,
+                weight_decay=5e-4,
+                sched="plateau",
+                decay_rate=0.1,
+                drop=0.5,
+                augment="crop,flip,pca",
+            ),
+            ("lr divided by 10 when validation accuracy stops improving; 3 times, 74 epochs in the paper",),
+        ),
+        Recipe(
+            "googlenet",
+            "Szegedy et al., CVPR 2015, sec. 5-6",
+            dict(
+                model="googlenet",
+                epochs=64,
+                batch_size=128,
+                opt="sgd",
+                lr=1e-2,
+                momentum=0.9,
+                weight_decay=2e-4,
+                sched="step",
+                decay_epochs=8,
+                decay_rate=0.96,
+                aux_loss_weight=0.3,
+                augment="crop,flip,pca",
+            ),
+            (
+                "auxiliary classifier losses weighted 0.3 (sec. 5); lr decreased 4% every 8 epochs (sec. 6)",
+                "the paper gives neither base lr, batch size nor weight decay: lr 1e-2 and weight decay 2e-4 "
+                "follow BVLC's Caffe GoogLeNet solver, batch 128 is ours",
+                "dropout stays the model's own: 0.4 before the classifier, 0.7 in the aux heads",
+            ),
+        ),
+        Recipe(
+            "resnet-imagenet",
+            "the lecture's ResNet slide; He et al., CVPR 2016, sec. 3.4",
+            dict(
+                model="resnet50",
+                epochs=120,
+                batch_size=256,
+                opt="sgd",
+                lr=0.1,
+                momentum=0.9,
+                weight_decay=1e-5,
+                sched="plateau",
+                decay_rate=0.1,
+                drop=0.0,
+                augment="crop,flip",
+            ),
+            (
+                "weight decay 1e-5 as the lecture quotes it; the paper uses 1e-4 (--weight-decay 1e-4)",
+                "lr 0.1 divided by 10 when the error plateaus; 60e4 iterations (~120 epochs) in the paper",
+                "batch norm after every convolution, no dropout",
+            ),
+        ),
+        Recipe(
+            "resnet-cifar",
+            "He et al., CVPR 2016, sec. 4.2",
+            dict(
+                model="resnet20",
+                batch_size=128,
+                iterations=64_000,
+                epochs=182,
+                opt="sgd",
+                lr=0.1,
+                momentum=0.9,
+                weight_decay=1e-4,
+                sched="multistep",
+                sched_unit="iter",
+                decay_milestones=(32_000, 48_000),
+                decay_rate=0.1,
+                val_split=0.1,
+                augment="crop,flip",
+            ),
+            (
+                "lr 0.1, /10 at 32k and 48k iterations, stop at 64k; 45k/5k train/val split",
+                "4-pixel padding, random 32x32 crop, horizontal flip; the paper subtracts the per-pixel "
+                "mean, cnnarch normalises each channel by the training set's mean and std",
+                "ResNet-110 warms up at lr 0.01 until training error < 80% (~400 iterations): "
+                "--warmup-epochs 1 --warmup-lr 0.01",
+            ),
+        ),
+    ]
+}
+
+
+def get_recipe(name: str) -> Recipe:
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown recipe {name!r}; known: {', '.join(RECIPES)} (`cnnarch recipes`)"
+        ) from None
+
+
+def resolve_config(recipe: str | None = None, **overrides) -> TrainConfig:
+    """Defaults, then the recipe's values, then ``overrides`` (only the options actually given)."""
+    values: dict = {}
+    notes: tuple[str, ...] = ()
+    if recipe is not None:
+        r = get_recipe(recipe)
+        values.update(r.values)
+        notes = r.notes
+    values.update(overrides)
+    if "decay_milestones" in values:
+        values["decay_milestones"] = tuple(values["decay_milestones"])
+    return TrainConfig(recipe=recipe, notes=notes, **values)
+
+
+def resume_conflicts(saved: TrainConfig, overrides: dict) -> list[str]:
+    """Explicit command-line values that differ from a checkpoint's and would change the computation."""
+    return [
+        f"{k}: checkpoint has {getattr(saved, k)!r}, command line gives {v!r}"
+        for k, v in sorted(overrides.items())
+        if k not in RESUMABLE_CHANGES
+        and k != "resume"
+        and (tuple(v) if isinstance(v, list) else v) != getattr(saved, k)
+    ]

@@ -1,0 +1,213 @@
+"""From a :class:`TrainConfig` to the trainer's :class:`DataBundle`, using ``cnnarch.data``.
+
+``--data`` is a dataset name (``cifar10``, ``cifar100``, ``mnist``, ``fashion-mnist``; found in
+``$CNNARCH_DATA``, then the cache, then downloaded), or a directory: an ImageFolder tree with ``train/``
+(and ``test/``) sub-directories such as the CIFAR-10 JPEG copy, or a directory holding one of the named
+datasets' official files. Without ``--data`` the dataset is CIFAR-10.
+
+Small images (up to 64x64) are decoded once into ``uint8`` tensors and augmented whole batches at a time
+on the training device (:class:`cnnarch.data.TensorLoader`); larger ones stream through a DataLoader
+(:class:`cnnarch.data.StreamLoader`, resized to 256 and cropped to 224 as in AlexNet). Normalisation uses
+the training images' per-channel mean and std, which are stored in every checkpoint so that ``cnnarch
+eval`` normalises test images the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from cnnarch.data import (
+    EvalTransform,
+    ImageTensors,
+    Normalize,
+    StreamLoader,
+    TensorLoader,
+    TrainTransform,
+    channel_stats,
+    load_dataset,
+    rgb_pca,
+    val_split,
+)
+from cnnarch.data.datasets import DATASETS, DatasetNotFoundError
+from cnnarch.data.folder import scan_image_folder
+from cnnarch.train import distributed as D
+from cnnarch.train.config import TrainConfig
+from cnnarch.train.trainer import DataBundle, pick_device
+
+SMALL_SIDE = 64  # images up to this size are held in memory as uint8 tensors
+STREAM_LOAD, STREAM_CROP = 256, 224  # AlexNet: 224x224 crops of 256x256 images
+
+
+def locate(data: str | None) -> tuple[str, str | None]:
+    """``(dataset name, root directory or None)`` for a ``--data`` value."""
+    if data is None:
+        return "cifar10", None
+    if data.lower().replace("_", "-") in {*DATASETS, "cifar-10", "cifar-100", "fashionmnist"}:
+        return data, None
+    root = Path(data).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"--data {data}: no such directory, and not a dataset name ({', '.join(DATASETS)})"
+        )
+    if (root / "train").is_dir():
+        return "folder", str(root)
+    for name in DATASETS:
+        try:
+            load_dataset(name, "test", root, download=False, limit=1)
+            return name, str(root)
+        except (DatasetNotFoundError, FileNotFoundError):
+            continue
+    raise FileNotFoundError(
+        f"--data {data}: found neither an ImageFolder tree ({root}/train/<class>/<image>) nor the files "
+        f"of {', '.join(DATASETS)} there"
+    )
+
+
+def _is_large_folder(root: str) -> bool:
+    from PIL import Image
+
+    _, files, _ = scan_image_folder(Path(root) / "train", limit=1)
+    with Image.open(Path(root) / "train" / files[0]) as img:
+        return max(img.size) > SMALL_SIDE
+
+
+def _random_subset(data: ImageTensors, n: int | None, seed: int) -> ImageTensors:
+    if n is None or n >= len(data):
+        return data
+    keep = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
+    return data.subset(keep.sort().values)
+
+
+def load_splits(cfg: TrainConfig, progress: bool = True):
+    """``(train, val, test)`` ImageTensors for ``cfg`` (val/test may be None), limits applied."""
+    name, root = locate(cfg.data)
+    kw = {"progress": progress} if name in ("folder", "cifar10", "cifar100") else {}
+    limit = None
+    if cfg.limit_train is not None:
+        limit = math.ceil(cfg.limit_train / (1 - cfg.val_split))
+    train = load_dataset(name, "train", root, limit=limit, **kw)
+    val = None
+    if cfg.val_split > 0:
+        train, val = val_split(train, cfg.val_split, seed=cfg.seed)
+        val = _random_subset(val, cfg.limit_val, cfg.seed)
+    train = _random_subset(train, cfg.limit_train, cfg.seed)
+    test = load_test(name, root, cfg.limit_val, progress)
+    return train, val, test
+
+
+def load_test(name: str, root: str | None, limit: int | None, progress: bool = True) -> ImageTensors | None:
+    kw = {"progress": progress} if name in ("folder", "cifar10", "cifar100") else {}
+    if name == "folder" and not (Path(root) / "test").is_dir():
+        return None
+    return load_dataset(name, "test", root, limit=limit, **kw)
+
+
+def normalize_for(cfg: TrainConfig, mean, std, device: torch.device) -> Normalize:
+    dtype = (
+        torch.bfloat16 if cfg.amp and cfg.amp_dtype == "bfloat16" and device.type == "cpu" else torch.float32
+    )
+    return Normalize(mean=tuple(mean), std=tuple(std), dtype=dtype, channels_last=cfg.channels_last)
+
+
+def eval_transform(data_info: dict, normalize: Normalize, ten_crop: bool = False) -> EvalTransform:
+    crop = data_info["crop"]
+    if ten_crop:
+        return EvalTransform(crop=crop, padding=data_info["padding"], ten_crop=True, normalize=normalize)
+    return EvalTransform(crop=crop if data_info.get("stream") else None, normalize=normalize)
+
+
+def build_data(cfg: TrainConfig, progress: bool = True) -> DataBundle:
+    """The trainer's data for ``cfg``: loaders sharded for this process, transforms on its device."""
+    device = pick_device(cfg.device)
+    info = D.init_distributed(device.type)
+    if info.enabled and device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+    if cfg.batch_size % info.world_size:
+        raise ValueError(
+            f"-b {cfg.batch_size} is the global batch; it must divide evenly over {info.world_size} processes"
+        )
+    per_rank = cfg.batch_size // info.world_size
+    shard = dict(seed=cfg.seed, rank=info.rank, world_size=info.world_size, device=device)
+    name, root = locate(cfg.data)
+    if name == "folder" and _is_large_folder(root):
+        return _stream_data(cfg, root, per_rank, shard)
+
+    train, val, test = load_splits(cfg, progress=progress and info.is_main)
+    mean, std = channel_stats(train.images)
+    c, h, w = train.image_shape
+    normalize = normalize_for(cfg, mean.tolist(), std.tolist(), device)
+    aug = cfg.augmentations
+    pca = rgb_pca(train.images) if "pca" in aug else None
+    padding = h // 8 if "crop" in aug else 0  # CIFAR: 4 pixels around 32x32 (He et al. 4.2)
+    train_tf = TrainTransform(
+        crop=h if "crop" in aug else None,
+        padding=padding,
+        flip="flip" in aug,
+        lighting_std=0.1 if pca is not None else 0.0,
+        pca=pca,
+        normalize=normalize,
+    )
+    data_info = {
+        "dataset": name,
+        "root": root,
+        "mean": mean.tolist(),
+        "std": std.tolist(),
+        "image_shape": [c, h, w],
+        "crop": h,
+        "padding": h // 8,
+        "stream": False,
+    }
+    eval_tf = eval_transform(data_info, normalize)
+
+    def loader(d, shuffle, tf):
+        if d is None:
+            return None
+        return TensorLoader(d, per_rank, shuffle=shuffle, drop_last=shuffle, transform=tf, **shard)
+
+    return DataBundle(
+        train=loader(train, True, train_tf),
+        val=loader(val, False, eval_tf),
+        test=loader(test, False, eval_tf),
+        num_classes=len(train.classes),
+        classes=list(train.classes),
+        info=data_info,
+        in_channels=c,
+    )
+
+
+def _stream_data(cfg: TrainConfig, root: str, per_rank: int, shard: dict) -> DataBundle:
+    """Large images: DataLoader workers decode, the transform runs on whole batches."""
+    split = "val" if (Path(root) / "val").is_dir() else "test"
+    # ImageNet's mean/std: computing them would mean decoding the whole training set first
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    normalize = normalize_for(cfg, mean, std, shard["device"])
+    aug = cfg.augmentations
+    if "pca" in aug:
+        raise ValueError("--augment pca needs in-memory data (images up to 64x64); drop pca for large images")
+    train_tf = TrainTransform(
+        crop=STREAM_CROP if "crop" in aug else None, flip="flip" in aug, normalize=normalize
+    )
+    data_info = {
+        "dataset": "folder",
+        "root": root,
+        "mean": list(mean),
+        "std": list(std),
+        "image_shape": [3, STREAM_LOAD, STREAM_LOAD],
+        "crop": STREAM_CROP,
+        "padding": 0,
+        "stream": True,
+    }
+    eval_tf = eval_transform(data_info, normalize)
+    common = dict(load_size=STREAM_LOAD, workers=cfg.workers, **shard)
+    train = StreamLoader(
+        Path(root) / "train", per_rank, shuffle=True, drop_last=True, transform=train_tf, **common
+    )
+    val = None
+    if (Path(root) / split).is_dir():
+        val = StreamLoader(Path(root) / split, per_rank, shuffle=False, transform=eval_tf, **common)
+    return DataBundle(
+        train=train, val=val, num_classes=len(train.classes), classes=list(train.classes), info=data_info
+    )

@@ -1,0 +1,95 @@
+"""Optimizers and learning-rate schedules, built from a :class:`TrainConfig` with torch's own classes.
+
+Weight decay is L2 in SGD and Adam (added to the gradient, as in the papers) and decoupled in AdamW.
+Biases and batch-norm parameters are decayed too, as in the lecture's papers; the schedules are torch's
+``ReduceLROnPlateau``, ``StepLR``, ``MultiStepLR`` and ``CosineAnnealingLR``, stepped once per epoch or
+once per iteration (``sched_unit``), with an optional linear warm-up (``LinearLR``, per iteration)
+chained in front of them. Every torch schedule used here updates the rate multiplicatively, so the
+warm-up and the main schedule compose by multiplication, exactly as ``ChainedScheduler`` would.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.optim import lr_scheduler
+
+from cnnarch.train.config import TrainConfig
+
+
+def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.opt == "sgd":
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
+        )
+    if cfg.nesterov:
+        raise ValueError("--nesterov applies to --opt sgd only")
+    cls = torch.optim.Adam if cfg.opt == "adam" else torch.optim.AdamW
+    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+class LRSchedule:
+    """The learning-rate policy of a run: ``step_iter()`` after every optimizer step,
+    ``step_epoch(val_top1)`` after every epoch's validation. Holds torch schedulers only."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
+        self.cfg = cfg
+        self.per_iter = cfg.sched_unit == "iter"
+        total = min(cfg.epochs * steps_per_epoch, cfg.iterations or math.inf)
+        length = total if self.per_iter else math.ceil(total / steps_per_epoch)
+        warmup_iters = round(cfg.warmup_epochs * steps_per_epoch)
+        self.warmup = None
+        if warmup_iters > 0:
+            self.warmup = lr_scheduler.LinearLR(
+                optimizer, start_factor=min(1.0, cfg.warmup_lr / cfg.lr), total_iters=warmup_iters
+            )
+        if cfg.sched == "plateau":
+            # the lecture: "divide by 10 when validation accuracy stops improving"
+            self.main = lr_scheduler.ReduceLROnPlateau(
+                optimizer, mode="max", factor=cfg.decay_rate, patience=cfg.patience_epochs, min_lr=cfg.min_lr
+            )
+        elif cfg.sched == "step":
+            self.main = lr_scheduler.StepLR(optimizer, step_size=cfg.decay_epochs, gamma=cfg.decay_rate)
+        elif cfg.sched == "multistep":
+            self.main = lr_scheduler.MultiStepLR(optimizer, list(cfg.decay_milestones), gamma=cfg.decay_rate)
+        elif cfg.sched == "cosine":
+            self.main = lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, length), eta_min=cfg.min_lr)
+        else:
+            self.main = None
+
+    def step_iter(self) -> None:
+        if self.warmup is not None and self.warmup.last_epoch < self.warmup.total_iters:
+            self.warmup.step()
+        if self.per_iter and self.main is not None and not self._plateau:
+            self.main.step()
+
+    def step_epoch(self, val_top1: float | None) -> None:
+        if self.main is None:
+            return
+        if self._plateau:
+            if val_top1 is None or math.isnan(val_top1):
+                raise ValueError("--sched plateau needs a validation set: use --val-split > 0")
+            self.main.step(val_top1)
+        elif not self.per_iter:
+            self.main.step()
+
+    @property
+    def _plateau(self) -> bool:
+        return isinstance(self.main, lr_scheduler.ReduceLROnPlateau)
+
+    def state_dict(self) -> dict:
+        return {
+            "warmup": None if self.warmup is None else self.warmup.state_dict(),
+            "main": None if self.main is None else self.main.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if (state["warmup"] is None) != (self.warmup is None) or (state["main"] is None) != (
+            self.main is None
+        ):
+            raise ValueError("checkpoint's learning-rate schedule does not match this run's --sched/--warmup")
+        if self.warmup is not None:
+            self.warmup.load_state_dict(state["warmup"])
+        if self.main is not None:
+            self.main.load_state_dict(state["main"])

@@ -1,0 +1,136 @@
+import csv
+import json
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnarch.cli import main
+
+
+@pytest.fixture
+def tree(tmp_path, monkeypatch):
+    """A 3-class ImageFolder tree of 8x8 PNGs whose class is their dominant colour."""
+    monkeypatch.setenv("CNNARCH_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 16), ("test", 4)):
+        for c, name in enumerate(["blue", "green", "red"]):
+            d = tmp_path / "data" / split / name
+            d.mkdir(parents=True)
+            for i in range(n):
+                img = rng.integers(0, 80, (8, 8, 3), dtype=np.uint8)
+                img[..., 2 - c] += 150
+                Image.fromarray(img).save(d / f"{i}.png")
+    return tmp_path
+
+
+def train(tree, *extra):
+    return main(
+        [
+            "train",
+            "--data",
+            str(tree / "data"),
+            "--model",
+            "resnet18",
+            "-b",
+            "8",
+            "--lr",
+            "0.05",
+            "--val-split",
+            "0.25",
+            "--log-interval",
+            "0",
+            "--output",
+            str(tree / "run"),
+            *extra,
+        ]
+    )
+
+
+def test_train_eval_resume_from_the_command_line(tree, capsys):
+    assert train(tree, "--epochs", "2") == 0
+    out = capsys.readouterr().out
+    assert "lr               = 0.05" in out  # the resolved configuration is printed ...
+    saved = json.loads((tree / "run/config.json").read_text())  # ... and saved
+    assert saved["lr"] == 0.05 and saved["model"] == "resnet18" and saved["batch_size"] == 8
+    assert "test (12 images): top-1" in out
+
+    assert main(["train", "--resume", str(tree / "run/last.pt"), "--epochs", "3"]) == 0
+    with open(tree / "run/metrics.csv") as f:
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["1", "2", "3"]
+
+    capsys.readouterr()
+    assert main(["eval", str(tree / "run/last.pt"), str(tree / "run/best.pt"), "--ten-crop"]) == 0
+    out = capsys.readouterr().out
+    assert "test set: 12 images, ten-crop" in out and "ensemble of 2" in out
+
+    assert main(["train", "--resume", str(tree / "run/last.pt"), "--lr", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "refused" in err and "lr: checkpoint has 0.05, command line gives 0.5" in err
+    assert main(["train", "--resume", str(tree / "run/last.pt"), "--model", "resnet34"]) == 2
+    assert "holds a 'resnet18', not 'resnet34'" in capsys.readouterr().err
+
+
+def test_recipes_command_shows_every_value(capsys):
+    assert main(["recipes"]) == 0
+    out = capsys.readouterr().out
+    for name in ("alexnet", "vgg", "googlenet", "resnet-imagenet", "resnet-cifar"):
+        assert f"\n{name}  (" in f"\n{out}"
+    assert re.search(r"decay_milestones += \(32000, 48000\)", out) and re.search(
+        r"aux_loss_weight += 0.3", out
+    )
+    assert "the paper uses 1e-4" in out
+    assert main(["train", "--recipe", "alexnet", "--lr", "0.02", "--print-config"]) == 0
+    out = capsys.readouterr().out
+    assert "lr               = 0.02" in out and "weight_decay     = 0.0005" in out
+
+
+def test_missing_data_is_a_clear_error(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path / "nowhere"), "--output", str(tmp_path / "r")]) == 2
+    assert "no such directory, and not a dataset name" in capsys.readouterr().err
+
+
+def test_resume_through_the_real_data_path_is_bit_identical(tree):
+    """Crops and flips drawn by cnnarch.data's loaders continue exactly (dropout: test_trainer.py)."""
+    import torch
+
+    from cnnarch.train.checkpoint import load_checkpoint
+
+    args = [
+        "--data",
+        str(tree / "data"),
+        "--model",
+        "resnet20",
+        "-b",
+        "8",
+        "--lr",
+        "0.01",
+        "--val-split",
+        "0.25",
+        "--log-interval",
+        "0",
+        "--sched",
+        "step",
+        "--decay-epochs",
+        "1",
+    ]
+    assert main(["train", *args, "--epochs", "3", "--output", str(tree / "a")]) == 0
+    assert main(["train", *args, "--epochs", "1", "--output", str(tree / "b")]) == 0
+    assert main(["train", "--resume", str(tree / "b/last.pt"), "--epochs", "3"]) == 0
+    a, b = load_checkpoint(tree / "a/last.pt"), load_checkpoint(tree / "b/last.pt")
+    assert a["step"] == b["step"] == 3 * 4
+    for k, v in a["model"].items():
+        assert torch.equal(v, b["model"][k]), k
+
+
+def test_every_train_option_reaches_the_config():
+    """An option whose name is not a TrainConfig field would be dropped silently."""
+    from dataclasses import fields
+
+    from cnnarch.cli import build_parser
+    from cnnarch.train.config import TrainConfig
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices["train"]
+    dests = {a.dest for a in sub._actions} - {"help", "print_config"}
+    assert dests <= {f.name for f in fields(TrainConfig)}, dests - {f.name for f in fields(TrainConfig)}

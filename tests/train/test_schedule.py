@@ -1,0 +1,80 @@
+import math
+
+import pytest
+import torch
+
+from cnnarch.train.config import RECIPES, resolve_config
+from cnnarch.train.optim import LRSchedule, build_optimizer
+
+
+def lrs(cfg, steps_per_epoch, epochs, val=None):
+    """The lr used by every step of ``epochs`` epochs."""
+    opt = build_optimizer([torch.nn.Parameter(torch.zeros(1))], cfg)
+    sched = LRSchedule(opt, cfg, steps_per_epoch)
+    out = []
+    for e in range(epochs):
+        for _ in range(steps_per_epoch):
+            out.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step_iter()
+        sched.step_epoch(None if val is None else val[e])
+    return out
+
+
+def test_multistep_by_iteration_as_in_resnet_cifar():
+    r = RECIPES["resnet-cifar"].values  # He et al. 4.2, written out
+    assert (r["lr"], r["batch_size"], r["weight_decay"], r["momentum"]) == (0.1, 128, 1e-4, 0.9)
+    assert (
+        r["decay_milestones"] == (32_000, 48_000) and r["iterations"] == 64_000 and r["sched_unit"] == "iter"
+    )
+    cfg = resolve_config("resnet-cifar", decay_milestones=(4, 6), iterations=8)
+    got = lrs(cfg, steps_per_epoch=3, epochs=3)[:8]  # the milestones fall inside epochs
+    assert got == pytest.approx([0.1] * 4 + [0.01] * 2 + [0.001] * 2)
+
+
+def test_linear_warmup_then_constant():
+    cfg = resolve_config(lr=0.1, sched="none", warmup_epochs=1, warmup_lr=0.01)
+    got = lrs(cfg, steps_per_epoch=4, epochs=2)
+    expected = [0.1 * (0.1 + 0.9 * t / 4) for t in range(4)] + [0.1] * 4
+    assert got == pytest.approx(expected)
+
+
+def test_plateau_divides_by_ten_when_validation_accuracy_stalls():
+    cfg = resolve_config(lr=0.1, sched="plateau", patience_epochs=1, decay_rate=0.1)
+    got = lrs(cfg, steps_per_epoch=1, epochs=6, val=[50, 60, 60, 60, 70, 70])
+    # epochs 3 and 4 do not improve on 60: after the 2nd such epoch (patience 1) the lr drops
+    assert got == pytest.approx([0.1, 0.1, 0.1, 0.1, 0.01, 0.01])
+
+
+def test_cosine_per_epoch_and_googlenet_step():
+    cfg = resolve_config(lr=0.2, sched="cosine", epochs=4, min_lr=0.0)
+    got = lrs(cfg, steps_per_epoch=2, epochs=4)[::2]
+    assert got == pytest.approx([0.1 * (1 + math.cos(math.pi * e / 4)) for e in range(4)])
+    g = resolve_config("googlenet")  # lr decreased 4% every 8 epochs (Szegedy et al. sec. 6)
+    got = lrs(g, steps_per_epoch=1, epochs=17)
+    assert (
+        got[7] == pytest.approx(0.01)
+        and got[8] == pytest.approx(0.0096)
+        and got[16] == pytest.approx(0.01 * 0.96**2)
+    )
+
+
+def test_recipes_and_overrides():
+    a = resolve_config("alexnet", lr=0.02)
+    assert (a.lr, a.momentum, a.weight_decay, a.drop, a.batch_size, a.sched) == (
+        0.02,
+        0.9,
+        5e-4,
+        0.5,
+        128,
+        "plateau",
+    )
+    r = resolve_config("resnet-imagenet")
+    assert r.weight_decay == 1e-5 and r.drop == 0.0 and any("1e-4" in n for n in r.notes)
+    assert resolve_config("googlenet").aux_loss_weight == 0.3
+    with pytest.raises(ValueError, match="unknown recipe 'resnet'; known: alexnet"):
+        resolve_config("resnet")
+    with pytest.raises(ValueError, match="--sched must be one of"):
+        resolve_config(sched="linear")
+    with pytest.raises(ValueError, match="--nesterov applies to --opt sgd"):
+        build_optimizer([torch.nn.Parameter(torch.zeros(1))], resolve_config(opt="adamw", nesterov=True))

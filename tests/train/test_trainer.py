@@ -1,0 +1,114 @@
+import csv
+import math
+
+import pytest
+import torch
+
+from cnnarch.train.checkpoint import load_checkpoint
+from cnnarch.train.config import resolve_config
+from cnnarch.train.trainer import NonFiniteLossError, Trainer, config_for_resume
+
+
+def quiet(_):
+    pass
+
+
+def make_cfg(tmp_path, **kw):
+    base = dict(
+        model="tiny",
+        epochs=4,
+        batch_size=32,
+        lr=0.05,
+        sched="cosine",
+        output=str(tmp_path / "run"),
+        log_interval=0,
+    )
+    base.update(kw)
+    return resolve_config(**base)
+
+
+def test_loss_falls_and_run_directory_is_complete(tmp_path, syn):
+    x, y = syn.blob_images(256)
+    cfg = make_cfg(tmp_path, epochs=5)
+    out = Trainer(cfg, syn.bundle(x, y, 32, 4, test=True), model=syn.tiny_cnn, log=quiet).fit()
+    run = tmp_path / "run"
+    with open(run / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5]
+    losses = [float(r["train_loss"]) for r in rows]
+    assert losses[-1] < 0.5 * losses[0]
+    assert float(rows[-1]["val_top1"]) > 90  # 4 bright-square classes: chance is 25%
+    assert int(rows[-1]["step"]) == 5 * (192 // 32)
+    for name in ("config.json", "last.pt", "best.pt", "curves.png"):
+        assert (run / name).stat().st_size > 0, name
+    assert out["test_top1"] == pytest.approx(float(rows[-1]["val_top1"]))  # test = val split here
+
+
+def final_weights(path):
+    return load_checkpoint(path)["model"]
+
+
+def test_resume_is_bit_identical(tmp_path, syn):
+    x, y = syn.blob_images(192)
+    kw = dict(
+        epochs=4, sched="plateau", patience_epochs=0, warmup_epochs=1, warmup_lr=0.01, weight_decay=5e-4
+    )
+    Trainer(make_cfg(tmp_path / "a", **kw), syn.bundle(x, y, 32, 4), model=syn.tiny_cnn, log=quiet).fit()
+    straight = final_weights(tmp_path / "a/run/last.pt")
+
+    Trainer(
+        make_cfg(tmp_path / "b", **{**kw, "epochs": 2}),
+        syn.bundle(x, y, 32, 4),
+        model=syn.tiny_cnn,
+        log=quiet,
+    ).fit()
+    halfway = final_weights(tmp_path / "b/run/last.pt")
+    resumed_cfg = config_for_resume(str(tmp_path / "b/run/last.pt"), {"epochs": 4})
+    assert resumed_cfg.epochs == 4 and resumed_cfg.sched == "plateau"
+    Trainer(resumed_cfg, syn.bundle(x, y, 32, 4), model=syn.tiny_cnn, log=quiet).fit()
+    resumed = final_weights(tmp_path / "b/run/last.pt")
+
+    assert straight.keys() == resumed.keys()
+    for k in straight:
+        assert torch.equal(straight[k], resumed[k]), k
+    with open(tmp_path / "b/run/metrics.csv") as f:
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["1", "2", "3", "4"]
+    assert not torch.equal(straight["6.weight"], halfway["6.weight"])  # the resumed epochs did train
+
+
+def test_resume_refuses_other_model_and_changed_hyperparameters(tmp_path, syn):
+    x, y = syn.blob_images(64)
+    Trainer(make_cfg(tmp_path, epochs=1), syn.bundle(x, y, 16, 4), model=syn.tiny_cnn, log=quiet).fit()
+    last = str(tmp_path / "run/last.pt")
+    with pytest.raises(ValueError, match="holds a 'tiny', not 'resnet18'"):
+        config_for_resume(last, {"model": "resnet18"})
+    with pytest.raises(ValueError, match=r"lr: checkpoint has 0.05, command line gives 0.1"):
+        config_for_resume(last, {"lr": 0.1, "epochs": 3})
+    assert config_for_resume(last, {"lr": 0.05, "epochs": 3}).epochs == 3  # same value is no conflict
+
+
+def test_nonfinite_loss_stops_with_epoch_step_and_keeps_last_checkpoint(tmp_path, syn):
+    x, y = syn.blob_images(128)
+    data = syn.bundle(x, y, 32, 4)
+    cfg = make_cfg(tmp_path, epochs=3)
+    trainer = Trainer(cfg, data, model=syn.tiny_cnn, log=quiet)
+    good = {}
+
+    def poisoned(batch, g):
+        out = syn.to_float(batch)
+        if trainer.step == 4:  # epoch 2 (3 steps per epoch), its 2nd batch
+            good.update(load_checkpoint(tmp_path / "run/last.pt")["model"])
+            out = out * math.inf
+        return out
+
+    data.train_transform = poisoned
+    with pytest.raises(NonFiniteLossError) as e:
+        trainer.fit()
+    msg = str(e.value)
+    assert "epoch 2, step 5" in msg and "lr " in msg and "--lr" in msg
+    after = load_checkpoint(tmp_path / "run/last.pt")
+    assert after["epoch"] == 0 and after["step"] == 3
+    for k, v in good.items():
+        assert torch.equal(v, after["model"][k])
+    for p in trainer.model.parameters():  # the bad step was not taken either
+        assert torch.isfinite(p).all()
