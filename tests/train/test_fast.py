@@ -93,11 +93,12 @@ def test_bn_shifts_get_their_own_learning_rate_and_weight_decay():
 
 def test_cifar_fast_network_size_written_out():
     m = create_model("cifar_fast")
-    # whitening 3*24*2*2 + 24; stages: 3x3 convs 24->64->64, 64->256->256, 256->256->256; BN shifts and
-    # (frozen) scales 2*(64+64+256+256+256+256); classifier 256*10
+    # whitening 3*24*2*2 + 24; stages: 3x3 convs 24->64->64, 64->256->256, 256->256->256; BN shifts
+    # (no scales) 64+64+256+256+256+256; classifier 256*10
     convs = 9 * (24 * 64 + 64 * 64 + 64 * 256 + 256 * 256 + 256 * 256 + 256 * 256)
-    want = 3 * 24 * 4 + 24 + convs + 2 * (2 * 64 + 4 * 256) + 2560
+    want = 3 * 24 * 4 + 24 + convs + (2 * 64 + 4 * 256) + 2560
     assert sum(p.numel() for p in m.parameters()) == want
+    assert sum(p.numel() for p in create_model("cifar_fast", bn_weight=True).parameters()) == want + 1152
     assert m(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 

@@ -14,8 +14,8 @@ David Page's ResNet-9 ("How to train your ResNet", 2018):
   that lets the optimizer use one learning rate for the whole net).
 
 Deliberate differences from airbench94: batch norm keeps torch's default momentum here (the
-``cifar-fast`` recipe sets the tuned value, ``--bn-momentum``); as in airbench its scale (``weight``) stays
-1 and is not trained (``bn_weight=True`` trains it), only its shift; no lookahead/EMA and no
+``cifar-fast`` recipe sets the tuned value, ``--bn-momentum``); as in airbench it learns a shift but no scale
+(:class:`ShiftBatchNorm2d`; ``bn_weight=True`` gives torch's BN); no lookahead/EMA and no
 progressive freezing of the first layer's bias. ``dirac=True`` (default) initialises the first
 ``in_channels`` filters of every 3x3 convolution as identities (an implicit residual path,
 airbench's "dirac" init). torchvision has no such network.
@@ -32,12 +32,20 @@ from torch import nn
 
 from cnnarch.models._registry import register_model
 
-__all__ = ["CifarFastNet", "ConvStage"]
+__all__ = ["CifarFastNet", "ConvStage", "ShiftBatchNorm2d"]
 
 PAPER = (
     "Jordan 2024, 94% on CIFAR-10 in 3.29 Seconds on a Single GPU (arXiv:2404.00498); "
     "Page 2018, How to train your ResNet"
 )
+
+
+class ShiftBatchNorm2d(nn.BatchNorm2d):
+    """Batch norm that learns a shift (``bias``) but no scale: ``weight`` is None, i.e. 1."""
+
+    def __init__(self, num_features: int, **kwargs):
+        super().__init__(num_features, **kwargs)
+        self.weight = None
 
 
 class ConvStage(nn.Module):
@@ -47,12 +55,11 @@ class ConvStage(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, channels, 3, padding=1, bias=False)
         self.pool = nn.MaxPool2d(2)
-        self.bn1 = nn.BatchNorm2d(channels)
+        norm = nn.BatchNorm2d if bn_weight else ShiftBatchNorm2d
+        self.bn1 = norm(channels)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(channels)
+        self.bn2 = norm(channels)
         self.act = nn.GELU()
-        for bn in (self.bn1, self.bn2):
-            bn.weight.requires_grad_(bn_weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act(self.bn1(self.pool(self.conv1(x))))
