@@ -41,11 +41,14 @@ PAPER = (
 
 
 class ShiftBatchNorm2d(nn.BatchNorm2d):
-    """Batch norm that learns a shift (``bias``) but no scale: ``weight`` is None, i.e. 1."""
+    """Batch norm that learns a shift (``bias``) but no scale: ``weight`` is a buffer of ones.
+
+    (A buffer, not None: cuDNN's batch-norm backward returns no shift gradient without a weight.)"""
 
     def __init__(self, num_features: int, **kwargs):
         super().__init__(num_features, **kwargs)
-        self.weight = None
+        del self._parameters["weight"]
+        self.register_buffer("weight", torch.ones(num_features))
 
 
 class ConvStage(nn.Module):
