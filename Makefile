@@ -20,12 +20,12 @@ demo: venv
 	@echo
 	$(BIN)/cnnarch info alexnet
 
-# Train ResNet-20 (He et al. 4.2) for a short schedule on 10,000 CIFAR-10 images and print its test accuracy.
+# Train ResNet-20 (He et al. 4.2) for a short schedule on 5,000 CIFAR-10 images and print its test accuracy.
 # The data: --data, then $$CNNARCH_DATA (the shared JPEG copy when it is there), the cache, a download.
 SHARED_CIFAR := $(wildcard ../shared/data/cifar10-jpeg)
 train-demo: venv
 	$(if $(SHARED_CIFAR),CNNARCH_DATA=$${CNNARCH_DATA:-$(SHARED_CIFAR)}) $(BIN)/cnnarch train \
-		--recipe resnet-cifar --epochs 3 --limit-train 10000 --sched cosine --output runs/demo
+		--recipe resnet-cifar --epochs 3 --limit-train 5000 --sched cosine --output runs/demo
 
 lint: venv
 	$(BIN)/ruff check .

@@ -112,3 +112,22 @@ def test_nonfinite_loss_stops_with_epoch_step_and_keeps_last_checkpoint(tmp_path
         assert torch.equal(v, after["model"][k])
     for p in trainer.model.parameters():  # the bad step was not taken either
         assert torch.isfinite(p).all()
+
+
+def test_progress_bar_on_a_terminal_plain_lines_otherwise(tmp_path, syn, monkeypatch, capsys):
+    x, y = syn.blob_images(64)
+    lines = []
+    cfg = make_cfg(tmp_path, epochs=1, batch_size=16, log_interval=1)
+    Trainer(cfg, syn.bundle(x, y, 16, 4), model=syn.tiny_cnn, log=lines.append).fit()
+    assert sum(line.startswith("epoch 1 [") for line in lines) == 3  # one per step: no terminal here
+
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    lines.clear()
+    Trainer(
+        cfg.replace(output=str(tmp_path / "tty")),
+        syn.bundle(x, y, 16, 4),
+        model=syn.tiny_cnn,
+        log=lines.append,
+    ).fit()
+    assert not any(line.startswith("epoch 1 [") for line in lines)
+    assert "epoch 1/1" in capsys.readouterr().err  # tqdm's bar instead

@@ -10,6 +10,7 @@ torchrun --nproc-per-node 2 -m cnnarch.cli train ...        # data parallel; -b 
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import fields
 
 from cnnarch.train.config import (
@@ -152,7 +153,7 @@ def run(args) -> int:
         print(note, flush=True)
 
     try:
-        trainer_class(cfg)(cfg, build_data(cfg)).fit()
+        trainer_class(cfg)(cfg, build_data(cfg, progress=sys.stderr.isatty())).fit()
     except NonFiniteLossError as e:
         print(f"cnnarch train: stopped: {e}")
         return 3

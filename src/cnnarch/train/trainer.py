@@ -123,17 +123,6 @@ def split_outputs(out) -> tuple[torch.Tensor, list[torch.Tensor]]:
     return out[0], [o for o in out[1:] if o is not None]
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    """The user's module inside DistributedDataParallel and torch.compile wrappers."""
-    while True:
-        if hasattr(model, "module") and isinstance(model, nn.parallel.DistributedDataParallel):
-            model = model.module
-        elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        else:
-            return model
-
-
 def set_dropout(model: nn.Module, p: float) -> None:
     for m in model.modules():
         if isinstance(m, nn.modules.dropout._DropoutNd):
@@ -269,7 +258,7 @@ class Trainer:
             "classes": list(self.data.classes),
             "data_info": dict(self.data.info),
             "config": self.cfg.to_dict(),
-            "model": unwrap(self.model).state_dict(),
+            "model": self.model.state_dict(),  # the bare module, not its DDP/compile wrappers
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict(),
