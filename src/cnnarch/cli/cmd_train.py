@@ -3,6 +3,7 @@
 cnnarch train --recipe resnet-cifar --data ../shared/data/cifar10-jpeg --epochs 5
 cnnarch train --model vgg11 --lr 0.01 --sched plateau -b 64 --amp --channels-last
 cnnarch train --resume runs/train/last.pt --epochs 30       # continue, bit-exact on a CPU
+cnnarch train --recipe cifar-fast --data ../shared/data/cifar10-jpeg   # time to 93% (docs/cifar_fast.md)
 torchrun --nproc-per-node 2 -m cnnarch.cli train ...        # data parallel; -b stays the global batch
 """
 
@@ -12,7 +13,16 @@ import argparse
 import sys
 from dataclasses import fields
 
-from cnnarch.train.config import AMP_DTYPES, OPTIMIZERS, SCHED_UNITS, SCHEDULES, TrainConfig, resolve_config
+from cnnarch.train.config import (
+    AMP_DTYPES,
+    OPTIMIZERS,
+    SCHED_UNITS,
+    SCHEDULES,
+    TRAINERS,
+    TTA_MODES,
+    TrainConfig,
+    resolve_config,
+)
 
 S = argparse.SUPPRESS  # only the options actually given override the recipe
 
@@ -94,6 +104,23 @@ def add_parser(sub):
     g.add_argument("--device", default=S, help="cpu, cuda, cuda:1 (default: cuda when present)")
     g.add_argument("-j", "--workers", type=int, default=S, help="loader processes for large images")
     g.add_argument("--log-interval", type=int, default=S, help="steps between plain log lines (0: none)")
+    g = p.add_argument_group("fast training (--trainer fast, recipe cifar-fast; docs/cifar_fast.md)")
+    g.add_argument("--trainer", choices=TRAINERS, default=S, help=f"(default {d.trainer})")
+    g.add_argument(
+        "--crop-padding", type=int, default=S, help="padding before random crops (default: 1/8 of the side)"
+    )
+    g.add_argument(
+        "--whiten", action=argparse.BooleanOptionalAction, default=S, help="patch-whitening first layer"
+    )
+    g.add_argument("--bias-lr-scale", type=float, default=S, help="lr factor of BN shifts (default 1)")
+    g.add_argument("--bn-momentum", type=float, default=S, help="batch-norm momentum (default: torch's 0.1)")
+    g.add_argument("--tta", choices=TTA_MODES, default=S, help="test-time augmentation (default none)")
+    g.add_argument(
+        "--milestones", type=float, nargs="*", default=S, help="test accuracies (%%) to time, e.g. 90 93 94"
+    )
+    g.add_argument(
+        "--threads", type=int, default=S, help="torch threads (0: one per core); also sets OMP_WAIT_POLICY"
+    )
     p.add_argument("--print-config", action="store_true", help="print the resolved configuration and exit")
     p.set_defaults(run=run)
 
@@ -104,7 +131,7 @@ def overrides_from(args) -> dict:
 
 
 def run(args) -> int:
-    from cnnarch.train.trainer import NonFiniteLossError, Trainer, config_for_resume
+    from cnnarch.train.trainer import NonFiniteLossError, config_for_resume
 
     overrides = overrides_from(args)
     if "resume" in overrides:
@@ -114,10 +141,19 @@ def run(args) -> int:
     if args.print_config:
         print(cfg.format())
         return 0
+    if cfg.threads is not None:
+        from cnnarch.train.threads import configure_threads, invoked_as_cli
+
+        print(configure_threads(cfg.threads, restart=invoked_as_cli()), flush=True)
     from cnnarch.train.data import build_data
+    from cnnarch.train.fast import adapt_to_machine, trainer_class
+
+    cfg, note = adapt_to_machine(cfg, overrides)
+    if note:
+        print(note, flush=True)
 
     try:
-        Trainer(cfg, build_data(cfg, progress=sys.stderr.isatty())).fit()
+        trainer_class(cfg)(cfg, build_data(cfg, progress=sys.stderr.isatty())).fit()
     except NonFiniteLossError as e:
         print(f"cnnarch train: stopped: {e}")
         return 3

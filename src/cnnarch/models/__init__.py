@@ -1,6 +1,7 @@
 """The model zoo. Importing a family's module registers its builders; one import line per family."""
 
 from cnnarch.models import alexnet as alexnet
+from cnnarch.models import cifar_fast as cifar_fast
 from cnnarch.models import fractalnet as fractalnet
 from cnnarch.models import googlenet as googlenet
 from cnnarch.models import resnet as resnet

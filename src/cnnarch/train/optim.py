@@ -11,6 +11,7 @@ warm-up and the main schedule compose by multiplication, exactly as ``ChainedSch
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 from torch.optim import lr_scheduler
@@ -27,6 +28,15 @@ def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
         raise ValueError("--nesterov applies to --opt sgd only")
     cls = torch.optim.Adam if cfg.opt == "adam" else torch.optim.AdamW
     return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def one_cycle(i: int, up: int, length: int, start: float, end: float) -> float:
+    """Learning-rate factor at step ``i`` of a triangular cycle (Smith's one cycle, as in Page's
+    ResNet-9 and airbench): linear from ``start`` to 1 over ``up`` steps, then linear to ``end`` at
+    ``length``."""
+    if i < up:
+        return start + (1 - start) * i / up
+    return 1 + (end - 1) * min(1.0, (i - up) / max(1, length - up))
 
 
 class LRSchedule:
@@ -53,6 +63,15 @@ class LRSchedule:
             self.main = lr_scheduler.StepLR(optimizer, step_size=cfg.decay_epochs, gamma=cfg.decay_rate)
         elif cfg.sched == "multistep":
             self.main = lr_scheduler.MultiStepLR(optimizer, list(cfg.decay_milestones), gamma=cfg.decay_rate)
+        elif cfg.sched == "onecycle":
+            up = warmup_iters if self.per_iter else math.ceil(cfg.warmup_epochs)
+            self.warmup = None  # the rising half of the cycle is the warm-up
+            self.main = lr_scheduler.LambdaLR(
+                optimizer,
+                partial(
+                    one_cycle, up=up, length=length, start=cfg.warmup_lr / cfg.lr, end=cfg.min_lr / cfg.lr
+                ),
+            )
         elif cfg.sched == "cosine":
             self.main = lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, length), eta_min=cfg.min_lr)
         else:
