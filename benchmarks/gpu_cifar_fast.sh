@@ -5,7 +5,7 @@
 # step cannot eat the next one's; the whole script stays under ~3 minutes on an H100.
 #   DATA=/tmp/cifar10-jpeg bash benchmarks/gpu_cifar_fast.sh
 # Extra arguments go to both commands (a CPU smoke test of this script:
-#   DEVICE=cpu bash benchmarks/gpu_cifar_fast.sh --epochs 1 --limit-train 512 --limit-val 200 --threads 1).
+#   DEVICE=cpu bash benchmarks/gpu_cifar_fast.sh --epochs 1 --limit-train 2048 --limit-val 200 --threads 1).
 set -u
 DATA=${DATA:-/tmp/cifar10-jpeg}
 OUT=${OUT:-/tmp/cifar_fast_gpu}

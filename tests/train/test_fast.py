@@ -133,6 +133,13 @@ def test_recipe_runs_a_few_steps_and_times_milestones(tree16, capsys):
     assert main(["eval", str(run / "last.pt"), "--data", str(tree16 / "data")]) == 0
 
 
+def test_a_batch_larger_than_the_training_set_is_refused(tree16, capsys):
+    args = ["train", "--recipe", "cifar-fast", "--data", str(tree16 / "data"), "--output", str(tree16 / "r")]
+    # the recipe's batch of 1024 > 72 images: no step would be taken
+    assert main([*args, "--threads", "1"]) == 2
+    assert "-b 1024 is more than the training images" in capsys.readouterr().err
+
+
 def test_a_process_that_loaded_torch_restarts_itself_with_a_passive_wait_policy():
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "CNNARCH_RESTARTED_FOR_OMP")}
     env["PYTHONPATH"] = os.pathsep.join([str(p) for p in sys.path if p])

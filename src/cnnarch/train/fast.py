@@ -151,6 +151,10 @@ class FastTrainer(Trainer):
     def __init__(self, cfg: TrainConfig, data: DataBundle, model=None, log=None):
         if cfg.resume:
             raise ValueError("--trainer fast runs are short and not resumable; drop --resume")
+        if len(data.train) == 0:
+            raise ValueError(
+                f"-b {cfg.batch_size} is more than the training images; lower -b or use more images"
+            )
         wall0 = time.perf_counter()
         super().__init__(cfg, data, model, log)
         if self.dist.enabled:
