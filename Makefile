@@ -13,12 +13,14 @@ $(BIN)/cnnarch: pyproject.toml
 
 venv: $(BIN)/cnnarch
 
-# The zoo, then the lecture's first network: its paper, the input sizes it accepts, its parameter count
-# (the paper's 60,965,224) and how it differs from torchvision's.
+# The main job: the zoo, the lecture's first network (its paper, the input sizes it accepts, its parameter
+# count and how it differs from torchvision's), then a short training run of ResNet-20 on CIFAR-10.
 demo: venv
 	$(BIN)/cnnarch list
 	@echo
 	$(BIN)/cnnarch info alexnet
+	@echo
+	$(MAKE) --no-print-directory train-demo
 
 # Train ResNet-20 (He et al. 4.2) for a short schedule on 5,000 CIFAR-10 images and print its test accuracy.
 # The data: --data, then $$CNNARCH_DATA (the shared JPEG copy when it is there), the cache, a download.
