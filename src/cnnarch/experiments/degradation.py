@@ -27,6 +27,7 @@ from cnnarch.experiments.runner import (
     load_data,
     md_table,
     pct,
+    plot_errors,
     plt,
     schedule,
     train_rounds,
@@ -147,24 +148,7 @@ def plot(runs: dict, path) -> None:
         for name, r in runs.items():
             if not name.startswith(family) or not r["curve"]:
                 continue
-            steps = [c["step"] for c in r["curve"]]
-            color = colors[name[-2:]]
-            ax.plot(
-                steps,
-                [c["train_err"] for c in r["curve"]],
-                "-",
-                lw=0.9,
-                color=color,
-                label=f"{r['label']} train",
-            )
-            ax.plot(
-                steps,
-                [c["test_err"] for c in r["curve"]],
-                "-",
-                lw=2.6,
-                color=color,
-                label=f"{r['label']} test",
-            )
+            plot_errors(ax, r["curve"], colors[name[-2:]], r["label"], test_lw=2.6)
         ax.set_title(title)
         ax.set_xlabel("iterations")
         ax.grid(alpha=0.3)

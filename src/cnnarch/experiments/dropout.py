@@ -30,6 +30,7 @@ from cnnarch.experiments.runner import (
     load_model,
     md_table,
     pct,
+    plot_errors,
     plt,
     run_status,
     schedule,
@@ -170,23 +171,7 @@ def report(ctx: Context):
         fig, ax = pyplot.subplots(figsize=(7, 4.5))
         for (name, _, _), color in zip(VARIANTS, ("tab:blue", "tab:red"), strict=True):
             r = runs[name]
-            steps = [c["step"] for c in r["curve"]]
-            ax.plot(
-                steps,
-                [c["train_err"] for c in r["curve"]],
-                "-",
-                lw=0.9,
-                color=color,
-                label=f"{r['label']} train",
-            )
-            ax.plot(
-                steps,
-                [c["test_err"] for c in r["curve"]],
-                "-",
-                lw=2.4,
-                color=color,
-                label=f"{r['label']} test",
-            )
+            plot_errors(ax, r["curve"], color, r["label"])
         ax.set_xlabel("iterations")
         ax.set_ylabel("error (%)")
         ax.set_title("thin: training error (running, dropout on); bold: test error")

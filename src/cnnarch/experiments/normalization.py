@@ -27,6 +27,7 @@ from cnnarch.experiments.runner import (
     load_data,
     md_table,
     pct,
+    plot_errors,
     plt,
     schedule,
     train_rounds,
@@ -178,22 +179,7 @@ def report(ctx: Context):
                 steps = [c["step"] for c in curve]
                 loss = [c["train_loss"] if math.isfinite(c["train_loss"]) else math.nan for c in curve]
                 axes[0, j].plot(steps, loss, "-", color=colors[norm], label=label)
-                axes[1, j].plot(
-                    steps,
-                    [c["train_err"] for c in curve],
-                    "-",
-                    lw=0.9,
-                    color=colors[norm],
-                    label=f"{label} train",
-                )
-                axes[1, j].plot(
-                    steps,
-                    [c["test_err"] for c in curve],
-                    "-",
-                    lw=2.4,
-                    color=colors[norm],
-                    label=f"{label} test",
-                )
+                plot_errors(axes[1, j], curve, colors[norm], label)
             axes[0, j].set_title(f"learning rate {lr:g}")
             axes[0, j].set_ylabel("training loss")
             axes[1, j].set_ylabel("error (%): thin train, bold test")

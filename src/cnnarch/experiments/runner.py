@@ -401,6 +401,13 @@ class figure:  # noqa: N801 (used as a context manager, like a function)
         return False
 
 
+def plot_errors(ax, curve: list[dict], color: str, label: str, test_lw: float = 2.4) -> None:
+    """He et al.'s Fig. 6 style: a thin line for training error, a bold one for test error."""
+    steps = [c["step"] for c in curve]
+    ax.plot(steps, [c["train_err"] for c in curve], "-", lw=0.9, color=color, label=f"{label} train")
+    ax.plot(steps, [c["test_err"] for c in curve], "-", lw=test_lw, color=color, label=f"{label} test")
+
+
 def plt():
     import matplotlib
 
