@@ -23,7 +23,8 @@ class Published:
 
 
 # The papers' single-model ImageNet (ILSVRC-2012 validation) errors, for our networks that follow the
-# papers rather than torchvision. Multi-crop protocols as the papers state.
+# papers rather than torchvision. Multi-crop protocols as the papers state. ZFNet's row is the ECCV
+# version's; the 2013 arXiv draft numbered the figure 2 and listed 38.3 / 16.4 for it.
 PAPERS = {
     "alexnet": Published(40.7, 18.2, "Krizhevsky et al. 2012, Table 2 (1 CNN)"),
     "zfnet": Published(38.4, 16.5, "Zeiler & Fergus 2014, Table 2 (1 convnet, Fig. 3)"),
