@@ -93,18 +93,28 @@ def test_normalization_both_ways():
     }  # fmt: skip
     text = "\n".join(normalization.conclusions(final))
     assert (
-        "At lr 0.01, LRN (AlexNet) lowered the test error against no normalization: 34.50% vs 35.00% (+0.50"
-        in text
+        "At lr 0.01, LRN (AlexNet) lowered the test error against no normalization by 0.50 points: "
+        "34.50% vs 35.00%; training error 29.00% vs 30.00%." in text
     )
     assert (
-        "At lr 0.01, batch norm lowered the test error against no normalization: 25.00% vs 35.00% (+10.00"
-        in text
+        "At lr 0.01, batch norm lowered the test error against no normalization by 10.00 points: "
+        "25.00% vs 35.00%" in text
     )
     assert "At lr 0.01, LRN helped less than batch norm" in text
     assert "At lr 0.1, no normalization diverged" in text
     final[name("lrn", 0.01)] = f(25, 20)
     text = "\n".join(normalization.conclusions(final))
-    assert "At lr 0.01, LRN did not help less than batch norm (+15.00 vs +10.00 points)." in text
+    assert (
+        "At lr 0.01, LRN did not help less than batch norm: test error -15.00 points against no "
+        "normalization with LRN, -10.00 with batch norm." in text
+    )
+    assert "LRN (AlexNet) raised" not in text
+    final[name("lrn", 0.01)] = f(40, 41)
+    text = "\n".join(normalization.conclusions(final))
+    assert (
+        "LRN (AlexNet) raised the test error against no normalization by 6.00 points: 41.00% vs 35.00%"
+        in text
+    )
 
 
 def test_dropout_both_ways():

@@ -125,21 +125,21 @@ def conclusions(final: dict) -> list[str]:
         for n in ("lrn", "bn"):
             if n not in ok:
                 continue
-            d = ref["test_err"] - ok[n]["test_err"]
-            verb = "lowered" if d > 0 else "did not lower"
+            d = ok[n]["test_err"] - ref["test_err"]
+            verb = "lowered" if d < 0 else "raised" if d > 0 else "did not change"
+            by = f" by {abs(d):.2f} points" if d else ""
             out.append(
-                f"At lr {lr:g}, {NORMS[n]} {verb} the test error against no normalization: "
-                f"{pct(ok[n]['test_err'])} vs {pct(ref['test_err'])} ({d:+.2f} points); training error "
+                f"At lr {lr:g}, {NORMS[n]} {verb} the test error against no normalization{by}: "
+                f"{pct(ok[n]['test_err'])} vs {pct(ref['test_err'])}; training error "
                 f"{pct(ok[n]['train_err'])} vs {pct(ref['train_err'])}."
             )
         if "lrn" in ok and "bn" in ok:
-            gain_lrn = ref["test_err"] - ok["lrn"]["test_err"]
-            gain_bn = ref["test_err"] - ok["bn"]["test_err"]
+            d_lrn = ok["lrn"]["test_err"] - ref["test_err"]
+            d_bn = ok["bn"]["test_err"] - ref["test_err"]
+            verdict = "helped less than" if d_lrn > d_bn else "did not help less than"
             out.append(
-                f"At lr {lr:g}, LRN helped less than batch norm ({gain_lrn:+.2f} vs {gain_bn:+.2f} points)."
-                if gain_lrn < gain_bn
-                else f"At lr {lr:g}, LRN did not help less than batch norm ({gain_lrn:+.2f} vs "
-                f"{gain_bn:+.2f} points)."
+                f"At lr {lr:g}, LRN {verdict} batch norm: test error {d_lrn:+.2f} points against no "
+                f"normalization with LRN, {d_bn:+.2f} with batch norm."
             )
     lo, hi = LRS
     b_lo, b_hi = final.get(run_name("bn", lo)), final.get(run_name("bn", hi))
