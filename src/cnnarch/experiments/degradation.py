@@ -105,7 +105,8 @@ def conclusions(final: dict) -> list[str]:
         if tr and te:
             out.append(
                 "The deeper plain network is worse in training as well as in test, so its higher test error "
-                "is not overfitting: this run reproduces the degradation problem."
+                "is not overfitting: the degradation pattern of He et al.'s Fig. 6 (a run shorter than the "
+                "paper's cannot tell a worse end point from slower convergence)."
             )
         elif te and not tr:
             out.append("plain-56 is worse in test but not in training: this run does not show degradation.")
