@@ -73,6 +73,14 @@ def get_model_entry(name: str) -> ModelEntry:
         ) from None
 
 
-def create_model(name: str, **kwargs) -> nn.Module:
-    """Build a registered network by name; ``kwargs`` go to its builder (``num_classes``, ...)."""
-    return get_model_entry(name).builder(**kwargs)
+def create_model(name: str, weights=None, pretrained: bool = False, **kwargs) -> nn.Module:
+    """Build a registered network by name; ``kwargs`` go to its builder (``num_classes``, ...).
+
+    ``weights`` (a weight name such as ``"IMAGENET1K_V1"``/``"cifar10"``, a file or a URL; see
+    :mod:`cnnarch.models.weights`) or ``pretrained=True`` (``weights="DEFAULT"``) loads trained weights."""
+    if weights is None and not pretrained:
+        return get_model_entry(name).builder(**kwargs)
+    from cnnarch.models.weights import build_with_weights
+
+    get_model_entry(name)
+    return build_with_weights(name, "DEFAULT" if weights is None else weights, **kwargs)

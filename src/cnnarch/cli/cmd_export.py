@@ -1,0 +1,71 @@
+"""``cnnarch export NAME|CKPT --format onnx|torchscript --out FILE``: a network for ONNX Runtime,
+Netron or C++ (TorchScript), with its weights when given.
+
+cnnarch export resnet20 --format onnx --out resnet20.onnx --input 3x32x32
+cnnarch export runs/r20/best.pt --format onnx --out r20.onnx --check
+cnnarch export resnet50 --weights IMAGENET1K_V2 --format torchscript --out r50.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(sub):
+    p = sub.add_parser(
+        "export",
+        help="write a network as ONNX or TorchScript",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("source", metavar="NAME|CKPT", help="a network of the zoo, or a cnnarch checkpoint")
+    p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    p.add_argument("--out", required=True, metavar="FILE")
+    p.add_argument(
+        "--weights", metavar="W", help="with NAME: a weight name, file or URL (default: untrained)"
+    )
+    p.add_argument("--num-classes", type=int, metavar="N", help="with NAME and no weights (default 1000)")
+    p.add_argument(
+        "--input", metavar="CxHxW", help="input size (default: the weights' crop, else the model's)"
+    )
+    p.add_argument(
+        "--check", action="store_true", help="run the ONNX file in ONNX Runtime and compare logits"
+    )
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    import torch
+
+    from cnnarch.inference import export, in_channels, load_model
+    from cnnarch.models import create_model, get_model_entry
+
+    if Path(args.source).is_file():
+        net = load_model(checkpoint=args.source)
+    elif args.weights:
+        net = load_model(model=args.source, weights=args.weights)
+    else:
+        kw = {} if args.num_classes is None else {"num_classes": args.num_classes}
+        net = create_model(args.source, **kw).eval()
+    meta = getattr(net, "weights_meta", None)
+    if args.input:
+        shape = tuple(int(v) for v in args.input.lower().split("x"))
+    elif meta is not None:
+        shape = (in_channels(net), meta.crop, meta.crop)
+    else:
+        shape = get_model_entry(args.source).input_size
+    export(net, args.format, args.out, shape)
+    print(f"{args.format} written to {args.out} (input N x {'x'.join(map(str, shape))})")
+    if args.check:
+        if args.format != "onnx":
+            raise ValueError("--check runs ONNX Runtime: use it with --format onnx")
+        import onnxruntime as ort
+
+        x = torch.randn(3, *shape)
+        session = ort.InferenceSession(args.out, providers=["CPUExecutionProvider"])
+        got = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
+        with torch.no_grad():
+            diff = (got - net(x)).abs().max().item()
+        print(f"ONNX Runtime vs PyTorch on 3 random inputs: max |logit difference| {diff:.2e}")
+    return 0

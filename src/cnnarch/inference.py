@@ -1,0 +1,139 @@
+"""A trained network in use: load it from any weight source, classify image files, export it.
+
+Each image is preprocessed exactly as its weights say (:class:`cnnarch.models.weights.WeightsMeta`):
+converted to the network's channel count, its shorter side resized to ``resize``, centre-cropped to
+``crop`` (torchvision's ``Resize`` and ``CenterCrop``), scaled to ``[0, 1]`` and normalised with the
+weights' ``mean`` and ``std``. Weights without that metadata (a bare state_dict) get the network's own
+input size and ImageNet statistics, as torchvision's ImageNet weights use.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import nn
+
+from cnnarch.data.folder import IMG_EXTENSIONS
+from cnnarch.models import create_model, get_model_entry
+from cnnarch.models.weights import WeightsMeta, _replace
+
+
+def load_model(
+    checkpoint: str | os.PathLike | None = None,
+    model: str | None = None,
+    weights: str | os.PathLike | None = None,
+    num_classes: int | None = None,
+) -> nn.Module:
+    """A network in eval mode with ``weights_meta`` filled in: from a cnnarch checkpoint (``checkpoint``;
+    the network's name is stored in it) or from ``model`` and ``weights`` (any source
+    :func:`cnnarch.models.create_model` accepts)."""
+    if (checkpoint is None) == (model is None):
+        raise ValueError("give either a checkpoint, or a model name with --weights")
+    if checkpoint is not None:
+        from cnnarch.train.checkpoint import load_checkpoint
+
+        model = load_checkpoint(checkpoint)["model_name"]
+        weights = checkpoint
+    if weights is None:
+        raise ValueError(f"--model {model} needs --weights (a weight name, a file or a URL)")
+    net = create_model(model, weights=weights, num_classes=num_classes).eval()
+    meta = net.weights_meta
+    if meta.crop is None:
+        _, h, _ = get_model_entry(model).input_size
+        net.weights_meta = _replace(meta, crop=h, resize=h * 8 // 7 if h >= 224 else h)
+    return net
+
+
+def preprocess(image: Image.Image, meta: WeightsMeta, channels: int = 3) -> torch.Tensor:
+    """One image (any size, any PIL mode) as the network's normalised ``(C, crop, crop)`` input."""
+    from torchvision.transforms.v2 import functional as TF
+
+    image = image.convert("L" if channels == 1 else "RGB")
+    if meta.resize:  # on the PIL image, as torchvision's weight transforms resize a PIL input
+        image = TF.resize(image, [meta.resize])
+    if meta.crop:
+        image = TF.center_crop(image, [meta.crop])
+    x = TF.to_dtype(TF.to_image(image), torch.float32, scale=True)
+    return TF.normalize(x, list(meta.mean[:channels]), list(meta.std[:channels]))
+
+
+def image_files(paths: list[str]) -> list[Path]:
+    """The files named, and the image files (by extension) below each directory named, sorted."""
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and f.name.lower().endswith(IMG_EXTENSIONS))
+        elif p.exists():
+            out.append(p)
+        else:
+            raise FileNotFoundError(f"{p}: no such file or directory")
+    return out
+
+
+@dataclass(frozen=True)
+class Prediction:
+    path: str
+    classes: tuple[str, ...] = ()
+    probs: tuple[float, ...] = ()
+    error: str | None = None
+
+
+def in_channels(net: nn.Module) -> int:
+    return next(m for m in net.modules() if isinstance(m, nn.Conv2d)).in_channels
+
+
+@torch.no_grad()
+def predict(net: nn.Module, files: list[Path], topk: int = 5, batch_size: int = 32) -> list[Prediction]:
+    """Top-``topk`` classes and probabilities for each file; a file that is not an image gets ``error``."""
+    meta, channels = net.weights_meta, in_channels(net)
+    k = min(topk, meta.num_classes)
+    results: dict[int, Prediction] = {}
+    ready: list[tuple[int, torch.Tensor]] = []
+
+    def flush():
+        if not ready:
+            return
+        probs = net(torch.stack([x for _, x in ready])).softmax(1)
+        top = probs.topk(k, dim=1)
+        for (i, _), p, idx in zip(ready, top.values.tolist(), top.indices.tolist(), strict=True):
+            results[i] = Prediction(str(files[i]), tuple(meta.class_name(j) for j in idx), tuple(p))
+        ready.clear()
+
+    for i, f in enumerate(files):
+        try:
+            with Image.open(f) as im:
+                ready.append((i, preprocess(im, meta, channels)))
+        except (UnidentifiedImageError, OSError) as e:
+            results[i] = Prediction(str(f), error=f"not an image ({type(e).__name__}: {e})")
+        if len(ready) == batch_size:
+            flush()
+    flush()
+    return [results[i] for i in range(len(files))]
+
+
+def export(net: nn.Module, fmt: str, out: str | os.PathLike, input_shape: tuple[int, int, int]) -> None:
+    """Write ``net`` as ONNX (torch's ``torch.export``-based exporter; the batch axis stays dynamic) or
+    TorchScript (``torch.jit.trace``), for an input of ``input_shape`` (C, H, W)."""
+    net = net.eval()
+    x = torch.randn(2, *input_shape)
+    if fmt == "onnx":
+        batch = torch.export.Dim("batch", min=1, max=4096)
+        program = torch.onnx.export(
+            net,
+            (x,),
+            dynamo=True,
+            input_names=["images"],
+            output_names=["logits"],
+            dynamic_shapes=({0: batch},),
+            verbose=False,
+        )
+        program.save(str(out))
+    elif fmt == "torchscript":
+        with torch.no_grad():
+            torch.jit.trace(net, x).save(str(out))
+    else:
+        raise ValueError(f"--format must be onnx or torchscript, got {fmt!r}")

@@ -1,0 +1,269 @@
+"""Trained weights for the zoo: by torchvision's weight names, from a file or URL, or shipped with cnnarch.
+
+``create_model(name, weights=...)`` (and ``pretrained=True``, timm's spelling of ``weights="DEFAULT"``)
+accepts:
+
+- a torchvision weight name (``"IMAGENET1K_V1"``, ``"DEFAULT"``) for the networks that are torchvision
+  twins (``alexnet_tv``, the VGGs, ``googlenet_tv``, the ResNets, Wide ResNets and ResNeXts of
+  ImageNet). The file is fetched and cached by torchvision's own mechanism (``torch.hub``: the cache is
+  ``$TORCH_HOME/hub/checkpoints``), so an offline machine finds a file fetched before;
+- a weights name shipped inside the package (``"cifar10"``), for networks trained with cnnarch's recipes;
+- a local file or a URL (``file://``, ``https://``): a plain state_dict, a torchvision, timm or
+  Lightning checkpoint (a dict holding ``state_dict``, ``model`` or ``model_state_dict``), a cnnarch
+  training checkpoint, or a ``.safetensors`` file. ``module.`` (DDP) and ``_orig_mod.`` (torch.compile)
+  prefixes are removed.
+
+Every set of weights carries a :class:`WeightsMeta`: class names, the preprocessing its network expects
+(resize, centre crop, mean, std) and where it came from. Files loaded with ``torch.load`` use
+``weights_only=True``.
+
+torchvision's GoogLeNet weights expect ``transform_input=True``, a rescaling that cnnarch's GoogLeNet does
+not have; the same rescaling is expressed here as the preprocessing ``mean = std = 0.5`` applied to
+``[0, 1]`` pixels, which gives identical logits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+SHIPPED_DIR = Path(__file__).with_name("weights_data")
+
+# cnnarch name -> torchvision builder name, for the networks whose state_dicts load unchanged
+TORCHVISION_TWINS = {
+    "alexnet_tv": "alexnet",
+    "googlenet_tv": "googlenet",
+    **{n: n for n in ("vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn")},
+    **{n: n for n in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")},
+    **{n: n for n in ("wide_resnet50_2", "wide_resnet101_2")},
+    **{n: n for n in ("resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d")},
+}
+
+
+@dataclass(frozen=True)
+class WeightsMeta:
+    """What a set of weights needs and says: ``resize`` is the shorter side an image is resized to,
+    ``crop`` the centre crop taken from it; ``mean``/``std`` normalise ``[0, 1]`` pixels."""
+
+    num_classes: int
+    classes: tuple[str, ...] = ()
+    resize: int | None = None
+    crop: int | None = None
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    source: str = ""
+    model: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def class_name(self, i: int) -> str:
+        return self.classes[i] if i < len(self.classes) else str(i)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> WeightsMeta:
+        d = json.loads(text)
+        for k in ("classes", "mean", "std"):
+            d[k] = tuple(d[k])
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Weights:
+    state_dict: dict
+    meta: WeightsMeta
+
+
+def available_weights(name: str) -> list[str]:
+    """The weight names ``name`` has: torchvision's for its twins, then those shipped with cnnarch."""
+    names = []
+    if name in TORCHVISION_TWINS:
+        from torchvision.models import get_model_weights
+
+        names += list(get_model_weights(TORCHVISION_TWINS[name]).__members__)
+    names += sorted(p.name.split(".")[0].split("-", 1)[1] for p in SHIPPED_DIR.glob(f"{name}-*.safetensors"))
+    return names
+
+
+def models_with_weights() -> dict[str, list[str]]:
+    from cnnarch.models import list_models
+
+    return {n: w for n in list_models() if (w := available_weights(n))}
+
+
+def load_weights(name: str, weights: str | os.PathLike) -> Weights:
+    """The weights ``weights`` for the registered network ``name`` (see the module docstring)."""
+    text = os.fspath(weights)
+    if "://" in text:
+        return _from_url(text)
+    if Path(text).expanduser().is_file():
+        return load_weights_file(Path(text).expanduser())
+    shipped = SHIPPED_DIR / f"{name}-{text}.safetensors"
+    if text == "DEFAULT" and name not in TORCHVISION_TWINS:
+        shipped = next(iter(sorted(SHIPPED_DIR.glob(f"{name}-*.safetensors"))), shipped)
+    if shipped.is_file():
+        return load_weights_file(shipped)
+    if name in TORCHVISION_TWINS:
+        from torchvision.models import get_model_weights
+
+        enum = get_model_weights(TORCHVISION_TWINS[name])
+        if text == "DEFAULT" or text in enum.__members__:
+            return _from_torchvision(name, enum.DEFAULT if text == "DEFAULT" else enum[text])
+    have = available_weights(name)
+    others = ", ".join(f"{n} ({', '.join(w)})" for n, w in models_with_weights().items())
+    raise ValueError(
+        f"{name} has no weights {text!r} and no file of that name exists; "
+        + (f"{name} has: {', '.join(have)}. " if have else f"{name} has no named weights. ")
+        + f"Named weights exist for: {others}. A local file or URL works for any network."
+    )
+
+
+def _from_torchvision(name: str, w) -> Weights:
+    tf = w.transforms()
+    google = TORCHVISION_TWINS[name] == "googlenet"
+    state = w.get_state_dict(progress=False, check_hash=True)
+    meta = WeightsMeta(
+        num_classes=len(w.meta["categories"]),
+        classes=tuple(w.meta["categories"]),
+        resize=tf.resize_size[0],
+        crop=tf.crop_size[0],
+        mean=(0.5, 0.5, 0.5) if google else tuple(tf.mean),
+        std=(0.5, 0.5, 0.5) if google else tuple(tf.std),
+        source=f"torchvision {type(w).__name__}.{w.name} ({w.url})",
+        model=name,
+    )
+    return Weights(state, meta)
+
+
+def _from_url(url: str) -> Weights:
+    """Fetch through ``torch.hub``'s cache (``$TORCH_HOME/hub/checkpoints``), then read like a file."""
+    from torch.hub import download_url_to_file, get_dir
+
+    cache = Path(get_dir()) / "checkpoints" / Path(url.split("?")[0]).name
+    if not cache.is_file():
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        download_url_to_file(url, str(cache), progress=False)
+    weights = load_weights_file(cache)
+    return Weights(weights.state_dict, _replace(weights.meta, source=f"{url} (cached at {cache})"))
+
+
+def load_weights_file(path: Path) -> Weights:
+    """A state_dict, a torchvision/timm/Lightning/cnnarch checkpoint, or safetensors, with its metadata."""
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            state = {k: f.get_tensor(k) for k in f.keys()}
+            header = f.metadata() or {}
+        meta = WeightsMeta.from_json(header["cnnarch"]) if "cnnarch" in header else None
+        return _finish(state, meta, path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(
+            f"{path} was refused by the weights-only loader: it holds objects other than tensors and plain "
+            f"containers (possibly code). Load only files you trust. ({str(e).splitlines()[0]})"
+        ) from None
+    except (RuntimeError, EOFError) as e:
+        raise ValueError(f"{path} is not a readable weights file (truncated or corrupt?): {e}") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path} holds a {type(obj).__name__}, not a state_dict or a checkpoint dict")
+    if str(obj.get("format", "")).startswith("cnnarch-checkpoint"):
+        info = obj.get("data_info", {})
+        c, h, _ = info.get("image_shape", (None, None, None))
+        meta = WeightsMeta(
+            num_classes=obj["num_classes"],
+            classes=tuple(obj.get("classes", ())),
+            resize=info.get("crop", h),
+            crop=info.get("crop", h),
+            mean=tuple(info.get("mean", IMAGENET_MEAN)),
+            std=tuple(info.get("std", IMAGENET_STD)),
+            model=obj.get("model_name"),
+        )
+        return _finish(obj["model"], meta, path)
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(obj.get(key), dict):
+            return _finish(obj[key], None, path)
+    return _finish(obj, None, path)
+
+
+def _finish(state: dict, meta: WeightsMeta | None, path: Path) -> Weights:
+    if not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path}: no state_dict found (expected tensors keyed by parameter name)")
+    for prefix in ("module.", "_orig_mod."):
+        if all(k.startswith(prefix) for k in state):
+            state = {k.removeprefix(prefix): v for k, v in state.items()}
+    if meta is None:
+        head = [v for k, v in state.items() if k.endswith("weight") and v.dim() == 2]
+        meta = WeightsMeta(num_classes=head[-1].shape[0] if head else 0)
+    return Weights(state, _replace(meta, source=meta.source or str(path)))
+
+
+def _replace(meta: WeightsMeta, **changes) -> WeightsMeta:
+    return WeightsMeta(**{**asdict(meta), **changes})
+
+
+def save_weights(model: nn.Module, meta: WeightsMeta, path: str | os.PathLike) -> None:
+    """Write ``model``'s weights as safetensors with ``meta`` in the header (how cnnarch ships weights)."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata={"cnnarch": meta.to_json()})
+
+
+def classifier_head(model: nn.Module) -> tuple[str, nn.Linear]:
+    """The last ``nn.Linear`` of the network: the layer that maps features to class scores."""
+    linears = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError(f"{type(model).__name__} has no nn.Linear classifier to replace")
+    return linears[-1]
+
+
+def replace_head(model: nn.Module, num_classes: int) -> list[str]:
+    """Give every classifier (the main head, and GoogLeNet's auxiliary heads) ``num_classes`` outputs,
+    freshly initialised; returns the names of the replaced layers."""
+    main_name, main = classifier_head(model)
+    old = main.out_features
+    replaced = []
+    for name, m in list(model.named_modules()):
+        if isinstance(m, nn.Linear) and m.out_features == old and (name == main_name or ".fc" in f".{name}"):
+            parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
+            setattr(
+                parent, name.rpartition(".")[2], nn.Linear(m.in_features, num_classes, m.bias is not None)
+            )
+            replaced.append(name)
+    return replaced
+
+
+def build_with_weights(name: str, weights: str | os.PathLike, num_classes: int | None = None, **kwargs):
+    """``create_model(name, weights=...)``: the network built for its weights' class count, loaded with
+    ``strict=True``; with another ``num_classes`` the classifier is replaced (fine-tuning). The model
+    carries ``weights_meta`` and ``replaced_head`` (the layers given fresh weights, if any)."""
+    from cnnarch.models import get_model_entry
+
+    w = load_weights(name, weights)
+    model = get_model_entry(name).builder(num_classes=w.meta.num_classes, **kwargs)
+    try:
+        model.load_state_dict(w.state_dict)
+    except RuntimeError as e:
+        detail = " ".join(line.strip() for line in str(e).splitlines()[1:3])
+        raise ValueError(
+            f"the weights {w.meta.source} do not fit {name}: {detail[:300]} "
+            f"(are they for another network? `cnnarch info {name}` shows its layers)"
+        ) from None
+    meta, replaced = w.meta, []
+    if num_classes is not None and num_classes != meta.num_classes:
+        replaced = replace_head(model, num_classes)
+        meta = _replace(meta, num_classes=num_classes, classes=())
+    model.weights_meta = _replace(meta, model=name)
+    model.replaced_head = replaced
+    return model

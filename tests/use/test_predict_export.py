@@ -1,0 +1,165 @@
+"""`cnnarch predict` and `cnnarch export`, checked against torchvision's transforms and ONNX Runtime."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision import transforms as T
+
+from cnnarch.cli import main
+from cnnarch.inference import export, load_model
+from cnnarch.models import create_model, list_models, min_input_size
+from cnnarch.models.weights import WeightsMeta, save_weights
+
+
+@pytest.fixture
+def weights_file(tmp_path):
+    torch.manual_seed(0)
+    net = create_model("resnet20", num_classes=4)
+    meta = WeightsMeta(
+        num_classes=4,
+        classes=("ant", "bee", "cat", "dog"),
+        resize=40,
+        crop=32,
+        mean=(0.5, 0.4, 0.3),
+        std=(0.2, 0.25, 0.3),
+    )
+    save_weights(net, meta, tmp_path / "r20.safetensors")
+    return tmp_path / "r20.safetensors"
+
+
+def test_predict_preprocesses_as_the_weights_say(tmp_path, weights_file, capsys):
+    rng = np.random.default_rng(0)
+    images = {
+        "rgb.jpg": Image.fromarray(rng.integers(0, 255, (50, 70, 3), dtype=np.uint8)),
+        "gray.png": Image.fromarray(rng.integers(0, 255, (33, 90), dtype=np.uint8), "L"),
+        "rgba.png": Image.fromarray(rng.integers(0, 255, (64, 48, 4), dtype=np.uint8), "RGBA"),
+    }
+    for name, im in images.items():
+        im.save(tmp_path / name)
+    (tmp_path / "notes.txt").write_text("not an image")
+    rc = main(
+        [
+            "predict",
+            str(tmp_path),
+            str(tmp_path / "notes.txt"),
+            "--model",
+            "resnet20",
+            "--weights",
+            str(weights_file),
+            "--topk",
+            "2",
+            "--format",
+            "json",
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert rc == 1 and "notes.txt: not an image" in err
+    rows = json.loads(out)
+    net = create_model("resnet20", weights=weights_file).eval()
+    oracle = T.Compose(
+        [T.Resize(40), T.CenterCrop(32), T.ToTensor(), T.Normalize((0.5, 0.4, 0.3), (0.2, 0.25, 0.3))]
+    )
+    for name in images:
+        with Image.open(tmp_path / name) as im:
+            probs = net(oracle(im.convert("RGB"))[None]).softmax(1)[0]
+        mine = [r for r in rows if r["image"].endswith(name)]
+        assert [r["rank"] for r in mine] == [1, 2]
+        top = probs.topk(2)
+        assert [r["class"] for r in mine] == [("ant", "bee", "cat", "dog")[i] for i in top.indices.tolist()]
+        assert [r["probability"] for r in mine] == pytest.approx(top.values.tolist(), abs=1e-4)
+
+
+def test_predict_needs_a_source_and_names_missing_files(tmp_path, weights_file, capsys):
+    assert (
+        main(["predict", str(tmp_path / "none.jpg"), "--model", "resnet20", "--weights", str(weights_file)])
+        == 2
+    )
+    assert "none.jpg: no such file" in capsys.readouterr().err
+    Image.new("RGB", (32, 32)).save(tmp_path / "a.png")
+    assert main(["predict", str(tmp_path / "a.png"), "--model", "resnet20"]) == 2
+    assert "needs --weights" in capsys.readouterr().err
+
+
+def test_checkpoint_and_model_with_weights_agree(tmp_path):
+    net = create_model("resnet20", num_classes=3)
+    ckpt = {
+        "format": "cnnarch-checkpoint/1",
+        "model_name": "resnet20",
+        "num_classes": 3,
+        "classes": ["a", "b", "c"],
+        "data_info": {"mean": [0.5] * 3, "std": [0.25] * 3, "image_shape": [3, 32, 32], "crop": 32},
+        "model": net.state_dict(),
+    }
+    torch.save(ckpt, tmp_path / "best.pt")
+    a, b = (
+        load_model(checkpoint=tmp_path / "best.pt"),
+        load_model(model="resnet20", weights=tmp_path / "best.pt"),
+    )
+    assert a.weights_meta == b.weights_meta and a.weights_meta.classes == ("a", "b", "c")
+
+
+def _ort_logits(path, x):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
+
+
+ZOO = [n for n in list_models() if n not in ("resnet1202",)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ZOO)
+def test_every_zoo_network_exports_to_onnx_with_the_same_logits(name, tmp_path):
+    pytest.importorskip("onnxruntime")
+    net = create_model(name, num_classes=10).eval()
+    size = min_input_size(net)
+    export(net, "onnx", tmp_path / "m.onnx", (3, size, size))
+    x = torch.randn(
+        3, 3, size, size, generator=torch.Generator().manual_seed(0)
+    )  # batch 3: the axis is dynamic
+    with torch.no_grad():
+        want = net(x)
+    assert (_ort_logits(tmp_path / "m.onnx", x) - want).abs().max().item() < 1e-4 * max(
+        1.0, want.abs().max().item()
+    )
+
+
+def test_export_cli_from_checkpoint_and_torchscript(tmp_path, weights_file, capsys):
+    assert (
+        main(
+            [
+                "export",
+                "resnet20",
+                "--weights",
+                str(weights_file),
+                "--format",
+                "torchscript",
+                "--out",
+                str(tmp_path / "m.pt"),
+            ]
+        )
+        == 0
+    )
+    scripted = torch.jit.load(str(tmp_path / "m.pt"))
+    x = torch.randn(2, 3, 32, 32)
+    net = create_model("resnet20", weights=weights_file).eval()
+    assert torch.allclose(scripted(x), net(x), atol=1e-5)
+    assert (
+        main(
+            [
+                "export",
+                "resnet20",
+                "--weights",
+                str(weights_file),
+                "--out",
+                str(tmp_path / "m.onnx"),
+                "--check",
+            ]
+        )
+        == 0
+    )
+    assert "max |logit difference|" in capsys.readouterr().out
