@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cnnarch.analysis import LECTURE_INPUT, naive_inception, profile, reduced_inception
-from cnnarch.analysis.lecture import _verdict, check_lecture, claims_for
+from cnnarch.analysis.lecture import _verdict, check_lecture, claims_for, evaluate
 from cnnarch.analysis.lecture_claims import VGG16_TABLE, Claim
 from cnnarch.analysis.report import format_lecture, lecture_label, lecture_rows
 
@@ -254,6 +254,13 @@ def test_computed_values_are_the_hand_arithmetic(claims):
 )
 def test_evaluator_checks(quoted, check, value, agree):
     assert _verdict(Claim("s", "c", quoted, "net.q", check), value) is agree
+
+
+def test_a_malformed_claim_is_named():
+    with pytest.raises(ValueError, match="no quantity 'parms'"):
+        evaluate(Claim("VGG-16", "TOTAL params", "138M", "vgg16.parms", "rounds"))
+    with pytest.raises(ValueError, match="unknown check"):
+        _verdict(Claim("s", "c", "5", "net.q", "close to"), 5)
 
 
 def test_claims_for_a_network():

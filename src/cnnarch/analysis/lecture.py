@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import cache, cached_property
 
 import torch
@@ -68,7 +68,7 @@ class Result:
         return self.status == "agree"
 
     def row(self) -> dict:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        return asdict(self)
 
 
 # ----- quantities: a claim's "[network.]name[:argument]" calls Network(network).name(argument)
@@ -351,7 +351,9 @@ def _verdict(c: Claim, value) -> bool:
     if c.check == "holds":
         return bool(value)
     if isinstance(value, str):
-        return c.check == "equal" and value == c.quoted
+        if c.check != "equal":
+            raise ValueError(f"{c.claim!r}: a text value is checked 'equal', not {c.check!r}")
+        return value == c.quoted
     if c.check == "rounds":
         return _rounds_to(value, re.search(r"[\d.,]+\s*[KMG]?", c.quoted).group())
     quoted = _number(c.quoted)
@@ -373,7 +375,9 @@ def evaluate(c: Claim) -> Result:
         return Result(c.section, c.claim, c.quoted, c.paper, None, status, c.why, c.source, network)
     head, _, arg = c.compute.partition(":")
     net, _, name = head.rpartition(".")
-    quantity = getattr(_network(net), name)
+    quantity = getattr(_network(net), name, None)
+    if quantity is None or name.startswith("_"):
+        raise ValueError(f"{c.claim!r}: no quantity {name!r}; the quantities are Network's methods")
     fact = quantity(arg) if arg else quantity()
     fact = fact if isinstance(fact, Fact) else Fact(fact)
     shown = fact.shown or (f"{fact.value:,}" if isinstance(fact.value, int) else str(fact.value))
