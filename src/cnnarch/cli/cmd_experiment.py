@@ -49,7 +49,9 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--limit-train", type=int, metavar="N", help="at most N training images (quick looks, tests)"
     )
-    p.add_argument("--limit-test", type=int, metavar="N", help="at most N test images")
+    p.add_argument(
+        "--limit-val", type=int, metavar="N", help="at most N test images (the held-out set of every curve)"
+    )
     p.set_defaults(run=run)  # fmt: skip
 
 
@@ -63,7 +65,7 @@ def run(args) -> int:
         device=args.device,
         time_limit=args.time_limit,
         limit_train=args.limit_train,
-        limit_test=args.limit_test,
+        limit_val=args.limit_val,
     )
     path = run_experiment(ctx, report_only=args.report_only)
     print(f"report: {path}")

@@ -3,14 +3,15 @@
 ``cnnarch experiment NAME`` runs one (resumably) and writes a report folder: README.md, PNG figures, the
 raw metrics, and the command, machine, wall time and date. Each experiment is a module with ``run(ctx)``
 (train; returns False when the time limit stopped it) and ``report(ctx)`` (write the report from what is
-on disk). See docs/experiments.md.
+on disk) with :mod:`cnnarch.experiments.runner` (output folder, state, resumable training runs) and
+:mod:`cnnarch.experiments.report` (README, figures, metrics files). See docs/experiments.md.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from cnnarch.experiments.runner import Context
+from cnnarch.experiments.runner import Context, begin, finish
 
 EXPERIMENTS = {
     "degradation": "plain-20/56 against ResNet-20/56: training and test error against iterations",
@@ -36,8 +37,6 @@ def get_experiment(name: str):
 
 def run_experiment(ctx: Context, report_only: bool = False):
     """Run (unless ``report_only``) and report; returns the report's path."""
-    from cnnarch.experiments.runner import begin, finish
-
     module = get_experiment(ctx.name)
     if report_only:
         if not (ctx.output / "state.json").exists():

@@ -38,14 +38,17 @@ CONFIGS: dict[str, list[int | str]] = {
 }
 
 
-def make_features(config: list[int | str], batch_norm: bool = False, in_channels: int = 3) -> nn.Sequential:
-    """The convolutional part of one configuration, with torchvision's flat layer indices."""
+def make_features(
+    config: list[int | str], batch_norm: bool = False, in_channels: int = 3, bias: bool = True
+) -> nn.Sequential:
+    """The convolutional part of one configuration, with torchvision's flat layer indices
+    (``bias=False``: convolutions without bias, which batch norm makes redundant; torchvision keeps it)."""
     layers: list[nn.Module] = []
     for v in config:
         if v == "M":
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
             continue
-        layers.append(nn.Conv2d(in_channels, int(v), kernel_size=3, padding=1))
+        layers.append(nn.Conv2d(in_channels, int(v), kernel_size=3, padding=1, bias=bias))
         if batch_norm:
             layers.append(nn.BatchNorm2d(int(v)))
         layers.append(nn.ReLU(inplace=True))
