@@ -1,5 +1,6 @@
 """`cnnarch --help` answers at once: building the parser imports no torch and no model."""
 
+import os
 import subprocess
 import sys
 import time
@@ -10,7 +11,7 @@ import tomllib
 from cnnarch.cli import COMMANDS, build_parser, main
 
 REPO = Path(__file__).resolve().parents[2]
-ENV = {"PYTHONPATH": str(REPO / "src")}
+ENV = {**os.environ, "PYTHONPATH": str(REPO / "src")}
 
 
 def fresh_python(code: str) -> str:
