@@ -4,14 +4,12 @@ proportional to parameters."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from cnnarch.analysis.profiler import profile
 from cnnarch.analysis.published import published
 from cnnarch.analysis.report import text_table
 from cnnarch.analysis.zoo import build
-
-DEFAULT_MODELS = ["alexnet", "vgg16", "vgg19", "googlenet", "resnet18", "resnet34", "resnet50", "resnet152"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +56,12 @@ def _cells(r: Row) -> list[str]:
 
     return [r.name, r.input, f"{r.params / 1e6:.1f}M", f"{r.gmacs:.3f}", f"{r.forward_mb:.1f}", str(r.depth),
             err(r.top1_err), err(r.top5_err), r.source]  # fmt: skip
+
+
+def records(rows: list[Row]) -> list[dict]:
+    """One dict per network, numbers as numbers: parameters counted, GMACs, forward MB per image,
+    published errors in % (``None`` where none is published)."""
+    return [{**asdict(r), "input": [int(v) for v in r.input.split("x")]} for r in rows]
 
 
 def format_compare(rows: list[Row], markdown: bool = False) -> str:

@@ -1,5 +1,8 @@
 """The ``cnnarch`` command line. Each subcommand lives in its own module with
-``add_parser(subparsers)`` and ``run(args) -> int``; add a new one to ``COMMANDS``."""
+``add_parser(subparsers)`` and ``run(args) -> int``; add a new one to ``COMMANDS``.
+
+Building the parser imports no torch: subcommand modules import what they need inside ``run``, so
+``cnnarch --help`` answers at once (tests/cli/test_help.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ import argparse
 import importlib
 import os
 import sys
+
+from cnnarch import __version__
 
 COMMANDS = ["list", "info", "summary", "lecture", "compare", "train", "eval", "recipes", "experiment"]
 
@@ -16,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cnnarch",
         description="The CNN architectures lecture made real: models, analysis, training, experiments.",
     )
+    parser.add_argument("--version", action="version", version=f"cnnarch {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"cnnarch.cli.cmd_{name}").add_parser(sub)
