@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cnnarch.experiments import EXPERIMENTS, Context, run_experiment
+from cnnarch.experiments import EXPERIMENTS
 
 EPILOG = (
     "experiments:\n"
@@ -56,6 +56,9 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from cnnarch.experiments import run_experiment
+    from cnnarch.experiments.runner import Context
+
     ctx = Context(
         name=args.name,
         output=args.output or f"runs/experiments/{args.name}",

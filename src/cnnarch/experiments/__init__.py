@@ -10,8 +10,10 @@ on disk) with :mod:`cnnarch.experiments.runner` (output folder, state, resumable
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-from cnnarch.experiments.runner import Context, begin, finish
+if TYPE_CHECKING:
+    from cnnarch.experiments.runner import Context
 
 EXPERIMENTS = {
     "degradation": "plain-20/56 against ResNet-20/56: training and test error against iterations",
@@ -37,6 +39,8 @@ def get_experiment(name: str):
 
 def run_experiment(ctx: Context, report_only: bool = False):
     """Run (unless ``report_only``) and report; returns the report's path."""
+    from cnnarch.experiments.runner import begin, finish
+
     module = get_experiment(ctx.name)
     if report_only:
         if not (ctx.output / "state.json").exists():
@@ -50,6 +54,16 @@ def run_experiment(ctx: Context, report_only: bool = False):
         return module.report(ctx)
     finally:
         finish(ctx, stopped_early=not complete)
+
+
+def __getattr__(name: str):
+    # `Context` comes with the runner, which imports torch: only when asked for, so that the command
+    # line's parser (which needs EXPERIMENTS) stays light
+    if name == "Context":
+        from cnnarch.experiments.runner import Context
+
+        return Context
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["EXPERIMENTS", "Context", "get_experiment", "run_experiment"]
