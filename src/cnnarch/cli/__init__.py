@@ -8,7 +8,18 @@ import importlib
 import os
 import sys
 
-COMMANDS = ["list", "info", "summary", "lecture", "compare", "train", "eval", "recipes", "experiment"]
+COMMANDS = [
+    "list",
+    "info",
+    "summary",
+    "lecture",
+    "compare",
+    "train",
+    "eval",
+    "recipes",
+    "experiment",
+    "assignment",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,117 @@
+"""The grader on the reference solution, the untouched stubs, planted bugs and misbehaving code."""
+
+import pytest
+
+from cnnarch.assignment.checks import CHECKS
+from cnnarch.assignment.exercises import EXERCISES, PARTS
+from cnnarch.assignment.grader import grade
+from cnnarch.cli import main
+
+from .conftest import solve
+
+pytestmark = pytest.mark.slow
+
+
+def failing(rows):
+    return {(r["function"], r["check"]) for r in rows if r["result"] != "pass"}
+
+
+def test_every_exercise_has_a_check():
+    assert {c.function for c in CHECKS} == {name for _, name in EXERCISES}
+
+
+def test_reference_solution_passes_every_check(workspace, capsys):
+    solve(workspace)
+    assert main(["assignment", "check", str(workspace), "--format", "json"]) == 0
+    import json
+
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == len(CHECKS)
+    assert all(r["result"] == "pass" and r["error"] <= r["limit"] for r in rows), rows
+
+
+def test_untouched_stubs_fail_every_check_as_not_implemented(workspace, capsys):
+    assert main(["assignment", "check", str(workspace)]) == 1
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if "FAIL" in line]
+    assert len(rows) == len(CHECKS)
+    assert all("not implemented" in line for line in rows)
+    assert f"total: 0/{len(CHECKS)} checks passed; 0/{len(EXERCISES)} functions" in out
+
+
+# Three bugs in three different functions, planted together: each must fail exactly the checks of the
+# function it is in, and every other check (the networks' loss included) must still pass.
+BUGS = {
+    "layers": [
+        # affine_backward forgets to transpose w
+        ("dx = (dout @ w.T).reshape(x.shape)", "dx = (dout @ w).reshape(x.shape)"),
+        # dropout scales at test time too
+        ("        mask = None\n        out = x\n", "        mask = None\n        out = x * p\n"),
+        # batch norm normalizes with the running averages in training
+        (
+            "        out = gamma * x_hat + beta\n        running_mean",
+            "        out = gamma * (x - running_mean) / np.sqrt(running_var + eps) + beta\n"
+            "        running_mean",
+        ),
+    ]
+}
+
+
+def test_planted_bugs_fail_exactly_the_functions_they_touch(workspace):
+    solve(workspace, BUGS)
+    rows = grade(workspace, parts=["fc", "batchnorm", "dropout"])
+    assert failing(rows) == {
+        ("affine_backward", "numeric gradient"),
+        ("dropout_forward", "test mode: identity"),
+        ("batchnorm_forward", "reference, train mode"),
+    }
+    detail = {r["function"]: r["detail"] for r in rows if r["result"] != "pass"}
+    assert detail["affine_backward"].startswith("raised ValueError: matmul")
+    assert "cs231n/layers.py line" in detail["affine_backward"]
+    assert detail["dropout_forward"] == "error above 1e-08"
+
+
+def test_a_loop_an_exception_and_a_crash_fail_only_their_functions(workspace):
+    solve(
+        workspace,
+        {
+            "optim": [
+                (
+                    '    config.setdefault("momentum", 0.9)\n',
+                    '    config.setdefault("momentum", 0.9)\n    while True:\n        pass\n',
+                )
+            ],
+            "layers": [
+                (
+                    "    N = x.shape[0]\n    shifted",
+                    "    import os\n\n    os._exit(3)\n    N = x.shape[0]\n    shifted",
+                ),
+                (
+                    "    return np.maximum(x, 0), x\n",
+                    "    print('debugging')\n    return np.maximum(x, 0), x\n",
+                ),
+            ],
+            "classifiers.fc_net": [
+                (
+                    "        X = X.astype(self.dtype)\n",
+                    "        X = X.astype(self.dtype)\n        raise KeyError('W9')\n",
+                )
+            ],
+        },
+    )
+    rows = grade(workspace, parts=["fc"], timeout=3)
+    assert [r["function"] for r in rows] == [name for _, name in PARTS["fc"]]
+    detail = {r["function"]: r["detail"] for r in rows if r["result"] != "pass"}
+    assert detail == {
+        "softmax_loss": "the grading process died (exit code 3) while running it",
+        "FullyConnectedNet.loss": detail["FullyConnectedNet.loss"],
+        "sgd_momentum": "timed out after 3 s (an endless loop?)",
+    }
+    assert detail["FullyConnectedNet.loss"].startswith(
+        "raised KeyError: 'W9' (cs231n/classifiers/fc_net.py line "
+    )
+
+
+def test_check_of_a_directory_without_workspace_names_the_way_out(tmp_path, capsys):
+    assert main(["assignment", "check", str(tmp_path)]) == 2
+    assert "cnnarch assignment init" in capsys.readouterr().err
