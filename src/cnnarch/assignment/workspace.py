@@ -77,7 +77,12 @@ def stub_source(source: str, names: set[str]) -> str:
     # Replace from the bottom up so that earlier line numbers stay valid.
     for name, node in sorted(found.items(), key=lambda kv: -kv[1].lineno):
         first = node.body[0]
-        start = first.end_lineno if _has_docstring(node) else node.body[0].lineno - 1
+        if _has_docstring(node):
+            start = first.end_lineno
+        else:  # the body begins after the header, with any comments above its first statement
+            start = first.lineno - 1
+            while lines[start - 1].strip().startswith("#") or not lines[start - 1].strip():
+                start -= 1
         indent = " " * first.col_offset
         lines[start : node.end_lineno] = _stub_lines(name, indent)
     return _drop_unused_private("\n".join(lines) + "\n")

@@ -1,6 +1,8 @@
 """``cnnarch assignment init DIR`` and ``cnnarch assignment check DIR``: CS231n assignment 2 as exercises
 on the NumPy engine, graded function by function."""
 
+import sys
+
 from cnnarch.cli._table import add_format_argument, render
 
 COLUMNS = ["function", "check", "error", "limit", "result", "detail"]
@@ -47,7 +49,11 @@ def run(args) -> int:
     if args.action == "init":
         from cnnarch.assignment.workspace import init_workspace
 
-        written = init_workspace(args.dir, notebooks=args.notebooks, force=args.force)
+        try:
+            written = init_workspace(args.dir, notebooks=args.notebooks, force=args.force)
+        except FileExistsError as e:
+            print(f"cnnarch assignment: error: {e}", file=sys.stderr)
+            return 2
         print(f"wrote {len(written['package'])} files of the cs231n package into {args.dir}")
         if written["notebooks"]:
             names = ", ".join(p.name for p in written["notebooks"])
