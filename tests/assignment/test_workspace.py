@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from cnnarch.assignment.exercises import COPIED, EXERCISES, REEXPORTED
@@ -145,6 +144,7 @@ def test_workspace_imports_from_itself_and_reexports_the_rest(workspace):
 
 
 def test_init_copies_notebooks_with_imports_pointed_at_the_workspace_and_outputs_cleared(tmp_path, capsys):
+    nbformat = pytest.importorskip("nbformat")  # the notebooks extra
     nb = nbformat.v4.new_notebook()
     code = (
         "from cnnarch.scratch.layers import affine_forward\n"
