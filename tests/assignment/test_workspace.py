@@ -150,6 +150,7 @@ def test_init_copies_notebooks_with_imports_pointed_at_the_workspace_and_outputs
         "from cnnarch.scratch.layers import affine_forward\n"
         "from cnnarch.scratch.classifiers.fc_net import FullyConnectedNet\n"
         "from cnnarch.scratch import optim\n"
+        "from cnnarch.scratch import data, layers as L, modules\n"
         "import cnnarch.scratch.layer_utils as lu\n"
         "from cnnarch.scratch.gradient_check import rel_error\n"
         "from cnnarch.scratch.data import get_CIFAR10_data\n"
@@ -173,6 +174,8 @@ def test_init_copies_notebooks_with_imports_pointed_at_the_workspace_and_outputs
         "from cs231n.layers import affine_forward",
         "from cs231n.classifiers.fc_net import FullyConnectedNet",
         "from cs231n import optim",
+        "from cs231n import layers as L",
+        "from cnnarch.scratch import data, modules",
         "import cs231n.layer_utils as lu",
         "from cnnarch.scratch.gradient_check import rel_error",
         "from cnnarch.scratch.data import get_CIFAR10_data",

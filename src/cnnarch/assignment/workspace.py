@@ -32,13 +32,22 @@ END = "# *** END OF YOUR CODE ***"
 
 _OWN = "|".join(sorted({m.split(".")[0] for m in COPIED}))
 _DOTTED = re.compile(rf"\bcnnarch\.scratch\.({_OWN})\b")
-_FROM = re.compile(rf"\bfrom cnnarch\.scratch import ({_OWN})\b")
+_FROM = re.compile(r"^(\s*)from cnnarch\.scratch import ([\w ,]+?)\s*$", re.MULTILINE)
+
+
+def _split_from(match: re.Match) -> str:
+    """``from cnnarch.scratch import layers, data`` -> one import from the workspace, one from cnnarch."""
+    indent, names = match.group(1), [n.strip() for n in match.group(2).split(",")]
+    own = [n for n in names if re.fullmatch(rf"({_OWN})( as \w+)?", n)]
+    rest = [n for n in names if n not in own]
+    lines = [f"{indent}from {PACKAGE} import {', '.join(own)}"] if own else []
+    lines += [f"{indent}from cnnarch.scratch import {', '.join(rest)}"] if rest else []
+    return "\n".join(lines)
 
 
 def rewrite_imports(code: str) -> str:
     """``cnnarch.scratch.<module>`` -> ``cs231n.<module>`` for the modules the workspace has."""
-    code = _DOTTED.sub(rf"{PACKAGE}.\1", code)
-    return _FROM.sub(rf"from {PACKAGE} import \1", code)
+    return _FROM.sub(_split_from, _DOTTED.sub(rf"{PACKAGE}.\1", code))
 
 
 def _stub_lines(name: str, indent: str) -> list[str]:
