@@ -134,8 +134,12 @@ def test_get_CIFAR10_data_reads_the_assignment_batches_through_CNNARCH_DATA_and_
     np.testing.assert_array_equal(data["X_test"], as_images(test)[:4] - mean)
     assert data["y_train"].tolist() == y_train[:15] and data["y_val"].tolist() == y_train[15:]
     assert data["y_test"].tolist() == y_test[:4]
-    # float32 unless asked otherwise
-    assert data_utils.get_CIFAR10_data(15, 5, 4)["X_train"].dtype == np.float32
+    # float32 unless asked otherwise; root= finds the same copy
+    datasets = assignment_datasets[0]
+    for root in (datasets, datasets / "cifar-10-batches-py"):
+        data32 = data_utils.get_CIFAR10_data(15, 5, 4, root=root)
+        assert data32["X_train"].dtype == np.float32
+        np.testing.assert_allclose(data32["X_val"], data["X_val"], rtol=1e-6, atol=1e-4)
 
 
 def test_load_CIFAR10_returns_the_assignment_arrays(assignment_datasets):
