@@ -48,16 +48,15 @@ class Check:
     name: str
     limit: float
     run: Callable  # run(student_function, get, rng) -> error
-    uses_torch: bool = False
 
 
 CHECKS: list[Check] = []
 _PART = {(m, f): part for part, exercises in PARTS.items() for m, f in exercises}
 
 
-def check(module, function, name, limit, uses_torch=False):
+def check(module, function, name, limit):
     def register(fn):
-        CHECKS.append(Check(_PART[module, function], module, function, name, limit, fn, uses_torch))
+        CHECKS.append(Check(_PART[module, function], module, function, name, limit, fn))
         return fn
 
     return register
@@ -164,7 +163,7 @@ def _(f, get, rng):
 gradient_check("relu_backward", "relu_forward", lambda rng: [away_from_zero(rng, (4, 6))], grads=("dx",))
 
 
-@check("layers", "softmax_loss", "torch", FORWARD_TOL, uses_torch=True)
+@check("layers", "softmax_loss", "torch", FORWARD_TOL)
 def _(f, get, rng):
     import torch
     import torch.nn.functional as F
@@ -357,7 +356,7 @@ def _(f, get, rng):
 # Convolutional networks
 
 
-@check("layers", "conv_forward_naive", "torch", FORWARD_TOL, uses_torch=True)
+@check("layers", "conv_forward_naive", "torch", FORWARD_TOL)
 def _(f, get, rng):
     import torch
     import torch.nn.functional as F

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cnnarch.assignment.exercises import PACKAGE, PARTS
 
-STARTUP_TIMEOUT = 120.0  # importing numpy (and torch, for the checks that use it) on a slow machine
+STARTUP_TIMEOUT = 120.0  # the first worker waits for the server to import numpy and torch
 
 
 def _where(exc: BaseException, workspace: Path) -> str:
@@ -84,9 +84,6 @@ def _worker(conn, workspace: str, indices: list[int]) -> None:
     sys.path.insert(0, str(workspace))
     from cnnarch.assignment.checks import CHECKS
 
-    if any(CHECKS[i].uses_torch for i in indices):
-        import torch  # noqa: F401 (imported before the clock of the first check starts)
-
     get = _getter(workspace)
     conn.send(("ready",))
     for i in indices:
@@ -131,8 +128,15 @@ def grade(workspace, parts=None, timeout: float = 30.0) -> list[dict]:
         proc.start()
         sender.close()
         try:
-            if not receiver.poll(STARTUP_TIMEOUT) or receiver.recv()[0] != "ready":
-                raise RuntimeError(f"the grading process did not start within {STARTUP_TIMEOUT:.0f} s")
+            try:
+                started = receiver.poll(STARTUP_TIMEOUT) and receiver.recv() == ("ready",)
+            except EOFError:
+                started = False
+            if not started:
+                raise RuntimeError(
+                    f"the grading process did not start within {STARTUP_TIMEOUT:.0f} s (exit code "
+                    f"{proc.exitcode}); run `python -c 'import cnnarch.assignment.checks'` to see why"
+                )
             for n, i in enumerate(pending):
                 message = None
                 try:
