@@ -39,36 +39,50 @@ def test_untouched_stubs_fail_every_check_as_not_implemented(workspace, capsys):
     assert f"total: 0/{len(CHECKS)} checks passed; 0/{len(EXERCISES)} functions" in out
 
 
-# Three bugs in three different functions, planted together: each must fail exactly the checks of the
-# function it is in, and every other check (the networks' loss included) must still pass.
+# Planted bugs, each in one function of the reference solution: (edit of layers.py, the checks that must
+# fail). Every other check, the networks' loss included, must still pass.
 BUGS = {
-    "layers": [
-        # affine_backward forgets to transpose w
+    "affine_backward forgets to transpose w": (
         ("dx = (dout @ w.T).reshape(x.shape)", "dx = (dout @ w).reshape(x.shape)"),
-        # dropout scales at test time too
+        {("affine_backward", "numeric gradient")},
+    ),
+    "dropout scales at test time too": (
         ("        mask = None\n        out = x\n", "        mask = None\n        out = x * p\n"),
-        # batch norm normalizes with the running averages in training
+        {("dropout_forward", "test mode: identity")},
+    ),
+    "batch norm normalizes with the running averages in training": (
         (
             "        out = gamma * x_hat + beta\n        running_mean",
             "        out = gamma * (x - running_mean) / np.sqrt(running_var + eps) + beta\n"
             "        running_mean",
         ),
-    ]
+        {("batchnorm_forward", "reference, train mode")},
+    ),
+    "softmax gradient not averaged over the batch": (
+        ("    return loss, dx / N\n", "    return loss, dx\n"),
+        {("softmax_loss", "torch")},
+    ),
+    "conv weight gradient ignores the stride": (
+        (
+            "dw[f] += g * xp[n, :, i * s : i * s + HH, j * s : j * s + WW]",
+            "dw[f] += g * xp[n, :, i : i + HH, j : j + WW]",
+        ),
+        {("conv_backward_naive", "numeric gradient")},
+    ),
 }
 
 
-def test_planted_bugs_fail_exactly_the_functions_they_touch(workspace):
-    solve(workspace, BUGS)
-    rows = grade(workspace, parts=["fc", "batchnorm", "dropout"])
-    assert failing(rows) == {
-        ("affine_backward", "numeric gradient"),
-        ("dropout_forward", "test mode: identity"),
-        ("batchnorm_forward", "reference, train mode"),
-    }
-    detail = {r["function"]: r["detail"] for r in rows if r["result"] != "pass"}
-    assert detail["affine_backward"].startswith("raised ValueError: matmul")
-    assert "cs231n/layers.py line" in detail["affine_backward"]
-    assert detail["dropout_forward"] == "error above 1e-08"
+@pytest.mark.parametrize("bug", list(BUGS))
+def test_a_planted_bug_fails_exactly_the_function_it_touches(workspace, bug):
+    edit, expected = BUGS[bug]
+    solve(workspace, {"layers": [edit]})
+    rows = grade(workspace)
+    assert failing(rows) == expected
+    (detail,) = {r["detail"] for r in rows if r["result"] != "pass"}
+    if bug.startswith("affine_backward"):  # a shape error, with the line it comes from
+        assert detail.startswith("raised ValueError: matmul") and "(cs231n/layers.py line " in detail
+    else:
+        assert detail in ("error above 1e-08", "error above 1e-07")
 
 
 def test_a_loop_an_exception_and_a_crash_fail_only_their_functions(workspace):
