@@ -126,6 +126,8 @@ def test_a_loop_an_exception_and_a_crash_fail_only_their_functions(workspace):
     )
 
 
-def test_check_of_a_directory_without_workspace_names_the_way_out(tmp_path, capsys):
+def test_bad_arguments_name_the_way_out(workspace, tmp_path, capsys):
     assert main(["assignment", "check", str(tmp_path)]) == 2
     assert "cnnarch assignment init" in capsys.readouterr().err
+    assert main(["assignment", "check", str(workspace), "--timeout", "0"]) == 2
+    assert "--timeout must be a positive number" in capsys.readouterr().err

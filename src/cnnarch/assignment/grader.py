@@ -115,6 +115,8 @@ def grade(workspace, parts=None, timeout: float = 30.0) -> list[dict]:
     ``parts`` (default: all), in the assignment's order."""
     from cnnarch.assignment.checks import CHECKS
 
+    if not timeout > 0:
+        raise ValueError(f"--timeout must be a positive number of seconds, got {timeout}")
     workspace = check_workspace(workspace)
     pending = _selected(parts)
     results: dict[int, dict] = {}
