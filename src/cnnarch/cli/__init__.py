@@ -13,7 +13,10 @@ import sys
 
 from cnnarch import __version__
 
-COMMANDS = ["list", "info", "summary", "lecture", "compare", "train", "eval", "recipes", "experiment"]
+# in the order `cnnarch --help` lists them: the zoo and its numbers, training, the assignment
+COMMANDS = ["list", "info", "summary", "lecture", "compare"]
+COMMANDS += ["train", "eval", "recipes", "experiment"]
+COMMANDS += ["assignment"]
 
 
 def build_parser() -> argparse.ArgumentParser:
