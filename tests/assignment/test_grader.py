@@ -113,13 +113,13 @@ def test_a_loop_an_exception_and_a_crash_fail_only_their_functions(workspace):
             ],
         },
     )
-    rows = grade(workspace, parts=["fc"], timeout=3)
+    rows = grade(workspace, parts=["fc"], timeout=8)  # generous: the checks also compute references
     assert [r["function"] for r in rows] == [name for _, name in PARTS["fc"]]
     detail = {r["function"]: r["detail"] for r in rows if r["result"] != "pass"}
     assert detail == {
         "softmax_loss": "the grading process died (exit code 3) while running it",
         "FullyConnectedNet.loss": detail["FullyConnectedNet.loss"],
-        "sgd_momentum": "timed out after 3 s (an endless loop?)",
+        "sgd_momentum": "timed out after 8 s (an endless loop?)",
     }
     assert detail["FullyConnectedNet.loss"].startswith(
         "raised KeyError: 'W9' (cs231n/classifiers/fc_net.py line "

@@ -140,20 +140,20 @@ def grade(workspace, parts=None, timeout: float = 30.0) -> list[dict]:
                     f"{proc.exitcode}); run `python -c 'import cnnarch.assignment.checks'` to see why"
                 )
             for n, i in enumerate(pending):
-                message = None
+                message, died = None, False
                 try:
                     if receiver.poll(timeout):
                         message = receiver.recv()
-                except EOFError:
-                    pass
+                except EOFError:  # the worker's end of the pipe closed: it exited
+                    died = True
                 if message is not None:
                     results[i] = message[2]
                     continue
-                proc.join(0.5)
-                if proc.exitcode is None:
-                    detail = f"timed out after {timeout:g} s (an endless loop?)"
-                else:
+                if died:
+                    proc.join(STARTUP_TIMEOUT)
                     detail = f"the grading process died (exit code {proc.exitcode}) while running it"
+                else:
+                    detail = f"timed out after {timeout:g} s (an endless loop?)"
                 results[i] = {"error": None, "passed": False, "detail": detail}
                 pending = pending[n + 1 :]
                 break
