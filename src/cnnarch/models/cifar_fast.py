@@ -21,6 +21,9 @@ progressive freezing of the first layer's bias. ``dirac=True`` (default) initial
 airbench's "dirac" init). torchvision has no such network.
 
 About 0.24 GFLOPs (0.12 GMACs) per 32x32 image forward: ``cnnarch summary cifar_fast``.
+
+``cifar_fast_93`` is airbench93's narrower network (64/128/128 channels, 0.57M params; airbench trains
+it 11 epochs rather than 9.9 for 93 % instead of 94 %); everything else is the same.
 """
 
 from __future__ import annotations
@@ -113,3 +116,10 @@ def cifar_fast(num_classes: int = 10, in_channels: int = 3, **kwargs) -> CifarFa
     stages of 64/256/256 channels with max pooling, 1.97M params. From the CIFAR-10 speedruns (airbench,
     hlb-CIFAR10, Page's ResNet-9). Not in torchvision."""
     return CifarFastNet(num_classes=num_classes, in_channels=in_channels, **kwargs)
+
+
+@register_model(paper=PAPER, input_size=(3, 32, 32))
+def cifar_fast_93(num_classes: int = 10, in_channels: int = 3, **kwargs) -> CifarFastNet:
+    """airbench93's narrower ``cifar_fast``: stages of 64/128/128 channels, 0.57M params (about a
+    quarter of the 94 % network's FLOPs). Not in torchvision."""
+    return CifarFastNet((64, 128, 128), num_classes=num_classes, in_channels=in_channels, **kwargs)
