@@ -26,8 +26,8 @@ def run(args: argparse.Namespace) -> int:
     from cnnarch.data import TensorLoader
     from cnnarch.train.config import TrainConfig
     from cnnarch.train.data import eval_transform, load_splits, load_test, locate, normalize_for
+    from cnnarch.train.device import pick_device
     from cnnarch.train.ensemble import evaluate_ensemble, load_members, model_from_checkpoint, predict_probs
-    from cnnarch.train.trainer import pick_device
 
     members = load_members(args.checkpoints)
     first = next(iter(members.values()))

@@ -18,7 +18,6 @@ from cnnarch.train.config import (
     OPTIMIZERS,
     SCHED_UNITS,
     SCHEDULES,
-    TRAINERS,
     TTA_MODES,
     TrainConfig,
     resolve_config,
@@ -104,8 +103,7 @@ def add_parser(sub):
     g.add_argument("--device", default=S, help="cpu, cuda, cuda:1 (default: cuda when present)")
     g.add_argument("-j", "--workers", type=int, default=S, help="loader processes for large images")
     g.add_argument("--log-interval", type=int, default=S, help="steps between plain log lines (0: none)")
-    g = p.add_argument_group("fast training (--trainer fast, recipe cifar-fast; docs/cifar_fast.md)")
-    g.add_argument("--trainer", choices=TRAINERS, default=S, help=f"(default {d.trainer})")
+    g = p.add_argument_group("speedrun techniques (recipe cifar-fast; docs/cifar_fast.md), for any run")
     g.add_argument(
         "--crop-padding", type=int, default=S, help="padding before random crops (default: 1/8 of the side)"
     )
@@ -116,7 +114,12 @@ def add_parser(sub):
     g.add_argument("--bn-momentum", type=float, default=S, help="batch-norm momentum (default: torch's 0.1)")
     g.add_argument("--tta", choices=TTA_MODES, default=S, help="test-time augmentation (default none)")
     g.add_argument(
-        "--milestones", type=float, nargs="*", default=S, help="test accuracies (%%) to time, e.g. 90 93 94"
+        "--target-accuracy",
+        type=float,
+        nargs="*",
+        default=S,
+        metavar="PERCENT",
+        help="held-out top-1 accuracies to time, e.g. 90 93 94 (--decay-milestones are lr steps)",
     )
     g.add_argument(
         "--threads", type=int, default=S, help="torch threads (0: one per core); also sets OMP_WAIT_POLICY"
@@ -146,14 +149,15 @@ def run(args) -> int:
 
         print(configure_threads(cfg.threads, restart=invoked_as_cli()), flush=True)
     from cnnarch.train.data import build_data
-    from cnnarch.train.fast import adapt_to_machine, trainer_class
+    from cnnarch.train.device import adapt_amp, place
+    from cnnarch.train.trainer import Trainer
 
-    cfg, note = adapt_to_machine(cfg, overrides)
-    if note:
+    placement = place(cfg.device)
+    cfg, note = adapt_amp(cfg, "amp" in overrides, placement.device)
+    if note and placement.dist.is_main:
         print(note, flush=True)
-
     try:
-        trainer_class(cfg)(cfg, build_data(cfg, progress=sys.stderr.isatty())).fit()
+        Trainer(cfg, build_data(cfg, progress=sys.stderr.isatty(), placement=placement)).fit()
     except NonFiniteLossError as e:
         print(f"cnnarch train: stopped: {e}")
         return 3

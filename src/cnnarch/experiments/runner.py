@@ -36,6 +36,7 @@ from torch import nn
 
 from cnnarch.train import DataBundle, NonFiniteLossError, TrainConfig, Trainer, build_data, resolve_config
 from cnnarch.train.checkpoint import load_checkpoint
+from cnnarch.train.ensemble import model_from_checkpoint
 
 
 @dataclass
@@ -295,15 +296,8 @@ def _quiet(ctx: Context) -> Callable[[str], None]:
 
 def load_model(ctx: Context, spec: RunSpec, num_classes: int) -> nn.Module:
     """The trained network of a run (its last checkpoint), in eval mode."""
-    if spec.model is not None:
-        model = spec.model()
-    else:
-        from cnnarch.models import create_model
-
-        model = create_model(spec.cfg.model, num_classes=num_classes)
     ckpt = load_checkpoint(ctx.runs / spec.name / "last.pt")
-    model.load_state_dict(ckpt["model"])
-    return model.eval()
+    return model_from_checkpoint(ckpt, None if spec.model is None else spec.model())
 
 
 # ---------------------------------------------------------------------------------------------- metrics

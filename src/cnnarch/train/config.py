@@ -19,7 +19,6 @@ from dataclasses import dataclass, field, fields
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("plateau", "step", "multistep", "cosine", "onecycle", "none")
-TRAINERS = ("standard", "fast")
 TTA_MODES = ("none", "flip", "flip-translate")
 SCHED_UNITS = ("epoch", "iter")
 AUGMENTATIONS = ("crop", "flip", "pca")
@@ -70,14 +69,13 @@ class TrainConfig:
     output: str = "runs/train"
     resume: str | None = None
     log_interval: int = 50
-    # fast training (cnnarch.train.fast, recipe cifar-fast); each trick can be switched off
-    trainer: str = "standard"
+    # the speedrun techniques (cnnarch.train.fast, recipe cifar-fast); each can be switched off
     crop_padding: int | None = None
     whiten: bool = False
     bias_lr_scale: float = 1.0
     bn_momentum: float | None = None
     tta: str = "none"
-    milestones: tuple[float, ...] = ()
+    target_accuracy: tuple[float, ...] = ()
     threads: int | None = None
     # the recipe this config came from, and what the recipe says about its values
     recipe: str | None = None
@@ -93,8 +91,6 @@ class TrainConfig:
             bad("--sched", self.sched, SCHEDULES)
         if self.sched_unit not in SCHED_UNITS:
             bad("--sched-unit", self.sched_unit, SCHED_UNITS)
-        if self.trainer not in TRAINERS:
-            bad("--trainer", self.trainer, TRAINERS)
         if self.tta not in TTA_MODES:
             bad("--tta", self.tta, TTA_MODES)
         if self.amp_dtype not in AMP_DTYPES:
@@ -112,6 +108,14 @@ class TrainConfig:
             raise ValueError(f"--smoothing must be in [0, 1), got {self.smoothing}")
         if self.drop is not None and not 0.0 <= self.drop < 1.0:
             raise ValueError(f"--drop must be in [0, 1), got {self.drop}")
+        if self.nesterov and self.opt != "sgd":
+            raise ValueError("--nesterov applies to --opt sgd only; add --no-nesterov")
+        if not self.bias_lr_scale > 0:
+            raise ValueError(f"--bias-lr-scale must be > 0, got {self.bias_lr_scale}")
+        if self.bn_momentum is not None and not 0.0 < self.bn_momentum <= 1.0:
+            raise ValueError(f"--bn-momentum must be in (0, 1], got {self.bn_momentum}")
+        if any(not a > 0 for a in self.target_accuracy):
+            raise ValueError(f"--target-accuracy values are percentages > 0, got {self.target_accuracy}")
 
     @property
     def augmentations(self) -> tuple[str, ...]:
@@ -123,7 +127,7 @@ class TrainConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["decay_milestones"] = list(self.decay_milestones)
-        d["milestones"] = list(self.milestones)
+        d["target_accuracy"] = list(self.target_accuracy)
         d["notes"] = list(self.notes)
         return d
 
@@ -135,7 +139,7 @@ class TrainConfig:
             raise ValueError(f"unknown config keys {unknown}; this checkpoint is from another version")
         d = dict(d)
         d["decay_milestones"] = tuple(d.get("decay_milestones", ()))
-        d["milestones"] = tuple(d.get("milestones", ()))
+        d["target_accuracy"] = tuple(d.get("target_accuracy", ()))
         d["notes"] = tuple(d.get("notes", ()))
         return cls(**d)
 
@@ -156,7 +160,7 @@ class TrainConfig:
 # per step: a resumed run may change these. Every other field must match the checkpoint's.
 RESUMABLE_CHANGES = frozenset(
     {"epochs", "iterations", "output", "device", "workers", "log_interval", "compile", "limit_val", "data"}
-    | {"milestones", "threads"}
+    | {"target_accuracy", "threads"}
 )
 
 
@@ -289,7 +293,6 @@ RECIPES: dict[str, Recipe] = {
             "arXiv:2404.00498); docs/cifar_fast.md",
             dict(
                 model="cifar_fast",
-                trainer="fast",
                 val_split=0.0,
                 epochs=10,
                 batch_size=1024,
@@ -312,9 +315,9 @@ RECIPES: dict[str, Recipe] = {
                 tta="flip-translate",
                 amp=True,
                 channels_last=True,
-                milestones=(80.0, 90.0, 93.0, 94.0),
+                target_accuracy=(80.0, 90.0, 93.0, 94.0),
                 threads=0,
-                log_interval=0,
+                log_interval=10,
             ),
             (
                 "every trick is an option: --no-whiten, --bias-lr-scale 1, --bn-momentum 0.1, --tta none, "
@@ -323,7 +326,7 @@ RECIPES: dict[str, Recipe] = {
                 "0.0153 in its decoupled units); BN shifts get 64x the lr and 1/64 the weight decay",
                 "one cycle: lr 0.3 -> 1.5 over the first 23% of steps, then linearly down to 0.105",
                 "trains on all 50k training images (no validation split) and reports the test set after "
-                "every epoch (time to --milestones) and with test-time augmentation at the end",
+                "every epoch (time to --target-accuracy) and with test-time augmentation at the end",
                 "--threads 0: one thread per core this process may use; OMP_WAIT_POLICY=PASSIVE",
             ),
         ),
@@ -349,7 +352,7 @@ def resolve_config(recipe: str | None = None, **overrides) -> TrainConfig:
         values.update(r.values)
         notes = r.notes
     values.update(overrides)
-    for key in ("decay_milestones", "milestones"):
+    for key in ("decay_milestones", "target_accuracy"):
         if key in values:
             values[key] = tuple(values[key])
     return TrainConfig(recipe=recipe, notes=notes, **values)
