@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from cnnarch.train import distributed as D
-from cnnarch.train.checkpoint import FORMAT, atomic_save, get_rng_state, load_checkpoint, set_rng_state
+from cnnarch.train.checkpoint import FORMAT, atomic_torch_save, get_rng_state, load_checkpoint, set_rng_state
 from cnnarch.train.config import RESUMABLE_CHANGES, TrainConfig, resume_conflicts
 from cnnarch.train.device import Placement, autocast, grad_scaler, pick_device, place, slow_bf16
 from cnnarch.train.evaluate import EvalResult, evaluate, logits_for, split_outputs
@@ -393,9 +393,9 @@ class Trainer:
                 self.best_epoch = epoch + 1
             ckpt = self._checkpoint(epoch)  # collective (RNG states of every rank): all ranks call it
             if self.dist.is_main:
-                atomic_save(ckpt, self.out / "last.pt")
+                atomic_torch_save(ckpt, self.out / "last.pt")
                 if improved:
-                    atomic_save(ckpt, self.out / "best.pt")
+                    atomic_torch_save(ckpt, self.out / "best.pt")
                 metrics.append(row)
                 plot_curves(self.out / "metrics.csv", self.out / "curves.png")
             self.log(
