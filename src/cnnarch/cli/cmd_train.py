@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import fields
 
 from cnnarch.train.config import (
     AMP_DTYPES,
@@ -129,7 +128,7 @@ def add_parser(sub):
 
 
 def overrides_from(args) -> dict:
-    names = {f.name for f in fields(TrainConfig)}
+    names = set(TrainConfig.option_names())
     return {k: v for k, v in vars(args).items() if k in names}
 
 
@@ -142,7 +141,7 @@ def run(args) -> int:
     else:
         cfg = resolve_config(**overrides)
     if args.print_config:
-        print(cfg.format())
+        print(cfg.to_json(), end="")
         return 0
     if cfg.threads is not None:
         from cnnarch.train.threads import configure_threads, invoked_as_cli

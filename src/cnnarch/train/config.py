@@ -1,14 +1,19 @@
 """Training configuration and the lecture's named recipes.
 
-A run is described by one flat, frozen :class:`TrainConfig`. It is resolved in three layers, each
-overriding the one before: the defaults below, a named recipe (``--recipe``), then whatever was given on
-the command line. The resolved configuration is printed at start, saved as ``config.json`` in the run
-directory and stored in every checkpoint, so a run can always be read back and resumed.
+A run is described by one frozen :class:`TrainConfig` made of groups (``dataset``, ``optim``,
+``schedule``, ``regularization``, ``speedrun``, ``run``), each a frozen dataclass that checks its own
+values. Options keep one flat name each, as on the command line: ``cfg.lr`` reads ``cfg.optim.lr``,
+``cfg.replace(lr=0.05)`` and ``resolve_config(lr=0.05)`` put it in its group. A configuration is resolved
+in three layers, each overriding the one before: the defaults below, a named recipe (``--recipe``), then
+whatever was given on the command line. The resolved configuration is printed (JSON) at start, saved as
+``config.json`` in the run directory and stored in every checkpoint, so a run can always be read back and
+resumed. Nothing is ignored: every option, the speedrun ones included, acts on any run of the trainer.
 
 Field names follow timm's command line where timm has the idea (``decay_rate``, ``decay_milestones``,
 ``patience_epochs``, ``warmup_epochs``, ``smoothing``, ``drop``); ``-b/--batch-size`` is the *global*
 batch (split evenly across ``torchrun`` processes, unlike timm's per-process batch) so that a recipe's
-batch size means the same thing however many processes run it.
+batch size means the same thing however many processes run it. ``decay_milestones`` are learning-rate
+steps (epochs or iterations); ``target_accuracy`` are held-out accuracies (%) whose time is reported.
 """
 
 from __future__ import annotations
@@ -25,26 +30,54 @@ AUGMENTATIONS = ("crop", "flip", "pca")
 AMP_DTYPES = ("bfloat16", "float16")
 
 
+def _bad(name, value, allowed):
+    raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+
+
 @dataclass(frozen=True)
-class TrainConfig:
-    # what to train, on what
-    model: str = "resnet18"
+class DatasetOptions:
     data: str | None = None
     val_split: float = 0.1
     limit_train: int | None = None
     limit_val: int | None = None
     augment: str = "crop,flip"
-    # how long
-    epochs: int = 10
-    iterations: int | None = None
-    batch_size: int = 128
-    # optimizer
+    crop_padding: int | None = None
+    workers: int = 4
+
+    def __post_init__(self):
+        for name in self.augmentations:
+            if name not in AUGMENTATIONS:
+                _bad("--augment item", name, (*AUGMENTATIONS, "none"))
+        if not 0.0 <= self.val_split < 1.0:
+            raise ValueError(f"--val-split must be in [0, 1), got {self.val_split}")
+
+    @property
+    def augmentations(self) -> tuple[str, ...]:
+        return tuple(a for a in self.augment.replace(" ", "").split(",") if a and a != "none")
+
+
+@dataclass(frozen=True)
+class OptimOptions:
     opt: str = "sgd"
     lr: float = 0.1
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 1e-4
-    # learning-rate schedule
+
+    def __post_init__(self):
+        if self.opt not in OPTIMIZERS:
+            _bad("--opt", self.opt, OPTIMIZERS)
+        if not self.lr > 0:
+            raise ValueError(f"--lr must be > 0, got {self.lr}")
+        if self.nesterov and self.opt != "sgd":
+            raise ValueError("--nesterov applies to --opt sgd only; add --no-nesterov")
+
+
+@dataclass(frozen=True)
+class ScheduleOptions:
+    epochs: int = 10
+    iterations: int | None = None
+    batch_size: int = 128
     sched: str = "cosine"
     sched_unit: str = "epoch"
     decay_epochs: int = 30
@@ -54,62 +87,44 @@ class TrainConfig:
     min_lr: float = 0.0
     warmup_epochs: float = 0.0
     warmup_lr: float = 1e-3
-    # regularisation
+
+    def __post_init__(self):
+        if self.sched not in SCHEDULES:
+            _bad("--sched", self.sched, SCHEDULES)
+        if self.sched_unit not in SCHED_UNITS:
+            _bad("--sched-unit", self.sched_unit, SCHED_UNITS)
+        if self.batch_size < 1 or self.epochs < 1:
+            raise ValueError(f"--batch-size and --epochs must be >= 1, got {self.batch_size}, {self.epochs}")
+        if self.sched == "multistep" and not self.decay_milestones:
+            raise ValueError("--sched multistep needs --decay-milestones, e.g. --decay-milestones 30 60")
+
+
+@dataclass(frozen=True)
+class RegularizationOptions:
     drop: float | None = None
     smoothing: float = 0.0
     aux_loss_weight: float | None = None
-    # reproducibility, speed, bookkeeping
-    seed: int = 0
-    amp: bool = False
-    amp_dtype: str = "bfloat16"
-    channels_last: bool = False
-    compile: bool = False
-    device: str | None = None
-    workers: int = 4
-    output: str = "runs/train"
-    resume: str | None = None
-    log_interval: int = 50
-    # the speedrun techniques (cnnarch.train.fast, recipe cifar-fast); each can be switched off
-    crop_padding: int | None = None
+
+    def __post_init__(self):
+        if not 0.0 <= self.smoothing < 1.0:
+            raise ValueError(f"--smoothing must be in [0, 1), got {self.smoothing}")
+        if self.drop is not None and not 0.0 <= self.drop < 1.0:
+            raise ValueError(f"--drop must be in [0, 1), got {self.drop}")
+
+
+@dataclass(frozen=True)
+class SpeedrunOptions:
+    """The CIFAR-10 speedrun techniques (``cnnarch.train.fast``); each applies to any run."""
+
     whiten: bool = False
     bias_lr_scale: float = 1.0
     bn_momentum: float | None = None
     tta: str = "none"
     target_accuracy: tuple[float, ...] = ()
-    threads: int | None = None
-    # the recipe this config came from, and what the recipe says about its values
-    recipe: str | None = None
-    notes: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self):
-        def bad(name, value, allowed):
-            raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-
-        if self.opt not in OPTIMIZERS:
-            bad("--opt", self.opt, OPTIMIZERS)
-        if self.sched not in SCHEDULES:
-            bad("--sched", self.sched, SCHEDULES)
-        if self.sched_unit not in SCHED_UNITS:
-            bad("--sched-unit", self.sched_unit, SCHED_UNITS)
         if self.tta not in TTA_MODES:
-            bad("--tta", self.tta, TTA_MODES)
-        if self.amp_dtype not in AMP_DTYPES:
-            bad("--amp-dtype", self.amp_dtype, AMP_DTYPES)
-        for name in self.augmentations:
-            if name not in AUGMENTATIONS:
-                bad("--augment item", name, (*AUGMENTATIONS, "none"))
-        if self.batch_size < 1 or self.epochs < 1:
-            raise ValueError(f"--batch-size and --epochs must be >= 1, got {self.batch_size}, {self.epochs}")
-        if not self.lr > 0:
-            raise ValueError(f"--lr must be > 0, got {self.lr}")
-        if self.sched == "multistep" and not self.decay_milestones:
-            raise ValueError("--sched multistep needs --decay-milestones, e.g. --decay-milestones 30 60")
-        if not 0.0 <= self.smoothing < 1.0:
-            raise ValueError(f"--smoothing must be in [0, 1), got {self.smoothing}")
-        if self.drop is not None and not 0.0 <= self.drop < 1.0:
-            raise ValueError(f"--drop must be in [0, 1), got {self.drop}")
-        if self.nesterov and self.opt != "sgd":
-            raise ValueError("--nesterov applies to --opt sgd only; add --no-nesterov")
+            _bad("--tta", self.tta, TTA_MODES)
         if not self.bias_lr_scale > 0:
             raise ValueError(f"--bias-lr-scale must be > 0, got {self.bias_lr_scale}")
         if self.bn_momentum is not None and not 0.0 < self.bn_momentum <= 1.0:
@@ -117,43 +132,114 @@ class TrainConfig:
         if any(not a > 0 for a in self.target_accuracy):
             raise ValueError(f"--target-accuracy values are percentages > 0, got {self.target_accuracy}")
 
-    @property
-    def augmentations(self) -> tuple[str, ...]:
-        return tuple(a for a in self.augment.replace(" ", "").split(",") if a and a != "none")
+
+@dataclass(frozen=True)
+class RunOptions:
+    seed: int = 0
+    amp: bool = False
+    amp_dtype: str = "bfloat16"
+    channels_last: bool = False
+    compile: bool = False
+    device: str | None = None
+    output: str = "runs/train"
+    resume: str | None = None
+    log_interval: int = 50
+    threads: int | None = None
+
+    def __post_init__(self):
+        if self.amp_dtype not in AMP_DTYPES:
+            _bad("--amp-dtype", self.amp_dtype, AMP_DTYPES)
+
+
+GROUPS = {
+    "dataset": DatasetOptions,
+    "optim": OptimOptions,
+    "schedule": ScheduleOptions,
+    "regularization": RegularizationOptions,
+    "speedrun": SpeedrunOptions,
+    "run": RunOptions,
+}
+GROUP_OF = {f.name: g for g, cls in GROUPS.items() for f in fields(cls)}  # option name -> its group
+TOP_LEVEL = ("model", "recipe", "notes")
+_TUPLES = ("decay_milestones", "target_accuracy", "notes")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A run's configuration: the model, the option groups, and the recipe it came from (with what the
+    recipe says about its values)."""
+
+    model: str = "resnet18"
+    dataset: DatasetOptions = field(default_factory=DatasetOptions)
+    optim: OptimOptions = field(default_factory=OptimOptions)
+    schedule: ScheduleOptions = field(default_factory=ScheduleOptions)
+    regularization: RegularizationOptions = field(default_factory=RegularizationOptions)
+    speedrun: SpeedrunOptions = field(default_factory=SpeedrunOptions)
+    run: RunOptions = field(default_factory=RunOptions)
+    recipe: str | None = None
+    notes: tuple[str, ...] = field(default=(), compare=False)
+
+    def __getattr__(self, name: str):
+        """An option by its flat name (``cfg.lr`` is ``cfg.optim.lr``)."""
+        group = GROUP_OF.get(name)
+        if group is None:
+            raise AttributeError(f"TrainConfig has no option {name!r}")
+        return getattr(object.__getattribute__(self, group), name)
+
+    @staticmethod
+    def option_names() -> tuple[str, ...]:
+        """Every option's flat name (the command line's, with ``-`` as ``_``)."""
+        return (*TOP_LEVEL, *GROUP_OF)
+
+    @classmethod
+    def from_options(cls, **options) -> TrainConfig:
+        """A configuration from flat option names; unknown names are refused."""
+        return cls().replace(**options)
 
     def replace(self, **changes) -> TrainConfig:
-        return dataclasses.replace(self, **changes)
+        unknown = sorted(set(changes) - set(self.option_names()))
+        if unknown:
+            raise ValueError(f"unknown training options {unknown}")
+        changes = {k: tuple(v) if k in _TUPLES else v for k, v in changes.items()}
+        grouped: dict = {k: v for k, v in changes.items() if k in TOP_LEVEL}
+        for g in GROUPS:
+            mine = {k: v for k, v in changes.items() if GROUP_OF.get(k) == g}
+            if mine:
+                grouped[g] = dataclasses.replace(getattr(self, g), **mine)
+        return dataclasses.replace(self, **grouped)
+
+    @property
+    def augmentations(self) -> tuple[str, ...]:
+        return self.dataset.augmentations
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["decay_milestones"] = list(self.decay_milestones)
-        d["target_accuracy"] = list(self.target_accuracy)
-        d["notes"] = list(self.notes)
-        return d
+        """Nested, JSON-ready (tuples as lists)."""
+
+        def plain(obj) -> dict:
+            return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(obj).items()}
+
+        d = {"model": self.model, **{g: plain(getattr(self, g)) for g in GROUPS}}
+        return {**d, "recipe": self.recipe, "notes": list(self.notes)}
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
+        """The inverse of :meth:`to_dict`; also reads the flat layout of earlier versions."""
+        if not any(g in d for g in GROUPS):  # flat: options by name, the fast trainer's two old names
+            d = {("target_accuracy" if k == "milestones" else k): v for k, v in d.items() if k != "trainer"}
+            return cls.from_options(**d)
+        unknown = sorted(set(d) - set(TOP_LEVEL) - set(GROUPS))
+        for g, values in d.items():
+            if g in GROUPS:
+                unknown += [f"{g}.{k}" for k in sorted(set(values) - {f.name for f in fields(GROUPS[g])})]
         if unknown:
             raise ValueError(f"unknown config keys {unknown}; this checkpoint is from another version")
-        d = dict(d)
-        d["decay_milestones"] = tuple(d.get("decay_milestones", ()))
-        d["target_accuracy"] = tuple(d.get("target_accuracy", ()))
-        d["notes"] = tuple(d.get("notes", ()))
-        return cls(**d)
+        return cls.from_options(
+            **{k: v for k, v in d.items() if k in TOP_LEVEL},
+            **{k: v for g in GROUPS for k, v in d.get(g, {}).items()},
+        )
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"
-
-    def format(self) -> str:
-        """One ``name = value`` line per field: the resolved configuration as printed at start."""
-        width = max(len(f.name) for f in fields(self))
-        lines = [
-            f"  {f.name:<{width}} = {getattr(self, f.name)!r}" for f in fields(self) if f.name != "notes"
-        ]
-        lines += [f"  note: {n}" for n in self.notes]
-        return "\n".join(lines)
 
 
 # Hyperparameters that only change how fast or where a run goes, or how long it is, not what it computes
@@ -352,10 +438,7 @@ def resolve_config(recipe: str | None = None, **overrides) -> TrainConfig:
         values.update(r.values)
         notes = r.notes
     values.update(overrides)
-    for key in ("decay_milestones", "target_accuracy"):
-        if key in values:
-            values[key] = tuple(values[key])
-    return TrainConfig(recipe=recipe, notes=notes, **values)
+    return TrainConfig.from_options(recipe=recipe, notes=notes, **values)
 
 
 def resume_conflicts(saved: TrainConfig, overrides: dict) -> list[str]:

@@ -357,7 +357,9 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.json").write_text(cfg.to_json())
         resumed = self.start_epoch > 0
-        self.log(("resuming" if resumed else "training") + f" {cfg.model} -> {self.out}\n{cfg.format()}")
+        self.log(
+            ("resuming" if resumed else "training") + f" {cfg.model} -> {self.out}\n{cfg.to_json().rstrip()}"
+        )
         if slow_bf16(cfg, self.device):
             self.log(
                 "warning: --amp on a CPU without AMX/AVX512-BF16 units runs slower than fp32; drop --amp"
