@@ -65,6 +65,12 @@ def test_train_eval_resume_from_the_command_line(tree, capsys):
     assert main(["eval", str(tree / "run/last.pt"), str(tree / "run/best.pt"), "--ten-crop"]) == 0
     out = capsys.readouterr().out
     assert "test set: 12 images, ten-crop" in out and "ensemble of 2" in out
+    assert main(["eval", str(tree / "run/last.pt"), "--limit-val", "6", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["checkpoint"], r["images"], r["crops"]) for r in rows] == [
+        (str(tree / "run/last.pt"), 6, "single crop")
+    ]
+    assert 0 <= rows[0]["top1"] <= rows[0]["top5"] == 100  # 3 classes: the top 5 holds every label
 
     assert main(["train", "--resume", str(tree / "run/last.pt"), "--lr", "0.5"]) == 2
     err = capsys.readouterr().err
@@ -77,11 +83,15 @@ def test_recipes_command_shows_every_value(capsys):
     assert main(["recipes"]) == 0
     out = capsys.readouterr().out
     for name in ("alexnet", "vgg", "googlenet", "resnet-imagenet", "resnet-cifar"):
-        assert f"\n{name}  (" in f"\n{out}"
-    assert re.search(r"decay_milestones += \(32000, 48000\)", out) and re.search(
-        r"aux_loss_weight += 0.3", out
+        assert re.search(rf"\n{name} +source +", out), name
+    assert re.search(r"resnet-cifar +decay_milestones +32000, 48000\n", out) and re.search(
+        r"googlenet +aux_loss_weight +0.3\n", out
     )
     assert "the paper uses 1e-4" in out
+    assert main(["recipes", "resnet-cifar", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {"recipe": "resnet-cifar", "option": "decay_milestones", "value": [32000, 48000]} in rows
+    assert {"recipe": "resnet-cifar", "option": "lr", "value": 0.1} in rows
     assert main(["train", "--recipe", "alexnet", "--lr", "0.02", "--print-config"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["optim"]["lr"] == 0.02 and printed["optim"]["weight_decay"] == 0.0005

@@ -52,7 +52,7 @@ def test_mnist_shaped_data_trains_evaluates_and_resumes(tmp_path, monkeypatch, c
 
     capsys.readouterr()
     assert main(["eval", str(run / "last.pt")]) == 0
-    assert "12" in capsys.readouterr().out  # the 12 test images
+    assert "test set: 12 images" in capsys.readouterr().out
 
     assert main(["train", "--resume", str(run / "last.pt"), "--epochs", "2"]) == 0
     with open(run / "metrics.csv") as f:
