@@ -34,15 +34,25 @@ def _bad(name, value, allowed):
     raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
 
 
+def option(default, help: str = "", **cli):
+    """A field with its ``cnnarch train`` help; ``cli`` holds argparse extras (``choices``, ``metavar``,
+    ``nargs``, ``aliases``). The command line is built from these fields (``cnnarch.cli.cmd_train``)."""
+    return field(default=default, metadata={"help": help, **cli})
+
+
 @dataclass(frozen=True)
 class DatasetOptions:
-    data: str | None = None
-    val_split: float = 0.1
-    limit_train: int | None = None
-    limit_val: int | None = None
-    augment: str = "crop,flip"
-    crop_padding: int | None = None
-    workers: int = 4
+    data: str | None = option(
+        None,
+        "dataset directory or name (cifar10, cifar100, mnist, fashion-mnist); "
+        "else $CNNARCH_DATA, the cache, then a download",
+    )
+    val_split: float = option(0.1, "fraction of train held out")
+    limit_train: int | None = option(None, "use only N training images", metavar="N")
+    limit_val: int | None = option(None, "use only N validation/test images", metavar="N")
+    augment: str = option("crop,flip", "comma list of crop, flip, pca, or none")
+    crop_padding: int | None = option(None, "padding before random crops (unset: 1/8 of the side)")
+    workers: int = option(4, "loader processes for large images", aliases=("-j",))
 
     def __post_init__(self):
         for name in self.augmentations:
@@ -58,11 +68,11 @@ class DatasetOptions:
 
 @dataclass(frozen=True)
 class OptimOptions:
-    opt: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 1e-4
+    opt: str = option("sgd", choices=OPTIMIZERS)
+    lr: float = option(0.1)
+    momentum: float = option(0.9)
+    nesterov: bool = option(False)
+    weight_decay: float = option(1e-4)
 
     def __post_init__(self):
         if self.opt not in OPTIMIZERS:
@@ -75,18 +85,20 @@ class OptimOptions:
 
 @dataclass(frozen=True)
 class ScheduleOptions:
-    epochs: int = 10
-    iterations: int | None = None
-    batch_size: int = 128
-    sched: str = "cosine"
-    sched_unit: str = "epoch"
-    decay_epochs: int = 30
-    decay_milestones: tuple[int, ...] = ()
-    decay_rate: float = 0.1
-    patience_epochs: int = 5
-    min_lr: float = 0.0
-    warmup_epochs: float = 0.0
-    warmup_lr: float = 1e-3
+    epochs: int = option(10)
+    iterations: int | None = option(None, "stop after this many steps if sooner than --epochs")
+    batch_size: int = option(128, "global batch", aliases=("-b",))
+    sched: str = option("cosine", choices=SCHEDULES)
+    sched_unit: str = option(
+        "epoch", "whether decay epochs/milestones count epochs or steps", choices=SCHED_UNITS
+    )
+    decay_epochs: int = option(30, "step schedule period")
+    decay_milestones: tuple[int, ...] = option((), "multistep: lr steps, in epochs or steps (--sched-unit)")
+    decay_rate: float = option(0.1, "lr factor at each decay")
+    patience_epochs: int = option(5, "plateau patience")
+    min_lr: float = option(0.0)
+    warmup_epochs: float = option(0.0, "linear warm-up length")
+    warmup_lr: float = option(1e-3, "lr at the start of warm-up")
 
     def __post_init__(self):
         if self.sched not in SCHEDULES:
@@ -101,9 +113,9 @@ class ScheduleOptions:
 
 @dataclass(frozen=True)
 class RegularizationOptions:
-    drop: float | None = None
-    smoothing: float = 0.0
-    aux_loss_weight: float | None = None
+    drop: float | None = option(None, "dropout probability (unset: the model's own)")
+    smoothing: float = option(0.0, "label smoothing")
+    aux_loss_weight: float | None = option(None, "weight of auxiliary losses (GoogLeNet: 0.3)")
 
     def __post_init__(self):
         if not 0.0 <= self.smoothing < 1.0:
@@ -116,11 +128,13 @@ class RegularizationOptions:
 class SpeedrunOptions:
     """The CIFAR-10 speedrun techniques (``cnnarch.train.fast``); each applies to any run."""
 
-    whiten: bool = False
-    bias_lr_scale: float = 1.0
-    bn_momentum: float | None = None
-    tta: str = "none"
-    target_accuracy: tuple[float, ...] = ()
+    whiten: bool = option(False, "patch-whitening first layer, frozen")
+    bias_lr_scale: float = option(1.0, "lr factor of BN shifts (1/it for their weight decay)")
+    bn_momentum: float | None = option(None, "batch-norm momentum (unset: torch's 0.1)")
+    tta: str = option("none", "test-time augmentation of the final test", choices=TTA_MODES)
+    target_accuracy: tuple[float, ...] = option(
+        (), "held-out top-1 %% to time, e.g. 90 93 94 (not lr steps)", metavar="PERCENT", nargs="*"
+    )
 
     def __post_init__(self):
         if self.tta not in TTA_MODES:
@@ -135,16 +149,16 @@ class SpeedrunOptions:
 
 @dataclass(frozen=True)
 class RunOptions:
-    seed: int = 0
-    amp: bool = False
-    amp_dtype: str = "bfloat16"
-    channels_last: bool = False
-    compile: bool = False
-    device: str | None = None
-    output: str = "runs/train"
-    resume: str | None = None
-    log_interval: int = 50
-    threads: int | None = None
+    seed: int = option(0)
+    amp: bool = option(False, "mixed precision autocast")
+    amp_dtype: str = option("bfloat16", choices=AMP_DTYPES)
+    channels_last: bool = option(False)
+    compile: bool = option(False, "torch.compile the model")
+    device: str | None = option(None, "cpu, cuda, cuda:1 (unset: cuda when present)")
+    output: str = option("runs/train", "run directory")
+    resume: str | None = option(None, "continue the run that wrote CHECKPOINT", metavar="CHECKPOINT")
+    log_interval: int = option(50, "steps between plain log lines off a terminal (0: none)")
+    threads: int | None = option(None, "torch threads (0: one per core); also sets OMP_WAIT_POLICY")
 
     def __post_init__(self):
         if self.amp_dtype not in AMP_DTYPES:
@@ -169,14 +183,14 @@ class TrainConfig:
     """A run's configuration: the model, the option groups, and the recipe it came from (with what the
     recipe says about its values)."""
 
-    model: str = "resnet18"
+    model: str = option("resnet18", "network of the zoo")
     dataset: DatasetOptions = field(default_factory=DatasetOptions)
     optim: OptimOptions = field(default_factory=OptimOptions)
     schedule: ScheduleOptions = field(default_factory=ScheduleOptions)
     regularization: RegularizationOptions = field(default_factory=RegularizationOptions)
     speedrun: SpeedrunOptions = field(default_factory=SpeedrunOptions)
     run: RunOptions = field(default_factory=RunOptions)
-    recipe: str | None = None
+    recipe: str | None = option(None, "named recipe (`cnnarch recipes` lists them)")
     notes: tuple[str, ...] = field(default=(), compare=False)
 
     def __getattr__(self, name: str):
