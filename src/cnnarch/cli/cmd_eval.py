@@ -28,7 +28,7 @@ def add_parser(sub):
 def run(args: argparse.Namespace) -> int:
     from cnnarch.data import TensorLoader
     from cnnarch.train.config import TrainConfig
-    from cnnarch.train.data import eval_transform, load_splits, load_test, locate, normalize_for
+    from cnnarch.train.data import eval_transform, load_split, load_splits, locate, normalize_for
     from cnnarch.train.device import pick_device
     from cnnarch.train.ensemble import evaluate_ensemble, load_members, model_from_checkpoint, predict_probs
 
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if args.data is not None:
         cfg = cfg.replace(data=args.data)
     if args.split == "test":
-        data = load_test(*locate(cfg.data), limit=args.limit_val)
+        data = load_split(*locate(cfg.data), "test", args.limit_val)
         if data is None:
             raise FileNotFoundError(f"{cfg.data} has no test/ split; use --split val")
     else:

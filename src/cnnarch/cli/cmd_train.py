@@ -16,14 +16,6 @@ from dataclasses import fields
 from cnnarch.train.config import GROUPS, TrainConfig, resolve_config
 
 S = argparse.SUPPRESS  # only the options actually given override the recipe
-TITLES = {
-    "dataset": "data",
-    "optim": "optimizer",
-    "schedule": "schedule",
-    "regularization": "regularisation",
-    "speedrun": "speedrun techniques (recipe cifar-fast; docs/cifar_fast.md), for any run",
-    "run": "run",
-}
 
 
 def add_option(group, f) -> None:
@@ -55,7 +47,7 @@ def add_parser(sub):
         if "help" in f.metadata:
             add_option(g, f)
     for name, cls in GROUPS.items():
-        g = p.add_argument_group(TITLES[name])
+        g = p.add_argument_group(name, cls.__doc__)
         for f in fields(cls):
             add_option(g, f)
     p.add_argument("--print-config", action="store_true", help="print the resolved configuration and exit")

@@ -126,7 +126,7 @@ class RegularizationOptions:
 
 @dataclass(frozen=True)
 class SpeedrunOptions:
-    """The CIFAR-10 speedrun techniques (``cnnarch.train.fast``); each applies to any run."""
+    """The CIFAR-10 speedrun techniques (recipe cifar-fast; docs/cifar_fast.md); each applies to any run."""
 
     whiten: bool = option(False, "patch-whitening first layer, frozen")
     bias_lr_scale: float = option(1.0, "lr factor of BN shifts (1/it for their weight decay)")

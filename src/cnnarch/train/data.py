@@ -83,25 +83,25 @@ def _random_subset(data: ImageTensors, n: int | None, seed: int) -> ImageTensors
 def load_splits(cfg: TrainConfig, progress: bool = True):
     """``(train, val, test)`` ImageTensors for ``cfg`` (val/test may be None), limits applied."""
     name, root = locate(cfg.data)
-    kw = {"progress": progress} if name in ("folder", "cifar10", "cifar100") else {}
     limit = None
     if cfg.limit_train is not None:
         limit = math.ceil(cfg.limit_train / (1 - cfg.val_split))
-    train = load_dataset(name, "train", root, limit=limit, **kw)
+    train = load_split(name, root, "train", limit, progress)
     val = None
     if cfg.val_split > 0:
         train, val = val_split(train, cfg.val_split, seed=cfg.seed)
         val = _random_subset(val, cfg.limit_val, cfg.seed)
     train = _random_subset(train, cfg.limit_train, cfg.seed)
-    test = load_test(name, root, cfg.limit_val, progress)
+    test = load_split(name, root, "test", cfg.limit_val, progress)
     return train, val, test
 
 
-def load_test(name: str, root: str | None, limit: int | None, progress: bool = True) -> ImageTensors | None:
+def load_split(name: str, root: str | None, split: str, limit: int | None = None, progress: bool = True):
+    """The ``split`` of a dataset as ImageTensors; None for an ImageFolder tree without it."""
     kw = {"progress": progress} if name in ("folder", "cifar10", "cifar100") else {}
-    if name == "folder" and not (Path(root) / "test").is_dir():
+    if name == "folder" and not (Path(root) / split).is_dir():
         return None
-    return load_dataset(name, "test", root, limit=limit, **kw)
+    return load_dataset(name, split, root, limit=limit, **kw)
 
 
 def normalize_for(cfg: TrainConfig, mean, std, device: torch.device) -> Normalize:

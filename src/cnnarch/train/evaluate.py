@@ -72,15 +72,21 @@ def logits_for(tta: str) -> Callable[[nn.Module, torch.Tensor], torch.Tensor]:
     return plain_logits if tta == "none" else partial(tta_logits, mode=tta)
 
 
+def prepare(x, y, transform, device, cfg) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch on ``device``: ``transform(x)`` (``transform(x, generator)`` in training, a partial) and
+    channels-last when ``cfg`` asks for it."""
+    x = x.to(device, non_blocking=True)
+    x = x if transform is None else transform(x)
+    if cfg is not None and cfg.channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, y.to(device, non_blocking=True)
+
+
 def _batches(model, batches, transform, device, cfg, logits) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """``(logits, labels)`` of every batch, in eval mode, without gradients."""
     model.eval()
     for x, y in batches:
-        x = x.to(device, non_blocking=True)
-        x = x if transform is None else transform(x)
-        y = y.to(device, non_blocking=True)
-        if cfg is not None and cfg.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x, y = prepare(x, y, transform, device, cfg)
         with torch.no_grad(), autocast(cfg, device):
             z = logits(model, x).float()
         yield z, y

@@ -34,7 +34,7 @@ from cnnarch.train import distributed as D
 from cnnarch.train.checkpoint import FORMAT, atomic_torch_save, get_rng_state, load_checkpoint, set_rng_state
 from cnnarch.train.config import RESUMABLE_CHANGES, TrainConfig, resume_conflicts
 from cnnarch.train.device import Placement, autocast, grad_scaler, pick_device, place, slow_bf16
-from cnnarch.train.evaluate import EvalResult, evaluate, logits_for, split_outputs
+from cnnarch.train.evaluate import EvalResult, evaluate, logits_for, prepare, split_outputs
 from cnnarch.train.fast import apply_speedrun
 from cnnarch.train.metrics import MetricsLog, plot_curves, topk_correct
 from cnnarch.train.optim import LRSchedule, build_optimizer
@@ -274,6 +274,8 @@ class Trainer:
         gen = torch.Generator(device=dev).manual_seed(epoch_seed(cfg.seed, epoch, self.dist.rank))
         sums = torch.zeros(4, dtype=torch.float64)  # loss * n, top-1 hits, top-5 hits, n
         bar = self._progress(epoch)
+        tf = self.data.train_transform
+        transform = None if tf is None else lambda x: tf(x, gen)
         t0 = time.perf_counter()
         data_s = 0.0
         it = iter(self.data.train)
@@ -281,13 +283,7 @@ class Trainer:
             if self.step >= self.total_steps:
                 break
             td = time.perf_counter()
-            x, y = next(it)
-            x = x.to(dev, non_blocking=True)
-            if self.data.train_transform is not None:
-                x = self.data.train_transform(x, gen)
-            y = y.to(dev, non_blocking=True)
-            if cfg.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+            x, y = prepare(*next(it), transform, dev, cfg)
             data_s += time.perf_counter() - td
             with autocast(cfg, dev):
                 out = self.net(x)
