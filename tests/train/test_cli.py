@@ -144,3 +144,14 @@ def test_every_train_option_reaches_the_config():
     dests = {a.dest for a in sub._actions} - {"help", "print_config"}
     names = set(TrainConfig.option_names())
     assert dests <= names, dests - names
+
+
+def test_the_device_is_picked_and_the_process_group_joined_once_per_run(tree, monkeypatch):
+    from cnnarch.train import device, distributed
+
+    calls = []
+    for module, name in ((device, "pick_device"), (distributed, "init_distributed")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, real=real, name=name: calls.append(name) or real(*a))
+    assert train(tree, "--epochs", "1") == 0
+    assert sorted(calls) == ["init_distributed", "pick_device"]

@@ -213,7 +213,7 @@ class TrainConfig:
     def replace(self, **changes) -> TrainConfig:
         unknown = sorted(set(changes) - set(self.option_names()))
         if unknown:
-            raise ValueError(f"unknown training options {unknown}")
+            raise ValueError(f"unknown training options {unknown} (a configuration from another version?)")
         changes = {k: tuple(v) if k in _TUPLES else v for k, v in changes.items()}
         grouped: dict = {k: v for k, v in changes.items() if k in TOP_LEVEL}
         for g in GROUPS:
@@ -237,20 +237,13 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        """The inverse of :meth:`to_dict`; also reads the flat layout of earlier versions."""
-        if not any(g in d for g in GROUPS):  # flat: options by name, the fast trainer's two old names
-            d = {("target_accuracy" if k == "milestones" else k): v for k, v in d.items() if k != "trainer"}
-            return cls.from_options(**d)
-        unknown = sorted(set(d) - set(TOP_LEVEL) - set(GROUPS))
-        for g, values in d.items():
-            if g in GROUPS:
-                unknown += [f"{g}.{k}" for k in sorted(set(values) - {f.name for f in fields(GROUPS[g])})]
-        if unknown:
-            raise ValueError(f"unknown config keys {unknown}; this checkpoint is from another version")
-        return cls.from_options(
-            **{k: v for k, v in d.items() if k in TOP_LEVEL},
-            **{k: v for g in GROUPS for k, v in d.get(g, {}).items()},
-        )
+        """The inverse of :meth:`to_dict`; also reads the flat layout of earlier versions (which named a
+        ``trainer`` and called ``target_accuracy`` ``milestones``)."""
+        flat = {k: v for k, v in d.items() if k not in GROUPS and k != "trainer"}
+        flat |= {k: v for g in GROUPS for k, v in d.get(g, {}).items()}
+        if "milestones" in flat:
+            flat["target_accuracy"] = flat.pop("milestones")
+        return cls.from_options(**flat)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"
