@@ -204,7 +204,7 @@ class Trainer:
         self.step = ckpt["step"]
         self.best_top1 = ckpt["best_top1"]
         self.best_epoch = ckpt["best_epoch"]
-        self.clock = ckpt["clock"]
+        self.clock = ckpt.get("clock", self.clock)  # absent from earlier versions
         set_rng_state(ckpt["rng"][self.dist.rank])
 
     def _checkpoint(self, epoch: int) -> dict:
@@ -396,19 +396,14 @@ class Trainer:
                     atomic_torch_save(ckpt, self.out / "best.pt")
                 metrics.append(row)
                 plot_curves(self.out / "metrics.csv", self.out / "curves.png")
+            held = f" | {name} loss {res.loss:.4f} top-1 {res.top1:.2f}% top-5 {res.top5:.2f}%" if res else ""
             self.log(
                 f"epoch {epoch + 1}/{self.total_epochs} step {self.step} lr {row['lr']:.4g} "
-                f"train loss {row['train_loss']:.4f} top-1 {row['train_top1']:.2f}%"
-                + (
-                    f" | {name} loss {res.loss:.4f} top-1 {res.top1:.2f}% top-5 {res.top5:.2f}%"
-                    if res
-                    else ""
-                )
-                + f" | {row['images_per_s']:.0f} img/s, {row['seconds']:.1f} s, "
+                f"train loss {row['train_loss']:.4f} top-1 {row['train_top1']:.2f}%{held} | "
+                f"{row['images_per_s']:.0f} img/s, {row['seconds']:.1f} s, "
                 f"training clock {clock['train_seconds']:.1f} s"
             )
-        results = self._final_results(test)
-        row.update(results)
+        row.update(self._final_results(test))
         D.barrier(self.dist)
         return row
 
@@ -422,13 +417,13 @@ class Trainer:
                 clock["eval_seconds"] += seconds
             out.update(test_loss=test.loss, test_top1=test.top1, test_top5=test.top5, test_images=test.images)
             self.log(f"test ({test.images} images): top-1 {test.top1:.2f}%  top-5 {test.top5:.2f}%")
-        final = data.test if data.test is not None else data.val
+        final, name = (data.test, "test") if data.test is not None else (data.val, "val")
         if final is not None and cfg.tta != "none":
             res, seconds = self._evaluate(final, cfg.tta)
             clock["train_seconds"] += seconds  # the final answer's cost counts, as in the speedruns
             out.update(tta_top1=res.top1, tta_top5=res.top5, tta_seconds=seconds)
             self.log(
-                f"test with TTA ({cfg.tta}, {res.images} images): top-1 {res.top1:.2f}% ({seconds:.1f} s)"
+                f"{name} with TTA ({cfg.tta}, {res.images} images): top-1 {res.top1:.2f}% ({seconds:.1f} s)"
             )
             self._check_targets(res.top1, self.total_epochs)
         reached = {a: (e, s) for a, e, s in clock["reached"]}
