@@ -40,8 +40,21 @@ def option(default, help: str = "", **cli):
     return field(default=default, metadata={"help": help, **cli})
 
 
+class _Options:
+    """A group of options: values outside a field's ``choices`` are refused, then the group's ``check``."""
+
+    def __post_init__(self):
+        for f in fields(self):
+            if "choices" in f.metadata and getattr(self, f.name) not in f.metadata["choices"]:
+                _bad("--" + f.name.replace("_", "-"), getattr(self, f.name), f.metadata["choices"])
+        self.check()
+
+    def check(self) -> None:
+        pass
+
+
 @dataclass(frozen=True)
-class DatasetOptions:
+class DatasetOptions(_Options):
     data: str | None = option(
         None,
         "dataset directory or name (cifar10, cifar100, mnist, fashion-mnist); "
@@ -54,7 +67,7 @@ class DatasetOptions:
     crop_padding: int | None = option(None, "padding before random crops (unset: 1/8 of the side)")
     workers: int = option(4, "loader processes for large images", aliases=("-j",))
 
-    def __post_init__(self):
+    def check(self):
         for name in self.augmentations:
             if name not in AUGMENTATIONS:
                 _bad("--augment item", name, (*AUGMENTATIONS, "none"))
@@ -67,16 +80,14 @@ class DatasetOptions:
 
 
 @dataclass(frozen=True)
-class OptimOptions:
+class OptimOptions(_Options):
     opt: str = option("sgd", choices=OPTIMIZERS)
     lr: float = option(0.1)
     momentum: float = option(0.9)
     nesterov: bool = option(False)
     weight_decay: float = option(1e-4)
 
-    def __post_init__(self):
-        if self.opt not in OPTIMIZERS:
-            _bad("--opt", self.opt, OPTIMIZERS)
+    def check(self):
         if not self.lr > 0:
             raise ValueError(f"--lr must be > 0, got {self.lr}")
         if self.nesterov and self.opt != "sgd":
@@ -84,7 +95,7 @@ class OptimOptions:
 
 
 @dataclass(frozen=True)
-class ScheduleOptions:
+class ScheduleOptions(_Options):
     epochs: int = option(10)
     iterations: int | None = option(None, "stop after this many steps if sooner than --epochs")
     batch_size: int = option(128, "global batch", aliases=("-b",))
@@ -100,11 +111,7 @@ class ScheduleOptions:
     warmup_epochs: float = option(0.0, "linear warm-up length")
     warmup_lr: float = option(1e-3, "lr at the start of warm-up")
 
-    def __post_init__(self):
-        if self.sched not in SCHEDULES:
-            _bad("--sched", self.sched, SCHEDULES)
-        if self.sched_unit not in SCHED_UNITS:
-            _bad("--sched-unit", self.sched_unit, SCHED_UNITS)
+    def check(self):
         if self.batch_size < 1 or self.epochs < 1:
             raise ValueError(f"--batch-size and --epochs must be >= 1, got {self.batch_size}, {self.epochs}")
         if self.sched == "multistep" and not self.decay_milestones:
@@ -112,12 +119,12 @@ class ScheduleOptions:
 
 
 @dataclass(frozen=True)
-class RegularizationOptions:
+class RegularizationOptions(_Options):
     drop: float | None = option(None, "dropout probability (unset: the model's own)")
     smoothing: float = option(0.0, "label smoothing")
     aux_loss_weight: float | None = option(None, "weight of auxiliary losses (GoogLeNet: 0.3)")
 
-    def __post_init__(self):
+    def check(self):
         if not 0.0 <= self.smoothing < 1.0:
             raise ValueError(f"--smoothing must be in [0, 1), got {self.smoothing}")
         if self.drop is not None and not 0.0 <= self.drop < 1.0:
@@ -125,7 +132,7 @@ class RegularizationOptions:
 
 
 @dataclass(frozen=True)
-class SpeedrunOptions:
+class SpeedrunOptions(_Options):
     """The CIFAR-10 speedrun techniques (recipe cifar-fast; docs/cifar_fast.md); each applies to any run."""
 
     whiten: bool = option(False, "patch-whitening first layer, frozen")
@@ -136,9 +143,7 @@ class SpeedrunOptions:
         (), "held-out top-1 %% to time, e.g. 90 93 94 (not lr steps)", metavar="PERCENT", nargs="*"
     )
 
-    def __post_init__(self):
-        if self.tta not in TTA_MODES:
-            _bad("--tta", self.tta, TTA_MODES)
+    def check(self):
         if not self.bias_lr_scale > 0:
             raise ValueError(f"--bias-lr-scale must be > 0, got {self.bias_lr_scale}")
         if self.bn_momentum is not None and not 0.0 < self.bn_momentum <= 1.0:
@@ -148,7 +153,7 @@ class SpeedrunOptions:
 
 
 @dataclass(frozen=True)
-class RunOptions:
+class RunOptions(_Options):
     seed: int = option(0)
     amp: bool = option(False, "mixed precision autocast")
     amp_dtype: str = option("bfloat16", choices=AMP_DTYPES)
@@ -159,10 +164,6 @@ class RunOptions:
     resume: str | None = option(None, "continue the run that wrote CHECKPOINT", metavar="CHECKPOINT")
     log_interval: int = option(50, "steps between plain log lines off a terminal (0: none)")
     threads: int | None = option(None, "torch threads (0: one per core); also sets OMP_WAIT_POLICY")
-
-    def __post_init__(self):
-        if self.amp_dtype not in AMP_DTYPES:
-            _bad("--amp-dtype", self.amp_dtype, AMP_DTYPES)
 
 
 GROUPS = {

@@ -1,18 +1,14 @@
-"""The CIFAR-10 speedrun techniques (recipe ``cifar-fast``; Page 2018, hlb-CIFAR10, airbench), each an
-option of the one :class:`cnnarch.train.trainer.Trainer` that works for any run (docs/cifar_fast.md
-has the ablation):
+"""The CIFAR-10 speedrun techniques of the recipe ``cifar-fast`` (Page 2018, hlb-CIFAR10, airbench),
+options of the one :class:`cnnarch.train.trainer.Trainer` for any run (docs/cifar_fast.md):
 
-- ``whiten``: patch-whitening initialisation of the first convolution. Its ``k x k x C`` filters are
-  the eigenvectors of the covariance of ``k x k`` patches of (normalised) training images, divided by
-  the square roots of their eigenvalues, and the same filters negated; the layer's weights are then
-  frozen (its bias still trains). The network starts from decorrelated, unit-variance input features.
-- ``bias_lr_scale``: batch-norm shifts learn ``s`` times faster with ``1/s`` the weight decay
-  (:func:`cnnarch.train.optim.param_groups`).
+- ``whiten``: the first convolution's ``k x k x C`` filters are the eigenvectors of the covariance of
+  ``k x k`` patches of (normalised) training images divided by the square roots of their eigenvalues,
+  and the same filters negated; then frozen (its bias still trains): decorrelated, unit-variance input.
 - ``bn_momentum``: torch's batch-norm ``momentum`` (weight of the newest batch in the running
   statistics) for every BN layer; a short run needs statistics that follow the weights quickly.
-- ``tta``: test-time augmentation of the final evaluation (:func:`cnnarch.train.evaluate.tta_logits`).
-- ``target_accuracy``: the held-out accuracy after every epoch, and the training time at which it first
-  reaches each target; evaluation time is kept off the training clock and reported separately.
+
+The others live where they act: ``bias_lr_scale`` in :func:`cnnarch.train.optim.param_groups`, ``tta``
+in :func:`cnnarch.train.evaluate.tta_logits`, ``target_accuracy`` in the trainer's clock.
 """
 
 from __future__ import annotations
