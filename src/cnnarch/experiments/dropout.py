@@ -116,7 +116,7 @@ def final_eval(ctx: Context, specs: list[RunSpec], data) -> None:
             continue
         errors = {}
         for split, batches in (("train", data.train), ("test", data.val)):
-            probs, labels = predict(ctx, s, batches, data.num_classes)
+            probs, labels = predict(ctx, s, batches)
             errors[f"{split}_err"] = 100 * (probs.argmax(1) != labels).double().mean().item()
         write_json(d / "final_eval.json", {"state": run_status(d)["state"], **errors})
 

@@ -82,7 +82,7 @@ def run(ctx: Context) -> bool:
             return False
         probs_path = ctx.runs / s.name / "test_probs.pt"
         if run_status(ctx.runs / s.name)["state"] == "done" and not probs_path.exists():
-            probs, labels = predict(ctx, s, data.test, data.num_classes)
+            probs, labels = predict(ctx, s, data.test)
             torch.save({"probs": probs, "labels": labels}, probs_path)
     return True
 

@@ -45,6 +45,7 @@ from cnnarch.train import (
     resolve_config,
 )
 from cnnarch.train.checkpoint import load_checkpoint
+from cnnarch.train.ensemble import model_from_checkpoint
 
 
 @dataclass
@@ -270,16 +271,11 @@ def train_rounds(ctx: Context, specs: list[RunSpec], data: DataBundle) -> bool:
     return True
 
 
-def predict(ctx: Context, spec: RunSpec, batches, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+def predict(ctx: Context, spec: RunSpec, batches) -> tuple[torch.Tensor, torch.Tensor]:
     """Softmax probabilities and labels of a run's last weights (evaluation mode) over ``batches``."""
-    if spec.model is not None:
-        model = spec.model()
-    else:
-        from cnnarch.models import create_model
-
-        model = create_model(spec.cfg.model, num_classes=num_classes)
-    model.load_state_dict(load_checkpoint(ctx.runs / spec.name / "last.pt")["model"])
-    return predict_probs(model.eval(), batches, None, ctx.torch_device)
+    ckpt = load_checkpoint(ctx.runs / spec.name / "last.pt")
+    model = model_from_checkpoint(ckpt, None if spec.model is None else spec.model())
+    return predict_probs(model, batches, None, ctx.torch_device)
 
 
 # ---------------------------------------------------------------------------------------------- results
