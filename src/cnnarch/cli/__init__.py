@@ -8,7 +8,19 @@ import importlib
 import os
 import sys
 
-COMMANDS = ["list", "info", "summary", "lecture", "compare", "train", "eval", "recipes", "experiment"]
+COMMANDS = [
+    "list",
+    "info",
+    "summary",
+    "lecture",
+    "compare",
+    "draw",
+    "report",
+    "train",
+    "eval",
+    "recipes",
+    "experiment",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
