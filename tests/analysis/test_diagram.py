@@ -161,20 +161,24 @@ def test_png_and_svg_files(tmp_path):
         d.save(tmp_path / "s.pdf")
 
 
-def test_jupyter_display_and_profile_text():
-    from IPython.core.formatters import DisplayFormatter
-
+def test_notebook_and_terminal_forms():
     d = draw("alexnet")
-    data, _ = DisplayFormatter().format(d)
-    assert data["image/svg+xml"].startswith("<svg")
+    assert d._repr_svg_() == d.to_svg() and d.to_svg().startswith("<svg")
     model, size = build("alexnet")
     p = profile(model, size)
-    text = str(p)
+    text = str(p)  # print(profile(...)): the summary table, not a dataclass repr
     assert text.splitlines()[0].split()[:3] == ["layer", "type", "output"]
     assert f"params: {sum(t.numel() for t in model.parameters()):,}" in text
     page = p._repr_html_()
     assert page.count("<tr data-name=") == len(p.layers) and "params:" in page
-    assert DisplayFormatter().format(p)[0]["text/html"] == page
+
+
+def test_jupyter_picks_the_rich_forms():
+    formatters = pytest.importorskip("IPython.core.formatters", reason="IPython is not installed")
+    model, size = build("alexnet")
+    p = profile(model, size)
+    assert formatters.DisplayFormatter().format(draw("alexnet"))[0]["image/svg+xml"].startswith("<svg")
+    assert formatters.DisplayFormatter().format(p)[0]["text/html"] == p._repr_html_()
 
 
 def test_cli_draw_and_report(tmp_path, capsys):
@@ -188,3 +192,17 @@ def test_cli_draw_and_report(tmp_path, capsys):
     assert "too small" in capsys.readouterr().err
     with pytest.raises(ValueError, match="input_size"):
         draw(Tiny())
+
+
+def test_docs_show_the_figures():
+    """docs/figures.md shows every committed figure, each a real picture, with the command that made it."""
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    page = (docs / "figures.md").read_text()
+    pngs = sorted((docs / "figures").glob("*.png"))
+    assert len(pngs) >= 7
+    for png in pngs:
+        assert f"(figures/{png.name})" in page and f"docs/figures/{png.name}" in page
+        img = np.asarray(Image.open(png).convert("L")).astype(int)
+        assert min(img.shape) > 150 and img.std() > 20
