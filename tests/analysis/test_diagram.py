@@ -206,3 +206,24 @@ def test_docs_show_the_figures():
         assert f"(figures/{png.name})" in page and f"docs/figures/{png.name}" in page
         img = np.asarray(Image.open(png).convert("L")).astype(int)
         assert min(img.shape) > 150 and img.std() > 20
+
+
+class Deep(nn.Module):
+    """400 residual blocks (ResNet-1202 has 600): the layout walks the column without deep recursion."""
+
+    def __init__(self, n=400):
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv2d(2, 2, 1) for _ in range(n))
+
+    def forward(self, x):
+        for conv in self.convs:
+            x = x + conv(x)
+        return x
+
+
+def test_very_deep_residual_network():
+    model = Deep()
+    p = profile(model, (2, 1, 1))
+    assert p.unused == [] and p.inference_params == p.params  # a ModuleList has no forward, yet it ran
+    d = draw(model, (2, 1, 1))
+    assert len(kinds(d, "conv")) == len(kinds(d, "add")) == len(d.arcs) == 400

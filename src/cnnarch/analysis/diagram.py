@@ -84,7 +84,7 @@ def classify(r: Layer, n_inputs: int) -> tuple[str, str] | None:
         return "norm", "LRN"
     if t in ("Softmax", "LogSoftmax", "_softmax", "_log_softmax"):
         return "softmax", "softmax"
-    if r.kind == "module" and r.params and not t.startswith(_NORMS):
+    if r.kind == "module" and r.params and not any(n in t for n in _NORMS):
         return "other", t
     if r.kind == "module" and r.input_shape and r.output_shape != r.input_shape and "latten" not in t:
         return "other", t
@@ -225,19 +225,33 @@ class _Structure:
         return self.nodes[name]
 
     def seq(self, v: str, stop: str | None, emit: bool = True) -> list:
+        """The items from node ``v`` up to ``stop`` (excluded); a loop, not recursion, along the column."""
         items = []
         while v != stop:
             if emit:
                 items.append(self.item(v))
             succ = self.succ[v]
-            if len(succ) != 1:
-                return items + (self.fork(succ, stop) if succ else [])
-            v, emit = succ[0], True
+            if len(succ) <= 1:
+                if not succ:
+                    break
+                v, emit = succ[0], True
+                continue
+            par, v = self.par(succ, stop)
+            items.append(par)
+            emit = False
         return items
 
-    def fork(self, entries: list[str], stop: str | None) -> list:
+    def branch(self, entries: list[str], stop: str | None) -> list:
+        """The items of one branch: paths from ``entries`` (fed by one fork) up to ``stop``."""
+        if entries == [stop]:
+            return []
         if len(entries) == 1:
             return self.seq(entries[0], stop)
+        par, k = self.par(entries, stop)
+        return [par] + self.seq(k, stop, emit=False)
+
+    def par(self, entries: list[str], stop: str | None) -> tuple[_Par, str | None]:
+        """Branches from ``entries`` side by side up to the node ``k`` where they all meet."""
         k = self.meet(entries)
         groups: list[list[str]] = []
         for e in sorted(entries, key=self.idx.get):  # entries whose paths meet before k share a branch
@@ -245,8 +259,7 @@ class _Structure:
             g.append(e) if g is not None else groups.append([e])
         if len(groups) == 1 or k is None:
             raise _NotSeriesParallel(k)
-        par = _Par([self.fork(g, k) if g != [k] else [] for g in groups], self.item(k) if k != stop else None)
-        return [par] + (self.seq(k, stop, emit=False) if k != stop else [])
+        return _Par([self.branch(g, k) for g in groups], self.item(k) if k != stop else None), k
 
 
 # ----- drawing into primitives

@@ -111,7 +111,13 @@ def _bars(p: Profile) -> str:
     return "".join(out) + "</table>"
 
 
-_SECTIONS = {"alexnet": ["AlexNet"], "vgg16": ["VGG-16"], "googlenet": ["GoogLeNet", "Inception"]}
+_SECTIONS = {
+    "alexnet": ["AlexNet"],
+    "vgg16": ["VGG-16"],
+    "googlenet": ["GoogLeNet", "Inception"],
+    "inception_naive": ["Inception"],
+    "inception_reduced": ["Inception"],
+}
 
 
 def lecture_claims(name: str) -> list:

@@ -682,6 +682,10 @@ def profile(
     unique = {id(p): p for p in model.parameters()}
     weights = sum(p.numel() for n, p in model.named_parameters() if not n.endswith("bias"))
     called = {r.name.split("#")[0] for r in records} | {""}
+    for name in list(called):  # containers that have no forward of their own (ModuleList) ran too
+        while name:
+            name = name.rpartition(".")[0]
+            called.add(name)
     unused = [
         (name, sum(p.numel() for p in m.parameters()))
         for name, m in model.named_modules()
