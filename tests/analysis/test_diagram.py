@@ -65,6 +65,16 @@ def test_googlenet_inception_branches_and_auxiliary_heads():
         assert all(n.name.startswith(name + ".") for n in chain)
         linears = [m for m in getattr(model, name).modules() if isinstance(m, nn.Linear)]
         assert [n.label for n in chain if n.kind == "fc"] == [f"FC {m.out_features}" for m in linears]
+    collapsed = draw("googlenet", depth=1)
+    assert [n.name for n in kinds(collapsed, "block") if n.name in inceptions] == inceptions
+    for n in kinds(collapsed, "block"):
+        if n.name in inceptions:
+            module = getattr(model, n.name)
+            convs = sum(isinstance(m, nn.Conv2d) for m in module.modules())
+            pools = sum(isinstance(m, nn.MaxPool2d) for m in module.modules())
+            assert n.lines == [f"{convs} conv, {pools} pool, 1 concat"]
+    assert [chain[0].name for chain in collapsed.sides] == aux
+    assert kinds(collapsed, "conv")[0].label == "7x7 conv, 64, /2"  # conv1 wraps one convolution and a ReLU
     trunk = [n for n in d.nodes if not any(n in chain for chain in d.sides)]
     assert [n.label for n in trunk if n.kind == "fc"] == [f"FC {model.fc.out_features}"]
     assert [n.label for n in trunk if n.kind == "norm"] == ["LRN", "LRN"]

@@ -20,6 +20,7 @@ graph layouter (Graphviz) does not produce.
 from __future__ import annotations
 
 import html
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import reduce
 
@@ -37,6 +38,7 @@ CHAR = 0.6  # average glyph width of DejaVu Sans, in font sizes
 ROW_H, GAP, FAN, PAD_X, JOIN_R = 22, 10, 14, 16, 9
 SMALL, LABEL = 9, 11  # font sizes
 _NORMS = ("BatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm")
+_RESHAPES = ("Flatten", "Unflatten")
 _JOIN_LABELS = {"add": "+", "add_": "+", "mul": "x", "mul_": "x", "cat": "concat"}
 
 
@@ -66,9 +68,8 @@ def classify(r: Layer, n_inputs: int) -> tuple[str, str] | None:
     """(kind, label) of a record, or None for what the lecture does not draw (ReLU, BN, dropout, views)."""
     t, e = r.type, r.extra
     if n_inputs > 1:
-        return ("add" if t.startswith("add") else "concat" if t == "cat" else "join"), _JOIN_LABELS.get(
-            t, t.lower()
-        )
+        kind = "add" if t.startswith("add") else "concat" if t == "cat" else "join"
+        return kind, _JOIN_LABELS.get(t, t.lower())
     if t.startswith("Conv"):
         label = f"{_hw(e['kernel_size'])} conv, {e['out_channels']}"
         if _first(e.get("stride", 1)) > 1:
@@ -86,7 +87,7 @@ def classify(r: Layer, n_inputs: int) -> tuple[str, str] | None:
         return "softmax", "softmax"
     if r.kind == "module" and r.params and not any(n in t for n in _NORMS):
         return "other", t
-    if r.kind == "module" and r.input_shape and r.output_shape != r.input_shape and "latten" not in t:
+    if r.kind == "module" and r.input_shape and r.output_shape != r.input_shape and t not in _RESHAPES:
         return "other", t
     return None
 
@@ -94,27 +95,23 @@ def classify(r: Layer, n_inputs: int) -> tuple[str, str] | None:
 def graph(p: Profile, model: nn.Module | None = None, depth: int | None = None) -> list[Node]:
     """The drawn nodes in execution order, each with the drawn nodes it reads (``""``: the input)."""
     records = {r.name: r for r in p.layers}
-    kept: dict[str, tuple[str, str]] = {}
+    order = {"": 0}  # drawn node -> its position
     resolved: dict[str, set[str]] = {"": {""}}
 
     def sources(name: str) -> set[str]:  # the drawn nodes behind a record's output
         if name not in resolved:
-            resolved[name] = {name} if name in kept else set().union(*map(sources, _inputs(records[name])))
+            resolved[name] = {name} if name in order else set().union(*map(sources, _inputs(records[name])))
         return resolved[name]
 
+    nodes = [Node("", "input", "input", "x".join(map(str, p.input_shape[1:])))]
     for r in p.layers:  # execution order is a topological order of the data flow
         ins = set().union(*map(sources, _inputs(r)))
         kind_label = classify(r, len(ins))
         if kind_label:
-            kept[r.name] = kind_label
-    shape = "x".join(map(str, p.input_shape[1:]))
-    nodes = {"": Node("", "input", "input", shape)}
-    for r in p.layers:
-        if r.name in kept:
-            kind, label = kept[r.name]
-            ins = sorted(set().union(*map(sources, _inputs(r))), key=list(nodes).index)
-            nodes[r.name] = Node(r.name, kind, label, "x".join(map(str, r.output_shape[1:])), ins)
-    return _collapse(list(nodes.values()), model, depth) if depth else list(nodes.values())
+            order[r.name] = len(nodes)
+            shape = "x".join(map(str, r.output_shape[1:]))
+            nodes.append(Node(r.name, *kind_label, shape, sorted(ins, key=order.get)))
+    return _collapse(nodes, model, depth) if depth else nodes
 
 
 def _inputs(r: Layer) -> set[str]:
@@ -131,27 +128,24 @@ def _collapse(nodes: list[Node], model: nn.Module | None, depth: int) -> list[No
     groups: dict[str, list[Node]] = {}
     for n in nodes:
         groups.setdefault(key(n.name), []).append(n)
+    position = {k: i for i, k in enumerate(groups)}
     out = []
     for k, members in groups.items():
-        if len(members) == 1 and members[0].name == k:
+        ins = sorted({key(i) for m in members for i in m.inputs} - {k}, key=position.get)
+        if len(members) == 1:  # a layer at or above the depth, or a wrapper of one (conv + ReLU): as it is
             n = members[0]
-            out.append(Node(n.name, n.kind, n.label, n.shape, sorted({key(i) for i in n.inputs} - {k})))
+            out.append(Node(k, n.kind, n.label, n.shape, ins))
             continue
-        ins = sorted({key(i) for m in members for i in m.inputs} - {k}, key=[g for g in groups].index)
         module = model.get_submodule(k) if model is not None else None
         children = list(module.named_children()) if module is not None else []
         repeat = len(children) if len(children) > 1 and len({type(c) for _, c in children}) == 1 else 1
         one = f"{k}.{children[-1][0]}" if repeat > 1 else k  # the last copy: the typical one, no stride
-        lines = [
-            m.label
-            for m in members
-            if (m.name.split("#")[0] == one or m.name.startswith(one + "."))
-            and m.kind not in ("add", "concat")
-        ]
-        title = f"{k}: {type(module).__name__}" if module is not None else k
-        if repeat > 1:
-            title = f"{k}: {type(children[0][1]).__name__}"
-        out.append(Node(k, "block", title, members[-1].shape, ins, lines[:6], repeat))
+        inside = [m for m in members if m.name.split("#")[0] == one or m.name.startswith(one + ".")]
+        lines = [m.label for m in inside if m.kind not in ("add", "concat")]
+        if len(lines) > 6:  # too many to list: count them by kind
+            lines = [", ".join(f"{c} {kind}" for kind, c in Counter(m.kind for m in inside).items())]
+        title = f"{k}: {type(children[0][1] if repeat > 1 else module).__name__}" if module is not None else k
+        out.append(Node(k, "block", title, members[-1].shape, ins, lines, repeat))
     return out
 
 
