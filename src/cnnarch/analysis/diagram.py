@@ -326,9 +326,9 @@ class _Painter:
         if res:
             main, short = res
             left, right, h = self.size(main)
-            jl, jr, jh = self.size(it.join)
-            arc = self.box_w / 2 + 20 + (_tw(", ".join(n.label for n in short), SMALL) + 6 if short else 0)
-            return max(left, arc), max(right, jr), h + GAP + jh + (GAP if not main else 0)
+            _, jr, jh = self.size(it.join)
+            arc = left + 20 + (_tw(", ".join(n.label for n in short), SMALL) + 6 if short else 0)
+            return arc, max(right, jr), h + GAP + jh
         xs, l0, r_last, h = self._branch_x(it)
         jl, jr, jh = self.size(it.join) if it.join else (0, 0, 0)
         pad = 8 if self._frame(it) else 0
@@ -379,29 +379,28 @@ class _Painter:
         res = self._residual(it)
         if res:
             main, short = res
-            y0 = y - GAP / 2
-            y = self.draw(main, cx, y) if main else y + GAP
+            y0, edge = y - GAP / 2, self.size(main)[0]
+            y = self.draw(main, cx, y)
             self.d.prims.append(("line", [(cx, y), (cx, y + GAP)], False))
             yj = y + GAP
             y = self.draw(it.join, cx, yj)
-            # the shortcut leaves the connector above the branch and bows out left of the boxes
-            bl, yb, dashed = cx - self.box_w / 2, yj + JOIN_R, bool(short)
-            self.arc(cx, y0, yb, dashed)
+            # the shortcut leaves the connector above the branch and bows out left of everything in it
+            yb, dashed = yj + JOIN_R, bool(short)
+            self.arc(cx, y0, yb, dashed, edge)
             if short:
                 label = ", ".join(n.label for n in short)
-                self.d.prims.append(("text", bl - 22, (y0 + yb) / 2, label, SMALL, "end", "#555"))
+                self.d.prims.append(("text", cx - edge - 22, (y0 + yb) / 2, label, SMALL, "end", "#555"))
             self.d.arcs.append((short[0].name if short else "", it.join.name, dashed))
             return y
         return self.parallel(it, cx, y)
 
-    def arc(self, cx: float, y0: float, y1: float, dashed: bool, bow: float = 24, into_box: bool = False):
+    def arc(self, cx, y0, y1, dashed: bool, edge: float, bow: float = 24, into_box: bool = False) -> None:
         """A shortcut from the column at ``y0`` to the column at ``y1`` (a "+" or, ``into_box``, a box's
-        left side), bowing out left of the boxes."""
-        bl = cx - self.box_w / 2
+        left side), bowing out ``bow`` beyond ``edge``, the column's extent left of its centre."""
+        bl = cx - edge
         self.d.prims.append(("line", [(cx, y0), (bl, y0)], dashed))
         self.d.prims.append(("curve", (bl, y0), (bl - bow, y0), (bl - bow, y1), (bl, y1), dashed))
-        if not into_box:
-            self.d.prims.append(("line", [(bl, y1), (cx - JOIN_R, y1)], dashed))
+        self.d.prims.append(("line", [(bl, y1), (cx - (self.box_w / 2 if into_box else JOIN_R), y1)], dashed))
 
     def parallel(self, par: _Par, cx: float, y: float) -> float:
         frame = self._frame(par)
@@ -428,7 +427,7 @@ class _Painter:
 
     def node(self, n: Node, cx: float, y: float) -> float:
         self.d.nodes.append(n)
-        _, right, h = self.size(n)
+        h = self.size(n)[2]
         if n.kind in ("add", "join") and n.label in ("+", "x"):
             self.d.prims.append(("circle", cx, y + JOIN_R, JOIN_R, n))
             bw = JOIN_R
@@ -508,7 +507,15 @@ def layout(nodes: list[Node], title: str) -> Diagram:
     if items is s.main:
         pos = {p[-1].name: p[2] for p in d.prims if p[0] in ("box", "circle")}  # top (box) or centre
         for k, (a, b, _) in enumerate(d.arcs):
-            painter.arc(0, pos[a] + ROW_H + GAP / 2, pos[b] + JOIN_R, False, 20 + 10 * (k % 4), True)
+            painter.arc(
+                0,
+                pos[a] + ROW_H + GAP / 2,
+                pos[b] + JOIN_R,
+                False,
+                painter.box_w / 2,
+                20 + 10 * (k % 4),
+                True,
+            )
     right = _bbox(d.prims)[2] + 24
     lanes: list[float] = []  # per lane of side branches, where its last chain ends
     for x, ya, chain in painter.pending_sides:
