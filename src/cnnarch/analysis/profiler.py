@@ -6,7 +6,9 @@ model executes, whether it comes from a module (``nn.Conv2d``) or from a functio
 (``torch.cat``, ``x + identity``, ``F.relu``). Forward hooks on every submodule tell which module is
 running. Each operator is attributed to the innermost running module: a leaf module's record sums the
 operators it ran; an operator run directly in a container's ``forward`` becomes a record of its own,
-named after the container and the operator (``layer1.0.add_``, ``inception3a.cat``).
+named after the container and the operator (``layer1.0.add_``, ``inception3a.cat``). Each record also
+lists, in ``extra["_inputs"]``, the records whose outputs it read ("" for the input): the data flow that
+:mod:`cnnarch.analysis.diagram` draws.
 
 Alongside, every tensor carries a small "field": its receptive field and jump (stride) relative to the
 input per spatial axis, its depth in weighted layers, and the allocation it lives in. Fields compose
