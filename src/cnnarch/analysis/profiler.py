@@ -6,7 +6,9 @@ model executes, whether it comes from a module (``nn.Conv2d``) or from a functio
 (``torch.cat``, ``x + identity``, ``F.relu``). Forward hooks on every submodule tell which module is
 running. Each operator is attributed to the innermost running module: a leaf module's record sums the
 operators it ran; an operator run directly in a container's ``forward`` becomes a record of its own,
-named after the container and the operator (``layer1.0.add_``, ``inception3a.cat``).
+named after the container and the operator (``layer1.0.add_``, ``inception3a.cat``). Each record also
+lists, in ``extra["_inputs"]``, the records whose outputs it read ("" for the input): the data flow that
+:mod:`cnnarch.analysis.diagram` draws.
 
 Alongside, every tensor carries a small "field": its receptive field and jump (stride) relative to the
 input per spatial axis, its depth in weighted layers, and the allocation it lives in. Fields compose
@@ -332,6 +334,18 @@ class Profile:
         order = {id(r): i for i, r in enumerate(_execution_order(self))}
         return sorted(out, key=lambda r: order[id(r)])
 
+    def __str__(self) -> str:
+        """The summary table and totals (``print(profile(model))``)."""
+        from cnnarch.analysis.report import format_table
+
+        return format_table(self)
+
+    def _repr_html_(self) -> str:
+        """The table with its totals, for Jupyter."""
+        from cnnarch.analysis.html_report import profile_html
+
+        return profile_html(self)
+
 
 def _execution_order(p: Profile) -> list[Layer]:
     return sorted(p.blocks + p.layers, key=lambda r: r.extra["_order"])
@@ -344,6 +358,7 @@ class _Tracer(TorchDispatchMode):
         super().__init__()
         self.fields = WeakTensorKeyDictionary()
         self.alloc = WeakTensorKeyDictionary()  # tensor -> allocation id
+        self.producer = WeakTensorKeyDictionary()  # tensor -> name of the record that wrote it last
         self.alloc_bytes: dict[int, int] = {}
         self.params = WeakTensorKeyDictionary()
         self.stack: list[tuple[Layer, int]] = []  # (record, last allocation id before the call)
@@ -521,15 +536,24 @@ class _Tracer(TorchDispatchMode):
         other = self._other_ops(func, args, outs[0])
         if not self.stack:
             return out
+        sources = {self.producer[t] for t in inputs if t in self.producer}
         rec = self.stack[-1][0]
         if rec.kind == "module":
             rec.macs += macs
             rec.other_ops += other
         elif op.makes_record:
-            self._function_record(func, rec, outs[:1], first_alloc, macs, other)
+            rec = self._function_record(func, rec, outs[:1], first_alloc, macs, other)
+        else:  # a view in a container's forward: its data comes from its source's writer
+            rec = None
+        if rec is not None:
+            rec.extra.setdefault("_inputs", set()).update(sources - {rec.name})
+        writer = rec.name if rec is not None else next(iter(sources), None)
+        for t in outs:
+            if writer is not None:
+                self.producer[t] = writer
         return out
 
-    def _function_record(self, func, parent: Layer, outs, first_alloc, macs, other) -> None:
+    def _function_record(self, func, parent: Layer, outs, first_alloc, macs, other) -> Layer:
         op = func.overloadpacket.__name__
         base = f"{parent.name}.{op}" if parent.name else op
         self.calls[base] = self.calls.get(base, 0) + 1
@@ -546,6 +570,7 @@ class _Tracer(TorchDispatchMode):
         )
         self._finish(rec, outs, first_alloc)
         self.records.append(rec)
+        return rec
 
 
 def _meta_shortcut(op: _Op, args):
@@ -632,6 +657,7 @@ def profile(
             for t in (swap or params).values():
                 tracer.params[t] = True
             tracer._new_alloc(x)
+            tracer.producer[x] = ""  # the data flow (``extra["_inputs"]``) starts at the input, ""
             n_spatial = len(size) - 1
             tracer.fields[x] = _Field((1,) * n_spatial, (1,) * n_spatial)
             with tracer:
@@ -658,6 +684,10 @@ def profile(
     unique = {id(p): p for p in model.parameters()}
     weights = sum(p.numel() for n, p in model.named_parameters() if not n.endswith("bias"))
     called = {r.name.split("#")[0] for r in records} | {""}
+    for name in list(called):  # containers that have no forward of their own (ModuleList) ran too
+        while name:
+            name = name.rpartition(".")[0]
+            called.add(name)
     unused = [
         (name, sum(p.numel() for p in m.parameters()))
         for name, m in model.named_modules()

@@ -13,8 +13,9 @@ import sys
 
 from cnnarch import __version__
 
-# in the order `cnnarch --help` lists them: the zoo and its numbers, training, the assignment
+# in the order `cnnarch --help` lists them: the zoo and its numbers, pictures, training, the assignment
 COMMANDS = ["list", "info", "summary", "lecture", "compare"]
+COMMANDS += ["draw", "report"]
 COMMANDS += ["train", "eval", "recipes", "experiment"]
 COMMANDS += ["assignment"]
 
