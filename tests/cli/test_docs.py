@@ -56,7 +56,13 @@ def values(word: str) -> list[str] | None:
 
 
 def options(parser) -> dict:
-    return {s: a for a in parser._actions for s in a.option_strings}
+    """A parser's options, with those of its own subcommands (`cnnarch assignment check --part`)."""
+    found = {s: a for a in parser._actions for s in a.option_strings}
+    for action in parser._actions:
+        if action.nargs == "A...":  # argparse.PARSER: a subcommand's own subcommands
+            for sub in action.choices.values():
+                found.update(options(sub))
+    return found
 
 
 def script_options(name: str) -> set[str]:
