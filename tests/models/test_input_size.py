@@ -190,8 +190,8 @@ def test_wrong_channel_count_is_refused_naming_the_expected_one():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("name", ["resnet18", "googlenet", "alexnet", "vgg11_bn"])
-def test_guard_on_cuda_finds_the_same_sizes(name, shape_model):
-    # The search runs its empty batches on the parameters' device: cuDNN must accept them too.
+def test_check_on_cuda_finds_the_same_sizes(name, shape_model):
+    # The sizes are arithmetic on the layers' settings, whatever the device; a CUDA input is refused too.
     cpu = shape_model(name)
     gpu = shape_model(name).cuda()
     for training in (True, False):
