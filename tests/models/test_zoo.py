@@ -102,3 +102,17 @@ def test_torch_compile_captures_the_whole_forward(name, random_model):
     compiled = torch.compile(model, backend="eager", fullgraph=True)
     with torch.no_grad():
         torch.testing.assert_close(compiled(x), model(x), rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_torch_compile_trains_a_network_as_eager_does(random_model):
+    # aot_eager also captures the backward pass (no code generation); training-mode batch norm included.
+    model = random_model("resnet20")
+    x = torch.randn(2, 3, 8, 8)
+    model(x).square().mean().backward()
+    expected = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    torch.compiler.reset()
+    torch.compile(model, backend="aot_eager", fullgraph=True)(x).square().mean().backward()
+    for p, grad in zip(model.parameters(), expected, strict=True):
+        torch.testing.assert_close(p.grad, grad)
