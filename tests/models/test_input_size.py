@@ -188,6 +188,18 @@ def test_wrong_channel_count_is_refused_naming_the_expected_one():
     assert create_model("resnet20", in_channels=5).eval()(torch.randn(1, 5, 32, 32)).shape == (1, 10)
 
 
+def test_a_network_changed_after_its_first_call_is_not_refused_wrongly(shape_model):
+    model = create_model("resnet20").eval()
+    model(torch.randn(1, 3, 8, 8))  # remembers: 3 channels, at least 1x1
+    model.conv1 = nn.Conv2d(1, 16, 3, padding=1, bias=False)  # a grey-scale stem, as in fine-tuning
+    assert model(torch.randn(1, 1, 8, 8)).shape == (1, 10)
+    model = shape_model("alexnet_tv").eval()
+    with pytest.raises(ValueError, match="at least 63x63"):
+        model(torch.empty(0, 3, 32, 32))
+    model.features[2] = nn.Identity()  # without its first pool the network takes smaller images
+    assert model(torch.empty(0, 3, 32, 32)).shape == (0, 1000)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("name", ["resnet18", "googlenet", "alexnet", "vgg11_bn"])
 def test_check_on_cuda_finds_the_same_sizes(name, shape_model):

@@ -112,11 +112,6 @@ def _chain_range(chain) -> SizeRange | None:
     return SizeRange(smallest, largest) if largest >= smallest else None  # else: sizes skip ``fixed``
 
 
-def _fits(size: int, chain) -> bool:
-    end, fixed = _trace(size, chain)
-    return end > 0 and end == (fixed or end)
-
-
 def _paths(model: nn.Module, training: bool) -> list:
     return model.size_paths(training) if hasattr(model, "size_paths") else [[model]]
 
@@ -152,24 +147,30 @@ def min_input_size(model: nn.Module, in_channels: int | None = None) -> int:
 
 def check_input(model: nn.Module, x: torch.Tensor) -> None:
     """Refuse an input of the wrong channel count or size, naming what ``model`` takes; its ``forward``
-    calls this first. Stands aside while ``torch.jit.trace`` or ``torch.compile`` records the network."""
+    calls this first. Stands aside while ``torch.jit.trace`` or ``torch.compile`` records the network.
+
+    What a model takes is remembered per mode, so that a check costs a few comparisons; a refusal is
+    always worked out afresh, so a network changed after its first call is never refused wrongly."""
     recording = torch.jit.is_tracing() or torch.compiler.is_compiling()
     if recording or not isinstance(x, torch.Tensor) or x.dim() < 3:
         return
     c, h, w = x.shape[-3:]
-    paths = _paths(model, model.training)
-    name = getattr(model, "model_name", None) or type(model).__name__
-    expected = _channels(paths)
-    if expected is not None and c != expected:
-        raise ValueError(
-            f"{name} expects {expected} input channels, got {c}; "
-            f"build it with in_channels={c} for such images"
-        )
-    if all(_fits(size, chain) for chain in paths for size in (h, w)):
+    known = vars(model).setdefault("_accepted_inputs", {})
+    channels, size_range = known.get(model.training, (0, None))
+    if size_range is not None and channels in (None, c) and h in size_range and w in size_range:
         return
-    size_range = input_size_range(model)
+    channels, size_range = _channels(_paths(model, model.training)), input_size_range(model)
+    name = getattr(model, "model_name", None) or type(model).__name__
+    if channels is not None and c != channels:
+        raise ValueError(
+            f"{name} expects {channels} input channels, got {c}; build it with in_channels={c} for such "
+            "images"
+        )
     if size_range is None:
         return  # no size works: let the layer that refuses say why
+    known[model.training] = channels, size_range
+    if h in size_range and w in size_range:
+        return
     mode = ""
     if model.training:
         in_eval = input_size_range(model, training=False)
