@@ -262,17 +262,10 @@ class GoogLeNet(nn.Module):
 
     def size_paths(self, training: bool) -> list:
         # Inception modules keep the size (every branch is padded); aux2 sees aux1's size
-        to_4a = [
-            self.conv1.conv,
-            self.maxpool1,
-            self.conv2.conv,
-            self.conv3.conv,
-            self.maxpool2,
-            self.maxpool3,
-        ]
-        paths = [[*to_4a, self.maxpool4, self.avgpool]]
+        stem = [self.conv1.conv, self.maxpool1, self.conv2.conv, self.conv3.conv, self.maxpool2]
+        paths = [[*stem, self.maxpool3, self.maxpool4, self.avgpool]]
         if training and self.aux_logits:
-            paths.append([*to_4a, self.aux1.pool])
+            paths.append([*stem, self.maxpool3, self.aux1.pool])
         return paths
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | GoogLeNetOutputs:

@@ -152,13 +152,8 @@ Block = type[BasicBlock] | type[Bottleneck]
 def block_convs(stages) -> list[nn.Conv2d]:
     """The convolutions on the main paths of the blocks of ``stages``, in order (a shortcut gives the
     same map size as its block's main path)."""
-    convs = (
-        getattr(block, name, None)
-        for stage in stages
-        for block in stage
-        for name in ("conv1", "conv2", "conv3")
-    )
-    return [c for c in convs if c is not None]
+    blocks = [block for stage in stages for block in stage]
+    return [getattr(b, name) for b in blocks for name in ("conv1", "conv2", "conv3") if hasattr(b, name)]
 
 
 # Table 1 of the paper: block type and number of blocks in stages conv2_x .. conv5_x.
