@@ -53,6 +53,8 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import flop_registry
 from torch.utils.weak import WeakTensorKeyDictionary
 
+from cnnarch.models import input_size_range
+
 aten = torch.ops.aten
 
 _CONV = {aten.convolution, aten._convolution}
@@ -750,7 +752,12 @@ def _explain(model: nn.Module, size: tuple, device: torch.device, e: Exception) 
     name = type(model).__name__
     shape = "x".join(map(str, size))
     if any(s in msg.lower() for s in ("too small", "output size", "kernel size can't be greater")):
-        return ValueError(f"input {shape} is too small for {name} ({msg}); try a larger --input")
+        try:
+            sizes = input_size_range(model, size[0])
+        except (TypeError, ValueError):  # not a chain of layers whose sizes can be worked out
+            sizes = None
+        accepts = f"; it accepts {sizes.describe()}" if sizes else ""
+        return ValueError(f"input {shape} is too small for {name} ({msg}){accepts}; try a larger --input")
     if device.type == "meta" and ("meta" in msg.lower() or "data-dependent" in msg.lower()):
         return ValueError(
             f"{name} cannot run on the meta device ({msg}): its forward reads tensor values; "

@@ -33,6 +33,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from cnnarch.models._input_size import check_input
 from cnnarch.models._registry import register_model
 
 __all__ = ["CifarFastNet", "ConvStage", "ShiftBatchNorm2d"]
@@ -50,7 +51,7 @@ class ShiftBatchNorm2d(nn.BatchNorm2d):
 
     def __init__(self, num_features: int, **kwargs):
         super().__init__(num_features, **kwargs)
-        del self._parameters["weight"]
+        del self.weight
         self.register_buffer("weight", torch.ones(num_features))
 
 
@@ -104,7 +105,12 @@ class CifarFastNet(nn.Module):
                     with torch.no_grad():
                         nn.init.dirac_(m.weight[: m.in_channels])
 
+    def size_paths(self, training: bool) -> list:
+        stages = (self.layer1, self.layer2, self.layer3)
+        return [[self.whiten, *(m for s in stages for m in (s.conv1, s.pool, s.conv2)), self.pool]]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(self, x)
         x = self.act(self.whiten(x))
         x = self.layer3(self.layer2(self.layer1(x)))
         return self.fc(torch.flatten(self.pool(x), 1)) * self.logit_scale

@@ -39,6 +39,7 @@ from typing import Literal, NamedTuple
 import torch
 from torch import nn
 
+from cnnarch.models._input_size import check_input
 from cnnarch.models._layers import LocalResponseNorm
 from cnnarch.models._registry import register_model
 
@@ -258,7 +259,16 @@ class GoogLeNet(nn.Module):
                 nn.init.constant_(m.weight, 1)
                 nn.init.constant_(m.bias, 0)
 
+    def size_paths(self, training: bool) -> list:
+        # Inception modules keep the size (every branch is padded); aux2 sees aux1's size
+        stem = [self.conv1.conv, self.maxpool1, self.conv2.conv, self.conv3.conv, self.maxpool2]
+        paths = [[*stem, self.maxpool3, self.maxpool4, self.avgpool]]
+        if training and self.aux_logits:
+            paths.append([*stem, self.maxpool3, self.aux1.pool])
+        return paths
+
     def forward(self, x: torch.Tensor) -> torch.Tensor | GoogLeNetOutputs:
+        check_input(self, x)
         x = self.norm1(self.maxpool1(self.conv1(x)))
         x = self.maxpool2(self.norm2(self.conv3(self.conv2(x))))
         x = self.maxpool3(self.inception3b(self.inception3a(x)))
