@@ -28,8 +28,8 @@ for v in "${variants[@]}"; do
   name=${v%%|*}; opts=${v#*|}; i=$((i + 1))
   # shellcheck disable=SC2086
   log=$(timeout "${LIMIT_EACH:-60}" $py -m cnnarch.cli train --recipe cifar-fast --data "$DATA" \
-    --output "$OUT/$i" --milestones 90 93 94 $opts "$@" 2>&1)
-  plain=$(grep -o 'test top-1 [0-9.]*%' <<<"$log" | tail -1)
+    --output "$OUT/$i" --target-accuracy 90 93 94 $opts "$@" 2>&1)
+  plain=$(grep -o 'test ([0-9]* images): top-1 [0-9.]*%' <<<"$log" | grep -o 'top-1 [0-9.]*%')
   tta=$(grep -o 'TTA.*top-1 [0-9.]*%' <<<"$log" | grep -o '[0-9.]*%$')
   t=$(grep -o '^time: [0-9.]* s training' <<<"$log" | grep -o '[0-9.]*')
   echo "$name | $opts | ${plain:-failed} | TTA ${tta:--} | ${t:--} s training"

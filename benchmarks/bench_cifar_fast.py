@@ -53,7 +53,8 @@ def main(argv=None) -> int:
     from cnnarch.models import create_model
     from cnnarch.train.config import RECIPES, resolve_config
     from cnnarch.train.data import build_data, load_splits
-    from cnnarch.train.fast import FastTrainer, adapt_to_machine, training_flops
+    from cnnarch.train.device import adapt_amp, pick_device
+    from cnnarch.train.fast import training_flops
     from cnnarch.train.trainer import Trainer
 
     out = Path(args.output or tempfile.mkdtemp(prefix="cifar_fast_"))
@@ -73,14 +74,13 @@ def main(argv=None) -> int:
     accs, plain, walls, trains = [], [], [], []
     cfg = None
     for seed in args.seeds:
-        cfg, note = adapt_to_machine(
-            resolve_config("cifar-fast", seed=seed, output=str(out / f"fast{seed}"), **fast_over), {}
-        )
+        cfg = resolve_config("cifar-fast", seed=seed, output=str(out / f"fast{seed}"), **fast_over)
+        cfg, note = adapt_amp(cfg, False, pick_device(cfg.device))
         if note:
             print(note)
         t0 = time.perf_counter()
         data = build_data(cfg, progress=False)
-        row = FastTrainer(
+        row = Trainer(
             cfg, data, log=lambda s: print("  " + s, flush=True) if not s.startswith("training") else None
         ).fit()
         wall = time.perf_counter() - t0

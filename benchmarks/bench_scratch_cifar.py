@@ -5,7 +5,7 @@ the 10,000 test images for the final number), trained by the assignment's Solver
     python benchmarks/bench_scratch_cifar.py cnn      # ThreeLayerConvNet, 1 epoch: > 40% training acc
     python benchmarks/bench_scratch_cifar.py resnet   # NumPy mini-ResNet: >= 70% test accuracy
 
-Data: $CNNARCH_CIFAR10 or ../shared/data/cifar10-jpeg (decoded once into a uint8 cache).
+Data: found like all of cnnarch.data ($CNNARCH_DATA, the cache, a download; JPEG copies decoded once).
 Run with OMP_NUM_THREADS set; every run is seeded and repeats exactly on the same machine.
 """
 

@@ -12,7 +12,7 @@
 #
 # The whole script ends within about $TOTAL seconds (default 270; at worst ~15 s more). CPU rehearsal with a tiny subset:
 #   TOTAL=150 DEG_BUDGET=0.01 DROP_BUDGET=0.05 ENS_BUDGET=0.01 EXTRA="--device cpu --limit-train 64 \
-#     --limit-test 32" OUT=/tmp/rehearsal DATA=../shared/data/cifar10-jpeg bash benchmarks/gpu_experiments.sh
+#     --limit-val 32" OUT=/tmp/rehearsal DATA=../shared/data/cifar10-jpeg bash benchmarks/gpu_experiments.sh
 set -u
 OUT=${OUT:-/tmp/gpu_experiments}
 DATA=${DATA:-/tmp/cifar10-jpeg}
@@ -35,14 +35,9 @@ exec > >(tee -a "$log") 2>&1
 echo "== $(date -u '+%Y-%m-%d %H:%M:%S UTC') $(hostname), TOTAL=$TOTAL s, data $DATA"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
 timeout 60 $py -c "
-import sys, torch, torchvision
+import sys, torch, torchvision, matplotlib
 print('python', sys.version.split()[0], 'torch', torch.__version__, 'torchvision', torchvision.__version__,
-      'cuda', torch.cuda.is_available())
-try:
-    import matplotlib
-    print('matplotlib', matplotlib.__version__)
-except ImportError:
-    print('matplotlib missing: the reports will have no figures (the metrics files keep every number)')
+      'matplotlib', matplotlib.__version__, 'cuda', torch.cuda.is_available())
 "
 
 one() {  # NAME BUDGET LIMIT

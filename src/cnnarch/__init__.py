@@ -4,7 +4,14 @@ Subpackages: ``models`` (the zoo), ``analysis`` (shapes, parameters, memory, FLO
 ``scratch`` (a NumPy engine with the CS231n assignment's API), ``data`` and ``train``.
 """
 
-from cnnarch.models import create_model, list_models
-
 __version__ = "0.1.0"
 __all__ = ["create_model", "list_models", "__version__"]
+
+
+def __getattr__(name: str):
+    # The zoo imports torch; loading it on first use keeps `import cnnarch` (and `cnnarch --help`) fast.
+    if name in ("create_model", "list_models"):
+        import cnnarch.models
+
+        return getattr(cnnarch.models, name)
+    raise AttributeError(f"module 'cnnarch' has no attribute {name!r}")

@@ -70,9 +70,15 @@ def test_summary_errors(capsys):
 def test_lecture_command(capsys):
     code, out, _ = run(capsys, "lecture", "--section", "Inception")
     assert code == 0
-    assert "854,196,224 MACs" in out and "271,351,808 MACs" in out and "[differ]" in out
-    code, out, _ = run(capsys, "lecture", "--markdown", "--section", "resnet")
+    assert "854,196,224 MACs" in out and "271,351,808 MACs" in out and " differ " in out
+    code, out, _ = run(capsys, "lecture", "--format", "markdown", "--section", "resnet")
     assert out.startswith("| section | claim |") and "| ResNet | ResNet-152 layers | 152 |" in out
+    assert "| ResNet | ILSVRC 2015 top-5 error | 3.57% |  | cited |" in out
+    code, out, _ = run(capsys, "lecture", "--format", "json", "--section", "inception")
+    naive = next(r for r in json.loads(out) if r["claim"] == "naive module: operations")
+    assert naive["value"] == 28 * 28 * 256 * (128 + 192 * 9 + 96 * 25) and naive["status"] == "agree"
+    code, out, _ = run(capsys, "lecture", "--format", "csv", "--section", "ResNet")
+    assert out.splitlines()[0] == "section,claim,lecture,computed,status,why,source,value,network"
     code, _, err = run(capsys, "lecture", "--section", "LeNet")
     assert code == 2 and "AlexNet" in err
 

@@ -6,8 +6,11 @@ import torchvision.transforms.v2.functional as TF
 
 from cnnarch.data import (
     EvalTransform,
+    ImageTensors,
     Normalize,
+    TensorLoader,
     TrainTransform,
+    alternating_flips,
     channel_stats,
     make_transforms,
     pad_crop,
@@ -131,3 +134,85 @@ def test_grayscale_batches_keep_one_channel():
     x = _images(n=4, c=1, h=6, w=6)
     y = TrainTransform(crop=6, padding=1)(x, torch.Generator().manual_seed(0))
     assert y.shape == (4, 1, 6, 6) and 0 <= y.min() and y.max() <= 1
+
+
+def test_reflect_pad_crop_equals_f_pad_reflect_at_the_crop_offset():
+    x = _images(n=40, h=12, w=10)
+    g = torch.Generator().manual_seed(2)
+    # every offset of a 3-pixel padding, corners included
+    dy, dx = torch.randint(0, 6 + 1, (40,), generator=g), torch.randint(0, 6 + 1, (40,), generator=g)
+    dy[:2], dx[:2] = torch.tensor([0, 6]), torch.tensor([0, 6])
+    flip = torch.rand(40, generator=g) < 0.5
+    out = pad_crop(x, dy, dx, 10, padding=3, flip=flip, mode="reflect")
+    assert out.dtype == torch.uint8 and out.shape == (40, 3, 10, 10)
+    for i in range(40):
+        padded = F.pad(x[i : i + 1].float(), (3, 3, 3, 3), mode="reflect")[0]
+        ref = padded[:, dy[i] : dy[i] + 10, dx[i] : dx[i] + 10]
+        assert torch.equal(out[i].float(), ref.flip(-1) if flip[i] else ref), i
+    zeros = pad_crop(x, dy, dx, 10, padding=3)  # the default is still zero padding
+    assert torch.equal(zeros[0, :, :3], torch.zeros(3, 3, 10, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="reflect padding by 10 needs images larger"):
+        pad_crop(x, dy, dx, 10, padding=10, mode="reflect")
+    with pytest.raises(ValueError, match="padding mode must be one of constant, reflect"):
+        pad_crop(x, dy, dx, 10, padding=3, mode="wrap")
+    with pytest.raises(ValueError, match="pad_mode"):
+        TrainTransform(crop=8, padding=2, pad_mode="edge")
+
+
+def test_train_transform_reflect_mode_uses_reflect_padding():
+    x = _images(n=8, h=8, w=8)
+    t = TrainTransform(crop=8, padding=2, flip=False, pad_mode="reflect")
+    p = t.sample(8, (8, 8), torch.Generator().manual_seed(0))
+    y = t.apply(x, p)
+    for i in range(8):
+        ref = F.pad(x[i : i + 1].float(), (2,) * 4, mode="reflect")[0] / 255
+        torch.testing.assert_close(y[i], ref[:, p["dy"][i] : p["dy"][i] + 8, p["dx"][i] : p["dx"][i] + 8])
+
+
+def _traced_flips(loader, data, epoch):
+    """Per dataset index: was the image mirrored in ``epoch``? (labels carry the index)."""
+    loader.set_epoch(epoch)
+    flipped = torch.full((len(data.images),), -1)
+    for x, y in loader:
+        for img, i in zip(x.mul(255).round().to(torch.uint8), y.tolist(), strict=True):
+            plain = data.images[i]
+            assert torch.equal(img, plain) or torch.equal(img, plain.flip(-1))
+            flipped[i] = int(torch.equal(img, plain.flip(-1)))
+    assert (flipped >= 0).all()  # every image seen once
+    return flipped.bool()
+
+
+def test_alternating_flips_mirror_every_image_exactly_once_in_two_consecutive_epochs():
+    n = 64
+    g = torch.Generator().manual_seed(4)
+    images = torch.randint(0, 256, (n, 3, 5, 5), dtype=torch.uint8, generator=g)
+    data = ImageTensors(images, torch.arange(n), [str(i) for i in range(n)])
+    assert not any(torch.equal(im, im.flip(-1)) for im in images)  # a flip is always visible
+    t = TrainTransform(flip=True, alternate_flip=True)
+    loader = TensorLoader(data, 16, seed=9, transform=t)
+    flips = [_traced_flips(loader, data, e) for e in range(4)]
+    assert 16 < int(flips[0].sum()) < 48  # a random half in epoch 0
+    for e in range(3):
+        assert torch.equal(flips[e] ^ flips[e + 1], torch.ones(n, dtype=torch.bool)), e
+    # nothing but (seed, epoch) decides: a fresh loader resumed at epoch 3 flips the same images
+    assert torch.equal(_traced_flips(TensorLoader(data, 16, seed=9, transform=t), data, 3), flips[3])
+    assert not torch.equal(_traced_flips(TensorLoader(data, 16, seed=10, transform=t), data, 0), flips[0])
+    # the function itself: index order does not matter, odd epochs invert
+    order = torch.randperm(n, generator=g)
+    assert torch.equal(
+        alternating_flips(order, n, 2, seed=9), alternating_flips(torch.arange(n), n, 0, 9)[order]
+    )
+    assert torch.equal(alternating_flips(order, n, 5, seed=9), ~alternating_flips(order, n, 0, seed=9))
+    with pytest.raises(ValueError, match="alternate_flip=True needs flip=True"):
+        TrainTransform(flip=False, alternate_flip=True)
+
+
+def test_random_flips_are_unchanged_by_default():
+    x = _images(n=32, h=8, w=8)
+    t = TrainTransform(crop=8, padding=2)
+    p = t.sample(32, (8, 8), torch.Generator().manual_seed(5), epoch=1, index=torch.arange(32), seed=3)
+    g = torch.Generator().manual_seed(5)  # the numbers drawn before these options existed, in that order
+    assert torch.equal(p["dy"], torch.randint(0, 5, (32,), generator=g))
+    assert torch.equal(p["dx"], torch.randint(0, 5, (32,), generator=g))
+    assert torch.equal(p["flip"], torch.rand(32, generator=g) < 0.5)
+    assert t.pad_mode == "constant" and not t.alternate_flip and t(x).shape == (32, 3, 8, 8)

@@ -50,9 +50,12 @@ def test_drop_last_and_no_shuffle():
 
 
 @pytest.mark.parametrize("n", [50, 53])
-def test_shards_of_two_ranks_make_the_single_process_batch(n):
+@pytest.mark.parametrize("airbench", [False, True])
+def test_shards_of_two_ranks_make_the_single_process_batch(n, airbench):
     data = _data(n=n)
     t = TrainTransform(crop=6, padding=2)
+    if airbench:
+        t = TrainTransform(crop=6, padding=2, pad_mode="reflect", alternate_flip=True)
     single = _epoch(TensorLoader(data, 8, seed=1, transform=t), 2)
     r0 = _epoch(TensorLoader(data, 4, seed=1, transform=t, rank=0, world_size=2), 2)
     r1 = _epoch(TensorLoader(data, 4, seed=1, transform=t, rank=1, world_size=2), 2)

@@ -16,10 +16,11 @@ def tiny(cifar_jpeg_root, tmp_path):
 
     def make(name, budget, output=None, **kw):
         kw.setdefault("limit_train", 32)
-        kw.setdefault("limit_test", 16)
+        kw.setdefault("limit_val", 16)
+        kw.setdefault("log", lambda s: None)
         return Context(
             name=name, output=output or tmp_path / name, budget=budget, data=str(cifar_jpeg_root),
-            device="cpu", command=f"test {name}", log=lambda s: None, **kw,
+            device="cpu", command=f"test {name}", **kw,
         )  # fmt: skip
 
     return make

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from cnnarch.cli import main
+from cnnarch.cli import build_parser, main
 from cnnarch.experiments import Context, architectures, run_experiment
 
 
@@ -18,6 +18,7 @@ def test_inception_cost(tmp_path):
     m = json.loads((ctx.output / "metrics.json").read_text())
     # the lecture's naive module on 28x28x256, written out: 1x1x128, 3x3x192, 5x5x96 convolutions
     assert m["lecture"]["naive"]["macs"] == 28 * 28 * 256 * (128 + 9 * 192 + 25 * 96)
+    assert m["lecture"]["naive"]["params"] == 256 * (128 + 9 * 192 + 25 * 96) + 128 + 192 + 96
     # reduced: 1x1 reductions to 64 before the 3x3 and 5x5, a 1x1x64 after the pool
     red = 28 * 28 * (256 * 128 + 256 * 64 + 9 * 64 * 192 + 256 * 64 + 25 * 64 * 96 + 256 * 64)
     assert m["lecture"]["reduced"]["macs"] == red
@@ -74,6 +75,8 @@ def test_cli_errors(tmp_path, capsys):
     )
     with pytest.raises(SystemExit):
         main(["experiment", "degradation", "--budget"])
+    args = build_parser().parse_args(["experiment", "dropout", "--limit-train", "64", "--limit-val", "32"])
+    assert (args.limit_train, args.limit_val) == (64, 32)
 
 
 def test_architectures_vgg_googlenet_falls_back_to_top5():

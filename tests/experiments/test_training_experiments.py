@@ -6,8 +6,9 @@ import csv
 import json
 
 import pytest
+import torch
 
-from cnnarch.experiments import ensemble, run_experiment
+from cnnarch.experiments import dropout, ensemble, normalization, run_experiment
 from cnnarch.experiments.runner import read_rows
 
 
@@ -36,9 +37,17 @@ def assert_report(out, figures):
 
 
 def test_degradation_stops_resumes_and_reports(tiny):
-    ctx = tiny("degradation", budget=0.0125)  # 8 iterations: 2 epochs of 4 batches of 8 images
+    logged = []
+    ctx = tiny("degradation", budget=0.0125, log=logged.append)  # 8 iterations: 2 epochs of 4 batches of 8
     stop_after(ctx, 3)  # plain20, plain56 and resnet20 get epoch 1, then the "time limit" stops it
     run_experiment(ctx)
+    # one line per run and epoch, from the trainer's metrics (its configuration dump is not shown)
+    progress = [s for s in logged if s.startswith("[degradation] ")]
+    assert [s.split(" step ")[0] for s in progress] == [
+        f"[degradation] {n} epoch 1/2" for n in ("plain20", "plain56", "resnet20")
+    ]
+    assert all(" step 4: train err " in s and ", test err " in s for s in progress)
+    assert len(logged) == len(progress) + 1 and logged[-1].startswith("time limit")
     text, _ = assert_report(ctx.output, ["degradation.png"])
     assert "stopped by the time limit" in text
     runs = ctx.output / "runs"
@@ -93,3 +102,25 @@ def test_small_network_experiments(tiny, name, budget, figure, runs):
     for r in metrics["runs"].values():
         assert r["state"] in ("done", "diverged")
         assert 1 <= len(r["curve"]) <= r["planned_epochs"]
+
+
+def n_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_small_networks_are_vgg_features():
+    # conv3x3 layers 3->32->64->128 (weights 9*cin*cout, plus biases), then the experiment's head
+    convs = 9 * (3 * 32 + 32 * 64 + 64 * 128)
+    biases = 32 + 64 + 128
+    fc = (2048 * 512 + 512) + (512 * 512 + 512) + (512 * 10 + 10)
+    assert n_params(dropout.vgg_small(0.5, 10)) == convs + biases + fc
+    assert n_params(normalization.small_net("none", 10)) == convs + biases + 128 * 10 + 10
+    # batch norm: no convolution biases, a scale and a shift per channel
+    assert n_params(normalization.small_net("bn", 10)) == convs + 2 * biases + 128 * 10 + 10
+    kinds = [type(m).__name__ for m in normalization.small_net("lrn").features]
+    assert kinds == ["Conv2d", "ReLU", "LocalResponseNorm", "MaxPool2d"] * 3
+    net = dropout.vgg_small(0.3, 7)
+    assert [m.p for m in net.modules() if isinstance(m, torch.nn.Dropout)] == [0.3, 0.3]
+    assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 7)
+    with pytest.raises(ValueError, match="norm must be one of"):
+        normalization.small_net("ln")

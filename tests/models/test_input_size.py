@@ -1,7 +1,8 @@
-"""The input-size guard every registered model carries, and ``min_input_size`` against torchvision's
-own metadata."""
+"""The input-size check every network of the zoo runs first, the sizes it works out against torch's
+own layers and torchvision's metadata, and the registry around it."""
 
 import pickle
+import sys
 
 import pytest
 import torch
@@ -9,7 +10,14 @@ import torchvision
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from cnnarch.models import create_model, input_size_range, list_models, min_input_size
+from cnnarch.models import (
+    check_input,
+    create_model,
+    get_model_entry,
+    input_size_range,
+    list_models,
+    min_input_size,
+)
 
 # our torchvision-form models -> torchvision's name for the same network
 TORCHVISION_FORM = {
@@ -32,13 +40,73 @@ def test_min_input_size_agrees_with_torchvision_metadata(name, shape_model):
     assert min_input_size(model.train()) == min_h  # aux classifiers (googlenet_tv) included
 
 
-def test_search_works_on_any_module():
+def test_sizes_of_any_chain_of_layers():
     # 3x3 convolution without padding, then 2x2 pooling: the first size that works is 4.
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.MaxPool2d(2), nn.Flatten())
     assert min_input_size(model) == 4
     assert min_input_size(nn.Sequential(nn.Conv2d(1, 4, 5)), in_channels=1) == 5
     with pytest.raises(ValueError, match="no input with 2 channels"):
         min_input_size(model, in_channels=2)
+    # A fixed classifier: 8 channels of 3x3 maps; the 4x4/2 pool gives 3 from 8 and 9 (not 7 or 10).
+    fixed = nn.Sequential(nn.Conv2d(3, 8, 1), nn.MaxPool2d(4, 2), nn.Flatten(), nn.Linear(8 * 3 * 3, 2))
+    assert input_size_range(fixed).describe() == "8x8 to 9x9"
+    # Padding, dilation, ceil mode (the last window must start inside the input), two layers: the
+    # smallest size is the first one torch's own layers run.
+    layers = [
+        nn.MaxPool2d(3, 2, ceil_mode=True),
+        nn.MaxPool2d(2, 2, padding=1, ceil_mode=True),
+        nn.AvgPool2d(3, 2, padding=1, ceil_mode=True),
+        nn.MaxPool2d(3, 1, dilation=2),
+        nn.Conv2d(1, 1, 3, stride=2, padding=1, dilation=3),
+        nn.Conv2d(1, 1, 3, padding="same", dilation=2),
+        nn.Conv2d(1, 1, 3, padding="valid"),
+    ]
+    for first in layers:
+        for second in layers:
+            chain = nn.Sequential(first, second)
+            runs = [size for size in range(1, 20) if _runs(chain, size)]
+            assert runs and runs == list(range(min_input_size(chain), 20)), chain
+    with pytest.raises(TypeError, match="cannot tell how Block changes the input size"):
+
+        class Block(nn.Module):  # branches: its layers in order are not a chain
+            def __init__(self):
+                super().__init__()
+                self.a, self.b = nn.Conv2d(3, 3, 3), nn.Conv2d(3, 3, 1)
+
+        input_size_range(nn.Sequential(Block()))
+
+
+def _runs(model, size):
+    try:
+        model(torch.empty(0, 1, size, size))
+    except RuntimeError:
+        return False
+    return True
+
+
+def _unchecked(monkeypatch, model):
+    """``model`` with the check of its forward switched off, so that torch's own layers answer."""
+    monkeypatch.setattr(sys.modules[type(model).__module__], "check_input", lambda *_: None)
+    return model
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_sizes_agree_with_what_torch_runs(name, shape_model, monkeypatch):
+    # Independent of the arithmetic: empty batches (every layer checks its shapes, none computes) at the
+    # bounds and one pixel past them, through the network with its check switched off.
+    model = _unchecked(monkeypatch, shape_model(name))
+    modes = [False, True] if name == "googlenet" else [False]  # the one whose range depends on the mode
+    for training in modes:  # (its training mode has no batch norm, which would refuse an empty batch)
+        model.train(training)
+        size_range = input_size_range(model, 3)
+        bounds = [(size_range.smallest, size_range.smallest - 1)]
+        if size_range.largest is not None:
+            bounds.append((size_range.largest, size_range.largest + 1))
+        for good, bad in bounds:
+            model(torch.empty(0, 3, good, good))
+            if bad >= 1:
+                with pytest.raises(RuntimeError):
+                    model(torch.empty(0, 3, bad, good))
 
 
 def test_too_small_input_fails_before_any_convolution():
@@ -54,14 +122,14 @@ def test_too_small_input_fails_before_any_convolution():
     assert len(calls) == 20
 
 
-def test_search_is_invisible_to_hooks_and_flop_counters():
+def test_check_is_invisible_to_hooks_and_flop_counters():
     model = create_model("resnet18").eval()
     seen = []
     for m in model.modules():
         m.register_forward_hook(lambda m, i, o: seen.append(o.device.type))
     x = torch.randn(1, 3, 32, 32)
     counts = []
-    for _ in range(2):  # the first call runs the search, the second finds it cached
+    for _ in range(2):  # both calls run the check, which runs no layer
         with FlopCounterMode(display=False) as counter:
             model(x)
         counts.append(counter.get_total_flops())
@@ -70,7 +138,7 @@ def test_search_is_invisible_to_hooks_and_flop_counters():
     assert seen[: len(seen) // 2] == seen[len(seen) // 2 :]  # each call saw the same module calls
 
 
-def test_guarded_model_pickles_and_keeps_its_guard():
+def test_checked_model_pickles_and_keeps_its_check():
     model = pickle.loads(pickle.dumps(create_model("resnet18")))
     with pytest.raises(ValueError, match="at least 1x1"):
         model(torch.randn(1, 3, 0, 0))
@@ -81,7 +149,18 @@ def test_unknown_model_lists_close_names():
         create_model("resnet5")
 
 
-def test_every_registered_builder_gets_the_guard(monkeypatch):
+class Tiny(nn.Sequential):
+    """A 5x5 convolution, so 5x5 is the smallest input."""
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__(nn.Conv2d(3, 8, 5), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, num_classes))
+
+    def forward(self, x):
+        check_input(self, x)
+        return super().forward(x)
+
+
+def test_registry_keeps_builders_and_names_the_model(monkeypatch):
     from cnnarch.models import _registry
 
     monkeypatch.setattr(_registry, "_MODELS", dict(_registry._MODELS))  # registered for this test only
@@ -89,21 +168,42 @@ def test_every_registered_builder_gets_the_guard(monkeypatch):
     @_registry.register_model(paper="a test", input_size=(3, 8, 8))
     def tiny(num_classes: int = 10) -> nn.Module:
         """A 5x5 convolution, so 5x5 is the smallest input."""
-        return nn.Sequential(
-            nn.Conv2d(3, 8, 5), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, num_classes)
-        )
+        return Tiny(num_classes)
 
+    assert get_model_entry("tiny").builder is tiny  # registered as written, not wrapped
     model = create_model("tiny")
     assert model(torch.randn(1, 3, 5, 5)).shape == (1, 10)
     with pytest.raises(ValueError, match=r"tiny accepts inputs of at least 5x5 pixels; got 4x9"):
         model(torch.randn(1, 3, 4, 9))
     assert tiny.__doc__.startswith("A 5x5 convolution")  # cnnarch info shows the builder's docstring
+    # Built directly, the same network checks its input the same way, under its class name.
+    with pytest.raises(ValueError, match=r"^Tiny accepts inputs of at least 5x5 pixels; got 4x9"):
+        tiny()(torch.randn(1, 3, 4, 9))
+
+
+def test_wrong_channel_count_is_refused_naming_the_expected_one():
+    model = create_model("resnet20").eval()
+    with pytest.raises(ValueError, match=r"resnet20 expects 3 input channels, got 5; .*in_channels=5"):
+        model(torch.randn(1, 5, 32, 32))
+    assert create_model("resnet20", in_channels=5).eval()(torch.randn(1, 5, 32, 32)).shape == (1, 10)
+
+
+def test_a_network_changed_after_its_first_call_is_not_refused_wrongly(shape_model):
+    model = create_model("resnet20").eval()
+    model(torch.randn(1, 3, 8, 8))  # remembers: 3 channels, at least 1x1
+    model.conv1 = nn.Conv2d(1, 16, 3, padding=1, bias=False)  # a grey-scale stem, as in fine-tuning
+    assert model(torch.randn(1, 1, 8, 8)).shape == (1, 10)
+    model = shape_model("alexnet_tv").eval()
+    with pytest.raises(ValueError, match="at least 63x63"):
+        model(torch.empty(0, 3, 32, 32))
+    model.features[2] = nn.Identity()  # without its first pool the network takes smaller images
+    assert model(torch.empty(0, 3, 32, 32)).shape == (0, 1000)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("name", ["resnet18", "googlenet", "alexnet", "vgg11_bn"])
-def test_guard_on_cuda_finds_the_same_sizes(name, shape_model):
-    # The search runs its empty batches on the parameters' device: cuDNN must accept them too.
+def test_check_on_cuda_finds_the_same_sizes(name, shape_model):
+    # The sizes are arithmetic on the layers' settings, whatever the device; a CUDA input is refused too.
     cpu = shape_model(name)
     gpu = shape_model(name).cuda()
     for training in (True, False):
@@ -111,3 +211,29 @@ def test_guard_on_cuda_finds_the_same_sizes(name, shape_model):
     size = min_input_size(gpu.eval())
     with pytest.raises(ValueError, match=f"at least {size}x{size}|{size}x{size} to"):
         gpu(torch.empty(1, 3, size - 1, size - 1, device="cuda"))
+
+
+@pytest.mark.parametrize(
+    "name, input_size, message",
+    [
+        ("alexnet", (3, 300, 300), "alexnet accepts inputs of 227x227 to 258x258 pixels"),
+        ("alexnet", (5, 227, 227), "alexnet expects 3 input channels, got 5"),
+        ("googlenet", (3, 16, 16), "googlenet accepts inputs of at least 31x31 pixels"),
+    ],
+)
+def test_analyzer_on_meta_says_what_a_forward_pass_says(name, input_size, message, shape_model):
+    from cnnarch.analysis import profile
+
+    model = shape_model(name).eval()
+    with pytest.raises(ValueError, match=message) as forward:
+        model(torch.empty(1, *input_size))
+    with pytest.raises(ValueError) as on_meta:
+        profile(model, input_size)
+    assert str(on_meta.value) == str(forward.value)
+
+
+def test_analyzer_names_the_sizes_a_chain_of_layers_accepts():
+    from cnnarch.analysis import profile
+
+    with pytest.raises(ValueError, match=r"too small for Sequential .*it accepts at least 6x6"):
+        profile(nn.Sequential(nn.Conv2d(3, 3, 5), nn.MaxPool2d(2)), (3, 5, 5))

@@ -1,5 +1,6 @@
-"""Every registered model, the later families included: built by name, trained one step and evaluated
-at its smallest valid input."""
+"""Every registered model, the later families included: built by name for one-channel images, trained
+one step and evaluated at its smallest valid input, traced with ``torch.jit.trace``; one network per
+forward code path under ``torch.compile``."""
 
 import inspect
 
@@ -19,10 +20,10 @@ def outputs(y):
 @pytest.mark.parametrize("name", ALL)
 def test_forward_backward_train_and_eval_at_the_smallest_input(name, random_model):
     builder_args = inspect.signature(get_model_entry(name).builder).parameters
-    assert "num_classes" in builder_args
-    in_channels = 1 if "in_channels" in builder_args else 3  # exercise the option where there is one
-    kwargs = {"in_channels": in_channels} if in_channels == 1 else {}
-    if "drop_path_global" in builder_args:  # FractalNet: drop-path leaves dropped columns without gradient
+    assert "num_classes" in builder_args and "in_channels" in builder_args
+    in_channels = 1
+    kwargs = {"in_channels": in_channels}
+    if name.startswith("fractalnet"):  # drop-path leaves dropped columns without gradient
         kwargs.update(drop_path_local=0.0, drop_path_global=0.0)
     model = random_model(name, num_classes=10, **kwargs).train()
 
@@ -66,3 +67,52 @@ def test_the_issue_names_seventeen_models():
     names += [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")]
     names += [f"resnet{d}" for d in (18, 34, 50, 101, 152)]
     assert len(names) == 17 and set(names) <= set(ALL)
+
+
+def _eval_at_smallest_input(random_model, name):
+    model = random_model(name, num_classes=10, in_channels=1).eval()
+    size = min_input_size(model, 1)
+    return model, torch.randn(1, 1, size, size)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ALL)
+def test_torch_jit_trace_gives_the_eager_logits(name, random_model):
+    model, x = _eval_at_smallest_input(random_model, name)
+    with torch.no_grad():
+        expected = model(x)
+        traced = torch.jit.trace(model, x, check_trace=False)  # the comparison below is the check
+        got = traced(x)
+    assert traced.inlined_graph.findAllNodes("aten::_convolution")  # recorded, not a Python fallback
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+# One network per forward code path: the other depths and widths run the same Python.
+COMPILED = ["alexnet", "alexnet_tv", "cifar_fast", "fractalnet20", "googlenet", "plain18", "resnet18"]
+COMPILED += ["resnet20", "resnet50", "vgg11_bn", "wrn16_4", "zfnet"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", COMPILED)
+def test_torch_compile_captures_the_whole_forward(name, random_model):
+    # The "eager" backend runs what dynamo captured without generating code; fullgraph=True fails on
+    # any graph break, such as a shape check that dynamo cannot follow.
+    model, x = _eval_at_smallest_input(random_model, name)
+    torch.compiler.reset()
+    compiled = torch.compile(model, backend="eager", fullgraph=True)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), model(x), rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_torch_compile_trains_a_network_as_eager_does(random_model):
+    # aot_eager also captures the backward pass (no code generation); training-mode batch norm included.
+    model = random_model("resnet20")
+    x = torch.randn(2, 3, 8, 8)
+    model(x).square().mean().backward()
+    expected = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    torch.compiler.reset()
+    torch.compile(model, backend="aot_eager", fullgraph=True)(x).square().mean().backward()
+    for p, grad in zip(model.parameters(), expected, strict=True):
+        torch.testing.assert_close(p.grad, grad)

@@ -10,7 +10,7 @@ from cnnarch.train import checkpoint as C
 
 def test_crash_mid_write_leaves_previous_checkpoint_intact(tmp_path, monkeypatch):
     path = tmp_path / "last.pt"
-    C.atomic_save({"format": C.FORMAT, "epoch": 1, "w": torch.ones(3)}, path)
+    C.atomic_torch_save({"format": C.FORMAT, "epoch": 1, "w": torch.ones(3)}, path)
     real_save = torch.save
 
     def crashing_save(obj, f):
@@ -20,7 +20,7 @@ def test_crash_mid_write_leaves_previous_checkpoint_intact(tmp_path, monkeypatch
 
     monkeypatch.setattr(torch, "save", crashing_save)
     with pytest.raises(KeyboardInterrupt):
-        C.atomic_save({"format": C.FORMAT, "epoch": 2, "w": torch.zeros(3)}, path)
+        C.atomic_torch_save({"format": C.FORMAT, "epoch": 2, "w": torch.zeros(3)}, path)
     monkeypatch.undo()
     ckpt = C.load_checkpoint(path)
     assert ckpt["epoch"] == 1 and torch.equal(ckpt["w"], torch.ones(3))
@@ -72,7 +72,7 @@ def test_rng_state_round_trips_through_a_weights_only_file(tmp_path):
 
     state = C.get_rng_state()
     expected = (torch.rand(3), np.random.rand(3), random.random())
-    C.atomic_save({"format": C.FORMAT, "rng": state}, tmp_path / "r.pt")
+    C.atomic_torch_save({"format": C.FORMAT, "rng": state}, tmp_path / "r.pt")
     C.set_rng_state(C.load_checkpoint(tmp_path / "r.pt")["rng"])
     again = (torch.rand(3), np.random.rand(3), random.random())
     assert torch.equal(expected[0], again[0]) and (expected[1] == again[1]).all() and expected[2] == again[2]

@@ -51,9 +51,10 @@ def train(tree, *extra):
 def test_train_eval_resume_from_the_command_line(tree, capsys):
     assert train(tree, "--epochs", "2") == 0
     out = capsys.readouterr().out
-    assert "lr               = 0.05" in out  # the resolved configuration is printed ...
+    assert '"lr": 0.05' in out  # the resolved configuration is printed ...
     saved = json.loads((tree / "run/config.json").read_text())  # ... and saved
-    assert saved["lr"] == 0.05 and saved["model"] == "resnet18" and saved["batch_size"] == 8
+    assert saved["optim"]["lr"] == 0.05 and saved["model"] == "resnet18"
+    assert saved["schedule"]["batch_size"] == 8
     assert "test (12 images): top-1" in out
 
     assert main(["train", "--resume", str(tree / "run/last.pt"), "--epochs", "3"]) == 0
@@ -64,6 +65,12 @@ def test_train_eval_resume_from_the_command_line(tree, capsys):
     assert main(["eval", str(tree / "run/last.pt"), str(tree / "run/best.pt"), "--ten-crop"]) == 0
     out = capsys.readouterr().out
     assert "test set: 12 images, ten-crop" in out and "ensemble of 2" in out
+    assert main(["eval", str(tree / "run/last.pt"), "--limit-val", "6", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["checkpoint"], r["images"], r["crops"]) for r in rows] == [
+        (str(tree / "run/last.pt"), 6, "single crop")
+    ]
+    assert 0 <= rows[0]["top1"] <= rows[0]["top5"] == 100  # 3 classes: the top 5 holds every label
 
     assert main(["train", "--resume", str(tree / "run/last.pt"), "--lr", "0.5"]) == 2
     err = capsys.readouterr().err
@@ -76,14 +83,18 @@ def test_recipes_command_shows_every_value(capsys):
     assert main(["recipes"]) == 0
     out = capsys.readouterr().out
     for name in ("alexnet", "vgg", "googlenet", "resnet-imagenet", "resnet-cifar"):
-        assert f"\n{name}  (" in f"\n{out}"
-    assert re.search(r"decay_milestones += \(32000, 48000\)", out) and re.search(
-        r"aux_loss_weight += 0.3", out
+        assert re.search(rf"\n{name} +source +", out), name
+    assert re.search(r"resnet-cifar +decay_milestones +32000, 48000\n", out) and re.search(
+        r"googlenet +aux_loss_weight +0.3\n", out
     )
     assert "the paper uses 1e-4" in out
+    assert main(["recipes", "resnet-cifar", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {"recipe": "resnet-cifar", "option": "decay_milestones", "value": [32000, 48000]} in rows
+    assert {"recipe": "resnet-cifar", "option": "lr", "value": 0.1} in rows
     assert main(["train", "--recipe", "alexnet", "--lr", "0.02", "--print-config"]) == 0
-    out = capsys.readouterr().out
-    assert "lr               = 0.02" in out and "weight_decay     = 0.0005" in out
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["optim"]["lr"] == 0.02 and printed["optim"]["weight_decay"] == 0.0005
 
 
 def test_missing_data_is_a_clear_error(tmp_path, capsys):
@@ -126,11 +137,21 @@ def test_resume_through_the_real_data_path_is_bit_identical(tree):
 
 def test_every_train_option_reaches_the_config():
     """An option whose name is not a TrainConfig field would be dropped silently."""
-    from dataclasses import fields
-
     from cnnarch.cli import build_parser
     from cnnarch.train.config import TrainConfig
 
     sub = next(a for a in build_parser()._actions if a.dest == "command").choices["train"]
     dests = {a.dest for a in sub._actions} - {"help", "print_config"}
-    assert dests <= {f.name for f in fields(TrainConfig)}, dests - {f.name for f in fields(TrainConfig)}
+    names = set(TrainConfig.option_names())
+    assert dests <= names, dests - names
+
+
+def test_the_device_is_picked_and_the_process_group_joined_once_per_run(tree, monkeypatch):
+    from cnnarch.train import device, distributed
+
+    calls = []
+    for module, name in ((device, "pick_device"), (distributed, "init_distributed")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, real=real, name=name: calls.append(name) or real(*a))
+    assert train(tree, "--epochs", "1") == 0
+    assert sorted(calls) == ["init_distributed", "pick_device"]

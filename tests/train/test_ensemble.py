@@ -56,3 +56,15 @@ def test_predict_probs_averages_crops_per_image():
         expected = (model(x[..., :4, :4]).softmax(1) + model(x[..., 4:, 4:]).softmax(1)) / 2
     torch.testing.assert_close(probs, expected)
     assert torch.equal(labels, y)
+
+
+def test_an_empty_set_is_zero_images_and_nan_accuracy_everywhere():
+    from cnnarch.train.evaluate import evaluate
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 5))
+    res = evaluate(model, [])
+    assert res.images == 0 and math.isnan(res.top1) and math.isnan(res.loss)
+    probs, labels = predict_probs(model, [])
+    assert len(probs) == len(labels) == 0
+    (row,) = evaluate_ensemble({"m": probs}, labels)
+    assert row.images == 0 and math.isnan(row.top1) and math.isnan(row.top5)

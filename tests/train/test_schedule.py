@@ -9,7 +9,7 @@ from cnnarch.train.optim import LRSchedule, build_optimizer
 
 def lrs(cfg, steps_per_epoch, epochs, val=None):
     """The lr used by every step of ``epochs`` epochs."""
-    opt = build_optimizer([torch.nn.Parameter(torch.zeros(1))], cfg)
+    opt = build_optimizer(torch.nn.Linear(1, 1), cfg)
     sched = LRSchedule(opt, cfg, steps_per_epoch)
     out = []
     for e in range(epochs):
@@ -77,4 +77,4 @@ def test_recipes_and_overrides():
     with pytest.raises(ValueError, match="--sched must be one of"):
         resolve_config(sched="linear")
     with pytest.raises(ValueError, match="--nesterov applies to --opt sgd"):
-        build_optimizer([torch.nn.Parameter(torch.zeros(1))], resolve_config(opt="adamw", nesterov=True))
+        build_optimizer(torch.nn.Linear(1, 1), resolve_config(opt="adamw", nesterov=True))

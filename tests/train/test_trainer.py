@@ -1,4 +1,5 @@
 import csv
+import json
 import math
 
 import pytest
@@ -131,3 +132,24 @@ def test_progress_bar_on_a_terminal_plain_lines_otherwise(tmp_path, syn, monkeyp
     ).fit()
     assert not any(line.startswith("epoch 1 [") for line in lines)
     assert "epoch 1/1" in capsys.readouterr().err  # tqdm's bar instead
+
+
+def test_options_the_run_could_not_apply_are_refused(tmp_path, syn):
+    x, y = syn.blob_images(64)
+    with pytest.raises(ValueError, match="--bn-momentum and --bias-lr-scale act on batch-norm layers"):
+        Trainer(make_cfg(tmp_path, bn_momentum=0.4), syn.bundle(x, y, 16, 4), model=syn.tiny_mlp_net)
+    no_eval = syn.bundle(x, y, 16, 4, val=False)
+    with pytest.raises(ValueError, match="--tta and --target-accuracy need a test set"):
+        Trainer(make_cfg(tmp_path, tta="flip"), no_eval, model=syn.tiny_cnn)
+
+
+def test_tta_and_targets_apply_to_any_run(tmp_path, syn):
+    x, y = syn.blob_images(128)
+    cfg = make_cfg(tmp_path, epochs=2, tta="flip", target_accuracy=(1.0, 1000.0))
+    lines = []
+    out = Trainer(cfg, syn.bundle(x, y, 32, 4, test=True), model=syn.tiny_cnn, log=lines.append).fit()
+    assert any(s.startswith("test with TTA (flip, 32 images)") for s in lines)
+    assert [t["accuracy"] for t in out["targets"]] == [1.0] and out["targets"][0]["epoch"] == 1
+    assert "target 1000%: not reached" in lines
+    saved = json.loads((tmp_path / "run/results.json").read_text())
+    assert saved["tta_top1"] == out["tta_top1"] and saved["test_images"] == 32

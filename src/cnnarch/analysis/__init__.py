@@ -5,25 +5,18 @@ memory, MACs, receptive field) and totals; ``report`` prints it; ``lecture.check
 every number of the lecture; ``compare`` sets networks side by side.
 """
 
-from cnnarch.analysis.inception import (
-    LECTURE_INPUT,
-    InceptionModule,
-    InceptionSpec,
-    naive_inception,
-    reduced_inception,
-)
+from cnnarch.analysis.inception import LECTURE_INPUT, naive_inception, naive_twin, reduced_inception
 from cnnarch.analysis.profiler import Layer, Profile, profile
 from cnnarch.analysis.zoo import LECTURE_MODULES, build
 
 __all__ = [
     "LECTURE_INPUT",
     "LECTURE_MODULES",
-    "InceptionModule",
-    "InceptionSpec",
     "Layer",
     "Profile",
     "build",
     "naive_inception",
+    "naive_twin",
     "profile",
     "reduced_inception",
 ]

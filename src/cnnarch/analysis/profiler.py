@@ -6,7 +6,9 @@ model executes, whether it comes from a module (``nn.Conv2d``) or from a functio
 (``torch.cat``, ``x + identity``, ``F.relu``). Forward hooks on every submodule tell which module is
 running. Each operator is attributed to the innermost running module: a leaf module's record sums the
 operators it ran; an operator run directly in a container's ``forward`` becomes a record of its own,
-named after the container and the operator (``layer1.0.add_``, ``inception3a.cat``).
+named after the container and the operator (``layer1.0.add_``, ``inception3a.cat``). Each record also
+lists, in ``extra["_inputs"]``, the records whose outputs it read ("" for the input): the data flow that
+:mod:`cnnarch.analysis.diagram` draws.
 
 Alongside, every tensor carries a small "field": its receptive field and jump (stride) relative to the
 input per spatial axis, its depth in weighted layers, and the allocation it lives in. Fields compose
@@ -50,6 +52,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import flop_registry
 from torch.utils.weak import WeakTensorKeyDictionary
+
+from cnnarch.models import input_size_range
 
 aten = torch.ops.aten
 
@@ -332,6 +336,18 @@ class Profile:
         order = {id(r): i for i, r in enumerate(_execution_order(self))}
         return sorted(out, key=lambda r: order[id(r)])
 
+    def __str__(self) -> str:
+        """The summary table and totals (``print(profile(model))``)."""
+        from cnnarch.analysis.report import format_table
+
+        return format_table(self)
+
+    def _repr_html_(self) -> str:
+        """The table with its totals, for Jupyter."""
+        from cnnarch.analysis.html_report import profile_html
+
+        return profile_html(self)
+
 
 def _execution_order(p: Profile) -> list[Layer]:
     return sorted(p.blocks + p.layers, key=lambda r: r.extra["_order"])
@@ -344,6 +360,7 @@ class _Tracer(TorchDispatchMode):
         super().__init__()
         self.fields = WeakTensorKeyDictionary()
         self.alloc = WeakTensorKeyDictionary()  # tensor -> allocation id
+        self.producer = WeakTensorKeyDictionary()  # tensor -> name of the record that wrote it last
         self.alloc_bytes: dict[int, int] = {}
         self.params = WeakTensorKeyDictionary()
         self.stack: list[tuple[Layer, int]] = []  # (record, last allocation id before the call)
@@ -521,15 +538,24 @@ class _Tracer(TorchDispatchMode):
         other = self._other_ops(func, args, outs[0])
         if not self.stack:
             return out
+        sources = {self.producer[t] for t in inputs if t in self.producer}
         rec = self.stack[-1][0]
         if rec.kind == "module":
             rec.macs += macs
             rec.other_ops += other
         elif op.makes_record:
-            self._function_record(func, rec, outs[:1], first_alloc, macs, other)
+            rec = self._function_record(func, rec, outs[:1], first_alloc, macs, other)
+        else:  # a view in a container's forward: its data comes from its source's writer
+            rec = None
+        if rec is not None:
+            rec.extra.setdefault("_inputs", set()).update(sources - {rec.name})
+        writer = rec.name if rec is not None else next(iter(sources), None)
+        for t in outs:
+            if writer is not None:
+                self.producer[t] = writer
         return out
 
-    def _function_record(self, func, parent: Layer, outs, first_alloc, macs, other) -> None:
+    def _function_record(self, func, parent: Layer, outs, first_alloc, macs, other) -> Layer:
         op = func.overloadpacket.__name__
         base = f"{parent.name}.{op}" if parent.name else op
         self.calls[base] = self.calls.get(base, 0) + 1
@@ -546,6 +572,7 @@ class _Tracer(TorchDispatchMode):
         )
         self._finish(rec, outs, first_alloc)
         self.records.append(rec)
+        return rec
 
 
 def _meta_shortcut(op: _Op, args):
@@ -632,6 +659,7 @@ def profile(
             for t in (swap or params).values():
                 tracer.params[t] = True
             tracer._new_alloc(x)
+            tracer.producer[x] = ""  # the data flow (``extra["_inputs"]``) starts at the input, ""
             n_spatial = len(size) - 1
             tracer.fields[x] = _Field((1,) * n_spatial, (1,) * n_spatial)
             with tracer:
@@ -658,6 +686,10 @@ def profile(
     unique = {id(p): p for p in model.parameters()}
     weights = sum(p.numel() for n, p in model.named_parameters() if not n.endswith("bias"))
     called = {r.name.split("#")[0] for r in records} | {""}
+    for name in list(called):  # containers that have no forward of their own (ModuleList) ran too
+        while name:
+            name = name.rpartition(".")[0]
+            called.add(name)
     unused = [
         (name, sum(p.numel() for p in m.parameters()))
         for name, m in model.named_modules()
@@ -720,7 +752,12 @@ def _explain(model: nn.Module, size: tuple, device: torch.device, e: Exception) 
     name = type(model).__name__
     shape = "x".join(map(str, size))
     if any(s in msg.lower() for s in ("too small", "output size", "kernel size can't be greater")):
-        return ValueError(f"input {shape} is too small for {name} ({msg}); try a larger --input")
+        try:
+            sizes = input_size_range(model, size[0])
+        except (TypeError, ValueError):  # not a chain of layers whose sizes can be worked out
+            sizes = None
+        accepts = f"; it accepts {sizes.describe()}" if sizes else ""
+        return ValueError(f"input {shape} is too small for {name} ({msg}){accepts}; try a larger --input")
     if device.type == "meta" and ("meta" in msg.lower() or "data-dependent" in msg.lower()):
         return ValueError(
             f"{name} cannot run on the meta device ({msg}): its forward reads tensor values; "

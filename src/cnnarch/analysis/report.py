@@ -109,8 +109,14 @@ def format_table(p: Profile, depth: int | None = None, *, markdown: bool = False
     return "\n".join([table, ""] + ([f"- {t}" for t in totals] if markdown else totals))
 
 
+def _numbers(axes: tuple | None) -> list | None:
+    """Receptive field or jump per axis as JSON numbers (a fractional jump, after upsampling or an
+    uneven adaptive pool, as a float); ``None`` stays ``None``: global."""
+    return None if axes is None else [v if isinstance(v, int) else float(v) for v in axes]
+
+
 def records(p: Profile, depth: int | None = None) -> list[dict]:
-    """Plain dicts, one per row, with every field (the JSON and CSV forms)."""
+    """Plain dicts, one per row, with every field and numbers as numbers (the JSON and CSV forms)."""
     out = []
     for r in p.rows(depth):
         out.append(
@@ -128,8 +134,8 @@ def records(p: Profile, depth: int | None = None) -> list[dict]:
                 "macs": r.macs,
                 "flops": r.flops,
                 "other_ops": r.other_ops,
-                "rf": None if r.rf is None else [str(v) for v in r.rf],
-                "jump": None if r.jump is None else [str(v) for v in r.jump],
+                "rf": _numbers(r.rf),
+                "jump": _numbers(r.jump),
             }
         )
     return out
@@ -161,10 +167,7 @@ def to_csv(p: Profile, depth: int | None = None) -> str:
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["name"], lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        row = dict(row)
-        for k in ("output_shape", "rf", "jump"):
-            row[k] = "x".join(row[k]) if row[k] is not None and k != "output_shape" else row[k]
-        row["output_shape"] = "x".join(map(str, row["output_shape"]))
+        row = {k: "x".join(map(str, v)) if isinstance(v, list) else v for k, v in row.items()}
         writer.writerow({k: "global" if v is None else v for k, v in row.items()})
     return buf.getvalue()
 

@@ -1,5 +1,8 @@
 """The ``cnnarch`` command line. Each subcommand lives in its own module with
-``add_parser(subparsers)`` and ``run(args) -> int``; add a new one to ``COMMANDS``."""
+``add_parser(subparsers)`` and ``run(args) -> int``; add a new one to ``COMMANDS``.
+
+Building the parser imports no torch: subcommand modules import what they need inside ``run``, so
+``cnnarch --help`` answers at once (tests/cli/test_help.py)."""
 
 from __future__ import annotations
 
@@ -8,19 +11,15 @@ import importlib
 import os
 import sys
 
-COMMANDS = [
-    "list",
-    "info",
-    "summary",
-    "lecture",
-    "compare",
-    "train",
-    "eval",
-    "recipes",
-    "experiment",
-    "predict",
-    "export",
-]
+from cnnarch import __version__
+
+# in the order `cnnarch --help` lists them: the zoo and its numbers, pictures, training, trained
+# networks in use, the assignment
+COMMANDS = ["list", "info", "summary", "lecture", "compare"]
+COMMANDS += ["draw", "report"]
+COMMANDS += ["train", "eval", "recipes", "experiment"]
+COMMANDS += ["predict", "export"]
+COMMANDS += ["assignment"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cnnarch",
         description="The CNN architectures lecture made real: models, analysis, training, experiments.",
     )
+    parser.add_argument("--version", action="version", version=f"cnnarch {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"cnnarch.cli.cmd_{name}").add_parser(sub)

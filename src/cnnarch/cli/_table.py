@@ -38,6 +38,13 @@ def _text(value) -> str:
     return str(value)
 
 
+def _csv_cell(value):
+    if value is None:
+        return ""
+    # a shape stays one cell, written as the table writes it (3x224x224)
+    return "x".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+
+
 def render(
     rows: Sequence[dict],
     fmt: str,
@@ -56,7 +63,7 @@ def render(
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(columns)
         for row in rows:
-            writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
+            writer.writerow([_csv_cell(row.get(c)) for c in columns])
         return buf.getvalue().rstrip("\n")
     cell = text or (lambda _c, v: _text(v))
     cells = [[cell(c, row.get(c)) for c in columns] for row in rows]

@@ -3,22 +3,30 @@ several networks side by side; ``--plot FILE`` draws accuracy against operations
 
 from pathlib import Path
 
-from cnnarch.analysis.compare import DEFAULT_MODELS, compare, format_compare, plot
+from cnnarch.cli._table import add_format_argument, render
+
+# The networks the lecture's own comparison chart shows (CS231n, after Canziani et al. 2016).
+DEFAULT_MODELS = ["alexnet", "vgg16", "vgg19", "googlenet", "resnet18", "resnet34", "resnet50", "resnet152"]
 
 
 def add_parser(sub):
     p = sub.add_parser("compare", help="networks side by side; --plot draws accuracy vs operations")
     p.add_argument("names", nargs="*", help=f"models (default: {' '.join(DEFAULT_MODELS)})")
     p.add_argument("--plot", metavar="FILE", help="write the chart to FILE.png or FILE.svg")
-    p.add_argument("--markdown", action="store_true")
+    add_format_argument(p)
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     if args.plot and Path(args.plot).suffix.lower() not in (".png", ".svg"):
         raise ValueError(f"--plot {args.plot}: the file must end in .png or .svg")
+    from cnnarch.analysis.compare import compare, format_compare, plot, records
+
     rows = compare(args.names or DEFAULT_MODELS)
-    print(format_compare(rows, markdown=args.markdown))
+    if args.format in ("json", "csv"):
+        print(render(records(rows), args.format))
+    else:
+        print(format_compare(rows, markdown=args.format == "markdown"))
     if args.plot:
         left_out = plot(rows, args.plot)
         print(f"\nplot written to {args.plot}")

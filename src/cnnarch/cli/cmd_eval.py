@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from cnnarch.cli._table import add_format_argument, render
+
 
 def add_parser(sub):
     p = sub.add_parser("eval", help="accuracy of checkpoints and of their ensemble", description=__doc__)
@@ -16,18 +18,19 @@ def add_parser(sub):
     p.add_argument("--ten-crop", action="store_true", help="average over 4 corners + centre and mirrors")
     p.add_argument("--data", help="dataset name or directory (default: the first checkpoint's)")
     p.add_argument("--split", choices=("test", "val"), default="test")
-    p.add_argument("--limit", type=int, metavar="N", help="use only N images")
+    p.add_argument("--limit-val", type=int, metavar="N", help="use only N images of the split")
     p.add_argument("-b", "--batch-size", type=int, default=250)
     p.add_argument("--device", help="cpu, cuda (default: cuda when present)")
+    add_format_argument(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from cnnarch.data import TensorLoader
     from cnnarch.train.config import TrainConfig
-    from cnnarch.train.data import eval_transform, load_splits, load_test, locate, normalize_for
+    from cnnarch.train.data import eval_transform, load_split, load_splits, locate, normalize_for
+    from cnnarch.train.device import pick_device
     from cnnarch.train.ensemble import evaluate_ensemble, load_members, model_from_checkpoint, predict_probs
-    from cnnarch.train.trainer import pick_device
 
     members = load_members(args.checkpoints)
     first = next(iter(members.values()))
@@ -35,11 +38,11 @@ def run(args: argparse.Namespace) -> int:
     if args.data is not None:
         cfg = cfg.replace(data=args.data)
     if args.split == "test":
-        data = load_test(*locate(cfg.data), limit=args.limit)
+        data = load_split(*locate(cfg.data), "test", args.limit_val)
         if data is None:
             raise FileNotFoundError(f"{cfg.data} has no test/ split; use --split val")
     else:
-        data = load_splits(cfg.replace(limit_val=args.limit))[1]
+        data = load_splits(cfg.replace(limit_val=args.limit_val))[1]
         if data is None:
             raise ValueError("the first checkpoint's run had no validation split (--val-split 0)")
     if data.classes != first["classes"]:
@@ -58,10 +61,14 @@ def run(args: argparse.Namespace) -> int:
             ten_crop=args.ten_crop,
         )
         probs[path], labels = predict_probs(model_from_checkpoint(ckpt), batches, tf, device)
-    how = "ten-crop" if args.ten_crop else "single crop"
-    print(f"{args.split} set: {len(labels)} images, {how}")
-    width = max(len(p) for p in [*probs, "ensemble of 10"])
-    print(f"  {'':<{width}}   top-1    top-5")
-    for row in evaluate_ensemble(probs, labels):
-        print(f"  {row.name:<{width}}  {row.top1:6.2f}%  {row.top5:6.2f}%")
+    crops = "ten-crop" if args.ten_crop else "single crop"
+    rows = [
+        dict(checkpoint=r.name, split=args.split, crops=crops, images=r.images, top1=r.top1, top5=r.top5)
+        for r in evaluate_ensemble(probs, labels)
+    ]
+    if args.format in ("table", "markdown"):
+        print(f"{args.split} set: {len(labels)} images, {crops}")
+        print(render(rows, args.format, columns=["checkpoint", "top1", "top5"]))
+    else:
+        print(render(rows, args.format))
     return 0

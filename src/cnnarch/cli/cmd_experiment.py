@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cnnarch.experiments import EXPERIMENTS, Context, run_experiment
+from cnnarch.experiments import EXPERIMENTS
 
 EPILOG = (
     "experiments:\n"
@@ -49,11 +49,16 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--limit-train", type=int, metavar="N", help="at most N training images (quick looks, tests)"
     )
-    p.add_argument("--limit-test", type=int, metavar="N", help="at most N test images")
+    p.add_argument(
+        "--limit-val", type=int, metavar="N", help="at most N test images (the held-out set of every curve)"
+    )
     p.set_defaults(run=run)  # fmt: skip
 
 
 def run(args) -> int:
+    from cnnarch.experiments import run_experiment
+    from cnnarch.experiments.runner import Context
+
     ctx = Context(
         name=args.name,
         output=args.output or f"runs/experiments/{args.name}",
@@ -63,7 +68,7 @@ def run(args) -> int:
         device=args.device,
         time_limit=args.time_limit,
         limit_train=args.limit_train,
-        limit_test=args.limit_test,
+        limit_val=args.limit_val,
     )
     path = run_experiment(ctx, report_only=args.report_only)
     print(f"report: {path}")

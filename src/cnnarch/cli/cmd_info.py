@@ -1,40 +1,79 @@
-"""``cnnarch info NAME``: paper, input sizes, parameters and differences of one network."""
+"""``cnnarch info NAME [NAME ...]``: paper, input sizes, parameters and description of networks.
+
+The default ``text`` form prints each network's card: the numbers, the builder's docstring and its
+family's module docstring (the paper's layout and every deliberate difference). ``--format table``,
+``markdown``, ``json`` or ``csv`` print one row per network; JSON carries the docstrings too.
+"""
 
 import inspect
+import sys
 
-import torch
+from cnnarch.cli._table import add_format_argument, render
 
-from cnnarch.models import create_model, get_model_entry, input_size_range
+COLUMNS = ["name", "parameters", "input", "accepts", "paper"]
 
 
 def add_parser(sub):
-    p = sub.add_parser("info", help="describe one model: paper, input sizes, parameters, differences")
-    p.add_argument("name")
+    p = sub.add_parser(
+        "info", help="describe models: paper, input sizes, parameters, differences", description=__doc__
+    )
+    p.add_argument("names", nargs="+", metavar="NAME")
+    add_format_argument(p, extra=("text",), default="text")
     p.set_defaults(run=run)
 
 
-def run(args) -> int:
-    entry = get_model_entry(args.name)
-    # Built without initialization and with untouched memory: counting and shape passes need no values.
-    with torch.device("meta"):
-        model = create_model(args.name)
-    model.to_empty(device="cpu")
-    params = sum(p.numel() for p in model.parameters())
+def describe(name: str) -> dict:
+    """One network's facts, numbers kept as numbers."""
+    import torch
+
+    from cnnarch.models import create_model, get_model_entry, input_size_range
+
+    entry = get_model_entry(name)
+    with torch.device("meta"):  # nothing allocated: counting and the size arithmetic need no values
+        model = create_model(name)
     c = entry.input_size[0]
-    in_eval, in_training = (
-        input_size_range(model, c, training=False),
-        input_size_range(model, c, training=True),
-    )
+    in_eval, in_training = (input_size_range(model, c, training=mode) for mode in (False, True))
     accepts = f"{in_eval.describe()} pixels"
     if in_training != in_eval:
         accepts += f" (in training mode: {in_training.describe()})"
-    print(entry.name)
-    print(f"  paper:       {entry.paper}")
-    print(f"  input:       {'x'.join(map(str, entry.input_size))} (C x H x W, as the paper trains it)")
-    print(f"  accepts:     {accepts}")
-    print(f"  parameters:  {params:,}")
-    if entry.doc:
-        print()
-        for line in inspect.cleandoc(entry.doc).splitlines():
-            print(f"  {line}".rstrip())
+    return {
+        "name": name,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "input": "x".join(map(str, entry.input_size)),
+        "accepts": accepts,
+        "paper": entry.paper,
+        "min_size": in_eval.smallest,
+        "max_size": in_eval.largest,
+        "min_size_training": in_training.smallest,
+        "max_size_training": in_training.largest,
+        "builder": inspect.cleandoc(entry.builder.__doc__ or ""),
+        "family": entry.builder.__module__,
+        "family_doc": inspect.cleandoc(sys.modules[entry.builder.__module__].__doc__ or ""),
+    }
+
+
+def _card(info: dict) -> str:
+    lines = [
+        info["name"],
+        f"  paper:       {info['paper']}",
+        f"  input:       {info['input']} (C x H x W, as the paper trains it)",
+        f"  accepts:     {info['accepts']}",
+        f"  parameters:  {info['parameters']:,}",
+    ]
+    for title, text in ((None, info["builder"]), (f"{info['family']}:", info["family_doc"])):
+        if text:
+            lines += [
+                "",
+                *([f"  {title}"] if title else []),
+                *(f"  {line}".rstrip() for line in text.splitlines()),
+            ]
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    infos = [describe(name) for name in args.names]
+    if args.format == "text":
+        print("\n\n".join(_card(info) for info in infos))
+    else:
+        print(render(infos, args.format, columns=None if args.format == "json" else COLUMNS))
     return 0

@@ -1,36 +1,27 @@
 """``cnnarch lecture``: every numeric claim of the lecture next to the value computed from the real
-network, with agree / differ and why."""
+network, with agree / differ / cited and why."""
 
-from cnnarch.analysis.lecture import check_lecture
+from cnnarch.cli._table import add_format_argument, render
+
+TEXT_COLUMNS = ["section", "claim", "lecture", "computed", "status", "why", "source"]
 
 
 def add_parser(sub):
     p = sub.add_parser("lecture", help="check every number the lecture quotes against the real networks")
-    p.add_argument("--markdown", action="store_true", help="a markdown table instead of text blocks")
     p.add_argument("--section", default=None, help="only this section (AlexNet, VGG-16, GoogLeNet, ...)")
+    add_format_argument(p)
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
-    claims = check_lecture(args.section)
-    if args.markdown:
-        print("| section | claim | lecture | computed | status | why | source |")
-        print("|---|---|---|---|---|---|---|")
-        for c in claims:
-            cells = [c.section, c.claim, c.lecture, c.computed, c.status, c.why, c.source]
-            print("| " + " | ".join(s.replace("|", "\\|") for s in cells) + " |")
-    else:
-        section = None
-        for c in claims:
-            if c.section != section:
-                section = c.section
-                print(f"\n== {section}")
-            print(f"[{c.status:^6}] {c.claim}")
-            print(f"         lecture: {c.lecture}   computed: {c.computed}")
-            if c.why:
-                print(f"         why: {c.why}")
-            if c.source:
-                print(f"         from: {c.source}")
-    n_diff = sum(not c.agree for c in claims)
-    print(f"\n{len(claims)} claims: {len(claims) - n_diff} agree, {n_diff} differ (see why)")
+    from cnnarch.analysis.lecture import check_lecture
+
+    results = check_lecture(args.section)
+    if args.format in ("json", "csv"):  # with the computed numbers themselves
+        print(render([r.row() for r in results], args.format, [*TEXT_COLUMNS, "value", "network"]))
+        return 0
+    print(render([r.row() for r in results], args.format, TEXT_COLUMNS))
+    counts = {s: sum(r.status == s for r in results) for s in ("agree", "differ", "cited")}
+    print(f"\n{len(results)} claims: {counts['agree']} agree, {counts['differ']} differ (see why), ", end="")
+    print(f"{counts['cited']} cited from the papers")
     return 0

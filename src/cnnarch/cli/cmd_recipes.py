@@ -1,5 +1,6 @@
 """``cnnarch recipes [NAME]``: the lecture's training recipes with every hyperparameter they set."""
 
+from cnnarch.cli._table import add_format_argument, render
 from cnnarch.train.config import RECIPES, get_recipe, resolve_config
 
 
@@ -7,23 +8,33 @@ def add_parser(sub):
     p = sub.add_parser("recipes", help="list the training recipes and their hyperparameters")
     p.add_argument("name", nargs="?", help="show only this recipe")
     p.add_argument("--full", action="store_true", help="also show the defaults a recipe does not set")
+    add_format_argument(p)
     p.set_defaults(run=run)
+
+
+def _text(_column, value) -> str:
+    """Values as the command line writes them: ``0.0005``, ``32000, 48000``, ``-`` for none."""
+    if value is None:
+        return "-"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value))
+    return str(value)
+
+
+def rows_of(name: str, full: bool) -> list[dict]:
+    """One row per option the recipe sets (every option with ``full``), then its source and notes."""
+    r = RECIPES[name]
+    cfg = resolve_config(recipe=name)
+    keys = [k for k in cfg.option_names() if k not in ("notes", "recipe")] if full else list(r.values)
+    rows = [{"recipe": name, "option": k, "value": getattr(cfg, k)} for k in keys]
+    rows.append({"recipe": name, "option": "source", "value": r.source})
+    return rows + [{"recipe": name, "option": "note", "value": note} for note in r.notes]
 
 
 def run(args) -> int:
     names = [get_recipe(args.name).name] if args.name else list(RECIPES)
-    for i, name in enumerate(names):
-        r = RECIPES[name]
-        if i:
-            print()
-        print(f"{name}  ({r.source})")
-        cfg = resolve_config(recipe=name)
-        width = max(map(len, r.values))
-        shown = cfg.to_dict() if args.full else {k: getattr(cfg, k) for k in r.values}
-        for k, v in shown.items():
-            if k not in ("notes", "recipe"):
-                print(f"  {k:<{width}} = {v!r}")
-        for note in r.notes:
-            print(f"  note: {note}")
-    print("\noverride any value on the command line: cnnarch train --recipe NAME --lr 0.05 ...")
+    rows = [row for name in names for row in rows_of(name, args.full)]
+    print(render(rows, args.format, text=_text))
+    if args.format == "table":
+        print("\noverride any value on the command line: cnnarch train --recipe NAME --lr 0.05 ...")
     return 0

@@ -5,7 +5,12 @@ al. 2015, section 4.2):
 
 - random crops: pad by ``padding`` pixels (zeros), then cut a ``crop x crop`` window at a random
   offset (He et al.: 4-pixel padding, 32x32 crops; AlexNet: 224x224 crops of 256x256 images, no padding);
-- horizontal flips with probability 1/2;
+  ``pad_mode="reflect"`` mirrors the border instead of adding zeros (airbench, Jordan 2024,
+  arXiv:2404.00498, translates by 2 pixels that way);
+- horizontal flips with probability 1/2, or airbench's alternating flips (``alternate_flip``): a random
+  half of the images is mirrored in epoch 0, and every later epoch mirrors exactly those that were not
+  mirrored in the epoch before, so that each image is seen both ways in every two consecutive epochs
+  (:func:`alternating_flips`);
 - "fancy PCA" lighting (AlexNet): add ``P @ (alpha * lambda)`` to every pixel of an image, where ``P``
   and ``lambda`` are the eigenvectors and eigenvalues of the 3x3 covariance of RGB pixel values over the
   training set and ``alpha ~ N(0, 0.1^2)`` is drawn once per image. We use pixel values scaled to
@@ -29,6 +34,11 @@ import torch
 import torch.nn.functional as F
 
 Tensor = torch.Tensor
+
+PAD_MODES = ("constant", "reflect")
+# The alternating flips' per-image bits come from their own generator, seeded far from the loaders'
+# ``seed + epoch`` (torch keeps 32 bits of a seed, so the offset stays below 2**32).
+FLIP_SEED_OFFSET = 2**31
 
 
 # ---------------------------------------------------------------------------------------------
@@ -77,17 +87,34 @@ def _moments(images: Tensor, chunk: int) -> tuple[Tensor, Tensor, int]:
 
 
 def pad_crop(
-    images: Tensor, dy: Tensor, dx: Tensor, size: int, padding: int = 0, flip: Tensor | None = None
+    images: Tensor,
+    dy: Tensor,
+    dx: Tensor,
+    size: int,
+    padding: int = 0,
+    flip: Tensor | None = None,
+    mode: str = "constant",
 ) -> Tensor:
-    """Crop each image ``i`` of ``images (N, C, H, W)`` at ``(dy[i], dx[i])`` after zero padding,
+    """Crop each image ``i`` of ``images (N, C, H, W)`` at ``(dy[i], dx[i])`` after padding,
     and mirror it where ``flip[i]`` is set.
 
-    Image ``i`` of the result equals ``F.pad(images[i], [padding] * 4)[:, dy:dy + size, dx:dx + size]``,
-    then ``.flip(-1)`` if ``flip[i]``. One ``gather`` does both (a separate flip would cost another
-    pass over the batch); any dtype.
+    Image ``i`` of the result equals ``F.pad(images[i], [padding] * 4, mode=mode)[:, dy:dy + size,
+    dx:dx + size]``, then ``.flip(-1)`` if ``flip[i]``; ``mode`` is ``"constant"`` (zeros) or
+    ``"reflect"`` (the border mirrored, without repeating the edge pixel). One ``gather`` does it all
+    (a separate flip, or a padded copy for reflection, would cost another pass over the batch); any dtype.
     """
-    x = F.pad(images, (padding,) * 4) if padding else images
-    n, c, h, w = x.shape
+    if mode not in PAD_MODES:
+        raise ValueError(f"padding mode must be one of {', '.join(PAD_MODES)}, got {mode!r}")
+    reflect = mode == "reflect" and padding > 0
+    src_h, src_w = images.shape[-2:]
+    if reflect and padding >= min(src_h, src_w):
+        raise ValueError(
+            f"reflect padding by {padding} needs images larger than {padding} pixels, got {src_h}x{src_w}; "
+            "pad less or use zero padding"
+        )
+    x = F.pad(images, (padding,) * 4) if padding and not reflect else images
+    n, c = x.shape[:2]
+    h, w = src_h + 2 * padding, src_w + 2 * padding
     if len(dy) and (
         int(dy.min()) < 0 or int(dx.min()) < 0 or int(dy.max()) + size > h or int(dx.max()) + size > w
     ):
@@ -99,8 +126,30 @@ def pad_crop(
         cols = torch.where(flip.to(dev)[:, None], size - 1 - cols, cols)
     rows = dy.to(dev)[:, None] + torch.arange(size, device=dev)  # (N, size)
     cols = dx.to(dev)[:, None] + cols
+    if reflect:  # coordinates in the padded image -> the source pixels they mirror
+        rows, cols = _reflect(rows - padding, src_h), _reflect(cols - padding, src_w)
+        h, w = src_h, src_w
     offset = (rows[:, :, None] * w + cols[:, None, :]).reshape(n, 1, size * size).expand(n, c, -1)
     return x.reshape(n, c, h * w).gather(2, offset).reshape(n, c, size, size)
+
+
+def _reflect(i: Tensor, n: int) -> Tensor:
+    """Source index of position ``i`` (``-n < i < 2n - 1``) of a length-``n`` axis mirrored at both ends."""
+    i = i.abs()
+    return torch.where(i >= n, 2 * (n - 1) - i, i)
+
+
+def alternating_flips(index: Tensor, n: int, epoch: int, seed: int = 0) -> Tensor:
+    """airbench's alternating flips: whether to mirror images ``index`` (of a dataset of ``n``) in ``epoch``.
+
+    Every image gets one random bit, fixed for the run by ``seed``; epoch ``e`` mirrors the image iff
+    its bit XOR (``e`` is odd). So epoch 0 mirrors a random half, and each later epoch mirrors exactly
+    the images the previous one did not. Nothing but ``(seed, epoch)`` decides it, so a resumed run
+    flips as the uninterrupted one.
+    """
+    first = torch.rand(n, generator=torch.Generator().manual_seed(seed + FLIP_SEED_OFFSET)) < 0.5
+    flip = first[index]
+    return ~flip if epoch % 2 else flip
 
 
 def flip_where(images: Tensor, flip: Tensor) -> Tensor:
@@ -176,11 +225,15 @@ class TrainTransform:
 
     Args:
         crop: output size (None: keep H x W, no crop).
-        padding: zero padding on each side before cropping (4 for CIFAR).
+        padding: padding on each side before cropping (4 for CIFAR).
         flip: mirror half of the images.
         lighting_std: standard deviation of AlexNet's ``alpha`` (0.1 in the paper; 0 turns it off).
         pca: ``(eigvals, eigvecs)`` from :func:`rgb_pca` on the training set (needed for lighting).
         normalize: :class:`Normalize` with the training set's mean and std, output dtype, layout.
+        pad_mode: ``"constant"`` (zeros, He et al.) or ``"reflect"`` (airbench).
+        alternate_flip: with ``flip``, airbench's alternating flips (:func:`alternating_flips`) instead
+            of independent coin tosses; they need the epoch and the images' dataset indices, which
+            the loaders pass to :meth:`sample`.
     """
 
     crop: int | None = None
@@ -189,8 +242,14 @@ class TrainTransform:
     lighting_std: float = 0.0
     pca: tuple[Tensor, Tensor] | None = None
     normalize: Normalize | None = None
+    pad_mode: str = "constant"
+    alternate_flip: bool = False
 
     def __post_init__(self):
+        if self.pad_mode not in PAD_MODES:
+            raise ValueError(f"pad_mode must be one of {', '.join(PAD_MODES)}, got {self.pad_mode!r}")
+        if self.alternate_flip and not self.flip:
+            raise ValueError("alternate_flip=True needs flip=True (it changes how images are flipped)")
         if self.lighting_std and self.pca is None:
             raise ValueError(
                 "lighting_std > 0 needs pca=(eigvals, eigvecs); compute them with rgb_pca(train.images)"
@@ -198,8 +257,20 @@ class TrainTransform:
         if self.normalize is None:
             self.normalize = Normalize()
 
-    def sample(self, n: int, image_hw: tuple[int, int], generator: torch.Generator | None = None) -> dict:
-        """Draw the random numbers for ``n`` images of size ``image_hw`` (on the CPU)."""
+    def sample(
+        self,
+        n: int,
+        image_hw: tuple[int, int],
+        generator: torch.Generator | None = None,
+        *,
+        epoch: int = 0,
+        index: Tensor | None = None,
+        seed: int = 0,
+    ) -> dict:
+        """Draw the random numbers for ``n`` images of size ``image_hw`` (on the CPU).
+
+        ``index`` (default ``0..n-1``) are the images' positions in the ``n``-image dataset; with
+        ``epoch`` and ``seed`` they decide alternating flips (and nothing else)."""
         params = {}
         if self.crop is not None:
             h, w = image_hw
@@ -210,7 +281,9 @@ class TrainTransform:
                 )
             params["dy"] = torch.randint(0, span_y + 1, (n,), generator=generator)
             params["dx"] = torch.randint(0, span_x + 1, (n,), generator=generator)
-        if self.flip:
+        if self.flip and self.alternate_flip:
+            params["flip"] = alternating_flips(torch.arange(n) if index is None else index, n, epoch, seed)
+        elif self.flip:
             params["flip"] = torch.rand(n, generator=generator) < 0.5
         if self.lighting_std:
             params["alpha"] = torch.randn(n, 3, generator=generator) * self.lighting_std
@@ -220,7 +293,7 @@ class TrainTransform:
         """Augment ``images`` with numbers from :meth:`sample`; returns a float batch."""
         flip = params["flip"] if self.flip else None
         if self.crop is not None:
-            x = pad_crop(images, params["dy"], params["dx"], self.crop, self.padding, flip)
+            x = pad_crop(images, params["dy"], params["dx"], self.crop, self.padding, flip, self.pad_mode)
         else:
             x = images if flip is None else flip_where(images, flip)
         x = self.normalize.to_float(x)
@@ -229,8 +302,11 @@ class TrainTransform:
             x = lighting(x, params["alpha"], vals, vecs)
         return self.normalize.finish(x)
 
-    def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        return self.apply(images, self.sample(len(images), tuple(images.shape[-2:]), generator))
+    def __call__(
+        self, images: Tensor, generator: torch.Generator | None = None, *, epoch: int = 0, seed: int = 0
+    ) -> Tensor:
+        params = self.sample(len(images), tuple(images.shape[-2:]), generator, epoch=epoch, seed=seed)
+        return self.apply(images, params)
 
 
 @dataclass
@@ -275,6 +351,8 @@ def make_transforms(
     ten_crop: bool = False,
     dtype: torch.dtype = torch.float32,
     channels_last: bool = False,
+    pad_mode: str = "constant",
+    alternate_flip: bool = False,
 ) -> tuple[TrainTransform, EvalTransform]:
     """The training and evaluation transforms of a recipe, with the mean, std and (for lighting)
     RGB eigenvectors computed from the ``uint8`` training images ``train (N, C, H, W)``.
@@ -285,5 +363,5 @@ def make_transforms(
     mean, std = channel_stats(train)
     norm = Normalize(mean, std, dtype, channels_last)
     pca = rgb_pca(train) if lighting_std else None
-    train_t = TrainTransform(crop, padding, flip, lighting_std, pca, norm)
+    train_t = TrainTransform(crop, padding, flip, lighting_std, pca, norm, pad_mode, alternate_flip)
     return train_t, EvalTransform(eval_crop, eval_padding, ten_crop, norm)

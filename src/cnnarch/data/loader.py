@@ -77,7 +77,9 @@ class _EpochPlan:
         """This rank's dataset indices for ``epoch`` and the augmentation numbers for them."""
         g = torch.Generator().manual_seed(self.seed + epoch)
         order = torch.randperm(self.n, generator=g) if self.shuffle else torch.arange(self.n)
-        params = transform.sample(self.n, image_hw, g) if isinstance(transform, TrainTransform) else {}
+        params = {}
+        if isinstance(transform, TrainTransform):
+            params = transform.sample(self.n, image_hw, g, epoch=epoch, index=order, seed=self.seed)
         total = math.ceil(self.n / self.world_size) * self.world_size if self.pad else self.n
         if total > self.n:  # pad like DistributedSampler: repeat the start of the order (and its numbers)
             order = torch.cat([order, order[: total - self.n]])

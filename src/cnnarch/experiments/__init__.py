@@ -3,14 +3,17 @@
 ``cnnarch experiment NAME`` runs one (resumably) and writes a report folder: README.md, PNG figures, the
 raw metrics, and the command, machine, wall time and date. Each experiment is a module with ``run(ctx)``
 (train; returns False when the time limit stopped it) and ``report(ctx)`` (write the report from what is
-on disk). See docs/experiments.md.
+on disk) with :mod:`cnnarch.experiments.runner` (output folder, state, resumable training runs) and
+:mod:`cnnarch.experiments.report` (README, figures, metrics files). See docs/experiments.md.
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-from cnnarch.experiments.runner import Context
+if TYPE_CHECKING:
+    from cnnarch.experiments.runner import Context
 
 EXPERIMENTS = {
     "degradation": "plain-20/56 against ResNet-20/56: training and test error against iterations",
@@ -51,6 +54,16 @@ def run_experiment(ctx: Context, report_only: bool = False):
         return module.report(ctx)
     finally:
         finish(ctx, stopped_early=not complete)
+
+
+def __getattr__(name: str):
+    # `Context` comes with the runner, which imports torch: only when asked for, so that the command
+    # line's parser (which needs EXPERIMENTS) stays light
+    if name == "Context":
+        from cnnarch.experiments.runner import Context
+
+        return Context
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["EXPERIMENTS", "Context", "get_experiment", "run_experiment"]

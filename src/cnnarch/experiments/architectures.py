@@ -9,13 +9,13 @@ experiments found beside this report's folder (``OUTPUT/../degradation`` etc.), 
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 from cnnarch.analysis import build, profile
 from cnnarch.analysis.compare import compare, format_compare, plot
-from cnnarch.experiments.runner import Context, _write_json, figure, md_table, pct, write_report
+from cnnarch.experiments.report import conclusions_section, md_table, pct, write_csv, write_report
+from cnnarch.experiments.runner import Context, write_json
 from cnnarch.models import get_model_entry, list_models
 
 CLAIM = (
@@ -136,9 +136,7 @@ def conclusions(rows: list[dict], runs: list[dict]) -> list[str]:
 
 def report(ctx: Context):
     rows = compare(imagenet_models())
-    left_out = []
-    with figure(ctx):
-        left_out = plot(rows, str(ctx.output / "architectures.png"))
+    left_out = plot(rows, str(ctx.output / "architectures.png"))
     runs = our_runs(ctx.output.parent)
     cifar = []
     for name in cifar_models():
@@ -150,16 +148,15 @@ def report(ctx: Context):
         for r in rows
     ]
     lines = conclusions(plain, runs)
-    _write_json(
+    write_json(
         ctx.output / "metrics.json",
         {"imagenet": [r.__dict__ for r in rows], "cifar": cifar, "our_runs": runs, "conclusions": lines},
     )
-    with (ctx.output / "metrics.csv").open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["model", "input", "params", "gmacs", "top1_err", "top5_err", "source"])
-        w.writerows(
-            [r.name, r.input, r.params, f"{r.gmacs:.4f}", r.top1_err, r.top5_err, r.source] for r in rows
-        )
+    write_csv(
+        ctx.output / "metrics.csv",
+        ["model", "input", "params", "gmacs", "top1_err", "top5_err", "source"],
+        ([r.name, r.input, r.params, f"{r.gmacs:.4f}", r.top1_err, r.top5_err, r.source] for r in rows),
+    )
     by_model = {}
     for r in runs:
         by_model.setdefault(r["model"].split(" ")[0], []).append(r)
@@ -200,5 +197,5 @@ def report(ctx: Context):
         "",
     ]
     sections += [f"Ensemble: {r['model']}: {pct(r['test_err'])} ({r['source']})." for r in ens]
-    sections += ["", "## Conclusions (computed from the numbers above)", "", *[f"- {c}" for c in lines]]
+    sections += ["", *conclusions_section(lines)]
     return write_report(ctx, "Architectures: accuracy, operations, parameters", CLAIM, setup, sections)

@@ -18,21 +18,25 @@ running error of each epoch's augmented batches (as the paper's thin curves), no
 
 from __future__ import annotations
 
+from matplotlib.figure import Figure
+
+from cnnarch.experiments.report import (
+    conclusions_section,
+    md_table,
+    pct,
+    plot_errors,
+    save_figure,
+    write_metrics,
+    write_report,
+)
 from cnnarch.experiments.runner import (
     Context,
     RunSpec,
     base_config,
     collect,
-    figure,
     load_data,
-    md_table,
-    pct,
-    plot_errors,
-    plt,
     schedule,
     train_rounds,
-    write_metrics,
-    write_report,
 )
 
 NETS = (
@@ -142,8 +146,8 @@ def conclusions(final: dict) -> list[str]:
 
 def plot(runs: dict, path) -> None:
     """The paper's Fig. 6 layout: plain nets left, ResNets right; thin lines training, bold lines test."""
-    pyplot = plt()
-    fig, axes = pyplot.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    fig = Figure(figsize=(11, 4.2))
+    axes = fig.subplots(1, 2, sharey=True)
     colors = {"20": "tab:orange", "56": "tab:red"}
     for ax, family, title in ((axes[0], "plain", "plain networks"), (axes[1], "resnet", "ResNets")):
         for name, r in runs.items():
@@ -156,9 +160,7 @@ def plot(runs: dict, path) -> None:
         ax.legend(fontsize=8)
     axes[0].set_ylabel("error (%)")
     fig.suptitle("CIFAR-10: thin lines training error, bold lines test error")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    pyplot.close(fig)
+    save_figure(fig, path)
 
 
 def report(ctx: Context):
@@ -173,8 +175,7 @@ def report(ctx: Context):
     lines = conclusions(final)
     info = {"budget": ctx.budget, "train_images": data.train.num_images, "test_images": data.val.num_images}
     write_metrics(ctx, runs, {"conclusions": lines, "schedule": info})
-    with figure(ctx):
-        plot(runs, ctx.output / "degradation.png")
+    plot(runs, ctx.output / "degradation.png")
     s = specs[0].cfg
     rows = [
         [
@@ -206,9 +207,6 @@ def report(ctx: Context):
         "",
         "![training and test error](degradation.png)",
         "",
-        "## Conclusions (computed from the numbers above)",
-        "",
-        *[f"- {c}" for c in lines],
+        *conclusions_section(lines, runs),
     ]
-    sections += [f"- {r['label']}: {r['message']}" for r in runs.values() if r["message"]]
     return write_report(ctx, "Degradation: deeper plain networks train worse", CLAIM, setup, sections)

@@ -16,29 +16,33 @@ also the epochs.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 
+from matplotlib.figure import Figure
 from torch import nn
 
-from cnnarch.experiments.runner import (
-    Context,
-    RunSpec,
-    _write_json,
-    base_config,
-    collect,
-    figure,
-    load_data,
-    load_model,
+from cnnarch.experiments.report import (
+    conclusions_section,
     md_table,
     pct,
     plot_errors,
-    plt,
-    run_status,
-    schedule,
-    train_rounds,
+    save_figure,
     write_metrics,
     write_report,
 )
-from cnnarch.train.trainer import evaluate, pick_device
+from cnnarch.experiments.runner import (
+    Context,
+    RunSpec,
+    base_config,
+    collect,
+    load_data,
+    predict,
+    run_status,
+    schedule,
+    train_rounds,
+    write_json,
+)
+from cnnarch.models.vgg import make_features
 
 EPOCHS = 40
 OVERFIT_POINTS = 2.0  # a train/test gap below this is not called overfitting
@@ -50,30 +54,24 @@ CLAIM = (
 )
 
 
-class VGGSmall(nn.Module):
-    """VGG-style: 3 x (conv3x3-ReLU, max pool), then VGG's classifier with ``drop_prob`` dropout."""
-
-    def __init__(
-        self, drop_prob: float = 0.5, num_classes: int = 10, widths=(32, 64, 128), hidden: int = 512
-    ):
-        super().__init__()
-        layers, cin = [], 3
-        for w in widths:
-            layers += [nn.Conv2d(cin, w, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
-            cin = w
-        self.features = nn.Sequential(*layers)
-        self.classifier = nn.Sequential(
-            nn.Linear(cin * 4 * 4, hidden),
-            nn.ReLU(inplace=True),
-            nn.Dropout(drop_prob),
-            nn.Linear(hidden, hidden),
-            nn.ReLU(inplace=True),
-            nn.Dropout(drop_prob),
-            nn.Linear(hidden, num_classes),
+def vgg_small(drop_prob: float = 0.5, num_classes: int = 10, widths=(32, 64, 128), hidden: int = 512):
+    """VGG-style for 32x32 inputs: ``vgg.make_features`` with a max pool after each conv3x3-ReLU, then
+    VGG's classifier with ``hidden`` units and ``drop_prob`` dropout."""
+    return nn.Sequential(
+        OrderedDict(
+            features=make_features([v for w in widths for v in (w, "M")]),
+            flatten=nn.Flatten(),
+            classifier=nn.Sequential(
+                nn.Linear(widths[-1] * 4 * 4, hidden),
+                nn.ReLU(inplace=True),
+                nn.Dropout(drop_prob),
+                nn.Linear(hidden, hidden),
+                nn.ReLU(inplace=True),
+                nn.Dropout(drop_prob),
+                nn.Linear(hidden, num_classes),
+            ),
         )
-
-    def forward(self, x):
-        return self.classifier(self.features(x).flatten(1))
+    )
 
 
 def plan(ctx: Context):
@@ -96,7 +94,7 @@ def plan(ctx: Context):
             name,
             label,
             base.replace(model=f"vggsmall-{name}", **sched),
-            model=lambda p=p: VGGSmall(p, data.num_classes),
+            model=lambda p=p: vgg_small(p, data.num_classes),
         )
         for name, label, p in VARIANTS
     ]
@@ -116,16 +114,11 @@ def final_eval(ctx: Context, specs: list[RunSpec], data) -> None:
         d = ctx.runs / s.name
         if not (d / "last.pt").exists():
             continue
-        model = load_model(ctx, s, data.num_classes)
-        device = pick_device(s.cfg.device)
-        model.to(device)
-        cfg = s.cfg
-        train = evaluate(model, data.train, None, device, cfg)
-        test = evaluate(model, data.val, None, device, cfg)
-        _write_json(
-            d / "final_eval.json",
-            {"state": run_status(d)["state"], "train_err": 100 - train.top1, "test_err": 100 - test.top1},
-        )
+        errors = {}
+        for split, batches in (("train", data.train), ("test", data.val)):
+            probs, labels = predict(ctx, s, batches)
+            errors[f"{split}_err"] = 100 * (probs.argmax(1) != labels).double().mean().item()
+        write_json(d / "final_eval.json", {"state": run_status(d)["state"], **errors})
 
 
 def conclusions(final: dict) -> list[str]:
@@ -166,20 +159,16 @@ def report(ctx: Context):
         final[s.name] = json.loads(path.read_text()) if path.exists() else None
     lines = conclusions(final)
     write_metrics(ctx, runs, {"final_eval_mode": final, "conclusions": lines})
-    with figure(ctx):
-        pyplot = plt()
-        fig, ax = pyplot.subplots(figsize=(7, 4.5))
-        for (name, _, _), color in zip(VARIANTS, ("tab:blue", "tab:red"), strict=True):
-            r = runs[name]
-            plot_errors(ax, r["curve"], color, r["label"])
-        ax.set_xlabel("iterations")
-        ax.set_ylabel("error (%)")
-        ax.set_title("thin: training error (running, dropout on); bold: test error")
-        ax.grid(alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(ctx.output / "dropout.png", dpi=110)
-        pyplot.close(fig)
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    for (name, _, _), color in zip(VARIANTS, ("tab:blue", "tab:red"), strict=True):
+        plot_errors(ax, runs[name]["curve"], color, runs[name]["label"])
+    ax.set_xlabel("iterations")
+    ax.set_ylabel("error (%)")
+    ax.set_title("thin: training error (running, dropout on); bold: test error")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    save_figure(fig, ctx.output / "dropout.png")
     s = specs[0].cfg
     rows = [
         [
@@ -209,8 +198,6 @@ def report(ctx: Context):
         "",
         "![train/test gap](dropout.png)",
         "",
-        "## Conclusions (computed from the numbers above)",
-        "",
-        *[f"- {c}" for c in lines],
+        *conclusions_section(lines),
     ]
     return write_report(ctx, "Dropout: the train/test gap with and without it", CLAIM, setup, sections)

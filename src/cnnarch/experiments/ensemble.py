@@ -19,26 +19,28 @@ set); here the members are CIFAR ResNet-20s, small enough that seven fit the bud
 from __future__ import annotations
 
 import torch
+from matplotlib.figure import Figure
 
+from cnnarch.experiments.report import (
+    conclusions_section,
+    md_table,
+    pct,
+    save_figure,
+    write_metrics,
+    write_report,
+)
 from cnnarch.experiments.runner import (
     Context,
     RunSpec,
     base_config,
     collect,
-    figure,
     load_data,
-    load_model,
-    md_table,
-    pct,
-    plt,
+    predict,
     run_status,
     schedule,
     train_rounds,
-    write_metrics,
-    write_report,
 )
-from cnnarch.train import evaluate_ensemble, predict_probs
-from cnnarch.train.trainer import pick_device
+from cnnarch.train import evaluate_ensemble
 
 MEMBERS = 7
 CLAIM = (
@@ -80,8 +82,7 @@ def run(ctx: Context) -> bool:
             return False
         probs_path = ctx.runs / s.name / "test_probs.pt"
         if run_status(ctx.runs / s.name)["state"] == "done" and not probs_path.exists():
-            model = load_model(ctx, s, data.num_classes)
-            probs, labels = predict_probs(model, data.test, None, pick_device(s.cfg.device))
+            probs, labels = predict(ctx, s, data.test)
             torch.save({"probs": probs, "labels": labels}, probs_path)
     return True
 
@@ -154,28 +155,25 @@ def report(ctx: Context):
     info = {"budget": ctx.budget, "train_images": data.train.num_images, "test_images": data.test.num_images}
     write_metrics(ctx, runs, {"ensemble": curve, "conclusions": lines, "schedule": info})
     if curve:
-        with figure(ctx):
-            pyplot = plt()
-            fig, ax = pyplot.subplots(figsize=(6.5, 4.2))
-            ks = [c["k"] for c in curve]
-            ax.plot(ks, [c["member_err"] for c in curve], "o", color="gray", label="member k alone")
-            ax.plot(
-                ks,
-                [c["ensemble_err"] for c in curve],
-                "o-",
-                lw=2,
-                color="tab:blue",
-                label="ensemble of members 1..k",
-            )
-            ax.set_xlabel("k (networks)")
-            ax.set_ylabel("test error (%)")
-            ax.set_xticks(ks)
-            ax.grid(alpha=0.3)
-            ax.legend()
-            ax.set_title("CIFAR-10, ResNet-20 members differing only in seed")
-            fig.tight_layout()
-            fig.savefig(ctx.output / "ensemble.png", dpi=110)
-            pyplot.close(fig)
+        fig = Figure(figsize=(6.5, 4.2))
+        ax = fig.subplots()
+        ks = [c["k"] for c in curve]
+        ax.plot(ks, [c["member_err"] for c in curve], "o", color="gray", label="member k alone")
+        ax.plot(
+            ks,
+            [c["ensemble_err"] for c in curve],
+            "o-",
+            lw=2,
+            color="tab:blue",
+            label="ensemble of members 1..k",
+        )
+        ax.set_xlabel("k (networks)")
+        ax.set_ylabel("test error (%)")
+        ax.set_xticks(ks)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        ax.set_title("CIFAR-10, ResNet-20 members differing only in seed")
+        save_figure(fig, ctx.output / "ensemble.png")
     s = specs[0].cfg
     setup = [
         f"members: {s.model}, seeds 0..{MEMBERS - 1}; SGD momentum {s.momentum}, lr {s.lr}, weight decay "
@@ -191,8 +189,7 @@ def report(ctx: Context):
     )
     sections = ["## Result", "", table, ""]
     sections += ["![error against k](ensemble.png)", ""] if curve else []
-    sections += ["## Conclusions (computed from the numbers above)", "", *[f"- {c}" for c in lines]]
-    sections += [f"- {r['label']}: {r['message']}" for r in runs.values() if r["message"]]
+    sections += conclusions_section(lines, runs)
     if len(curve) < MEMBERS:
         sections.append(f"- {len(curve)} of {MEMBERS} members finished.")
     return write_report(ctx, "Ensembles: averaging networks that differ only in seed", CLAIM, setup, sections)

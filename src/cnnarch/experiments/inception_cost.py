@@ -10,16 +10,11 @@ accumulates of the convolutions, parameters with biases).
 
 from __future__ import annotations
 
-from cnnarch.analysis import (
-    LECTURE_INPUT,
-    InceptionModule,
-    InceptionSpec,
-    build,
-    naive_inception,
-    profile,
-    reduced_inception,
-)
-from cnnarch.experiments.runner import Context, _write_json, figure, md_table, plt, write_report
+from matplotlib.figure import Figure
+
+from cnnarch.analysis import LECTURE_INPUT, build, naive_inception, naive_twin, profile, reduced_inception
+from cnnarch.experiments.report import conclusions_section, md_table, save_figure, write_csv, write_report
+from cnnarch.experiments.runner import Context, write_json
 from cnnarch.models.googlenet import TABLE_1
 
 CLAIM = (
@@ -46,9 +41,7 @@ def measure() -> dict:
     for name, row in TABLE_1.items():
         b = blocks[f"inception{name}"]
         cin, h, w = b.input_shape[1:]
-        naive = profile(
-            InceptionModule(InceptionSpec(cin, row.ch1x1, 0, row.ch3x3, 0, row.ch5x5, 0)), (cin, h, w)
-        )
+        naive = profile(naive_twin(cin, row), (cin, h, w))
         modules.append(
             {
                 "module": name,
@@ -105,13 +98,13 @@ def conclusions(m: dict) -> list[str]:
 
 
 def plot(m: dict, path) -> None:
-    pyplot = plt()
     names = ["lecture"] + [x["module"] for x in m["googlenet"]]
     naive_ops = [m["lecture"]["naive"]["macs"]] + [x["macs_naive"] for x in m["googlenet"]]
     red_ops = [m["lecture"]["reduced"]["macs"]] + [x["macs_reduced"] for x in m["googlenet"]]
     naive_p = [m["lecture"]["naive"]["params"]] + [x["params_naive"] for x in m["googlenet"]]
     red_p = [m["lecture"]["reduced"]["params"]] + [x["params_reduced"] for x in m["googlenet"]]
-    fig, (a1, a2) = pyplot.subplots(1, 2, figsize=(12, 4.2))
+    fig = Figure(figsize=(12, 4.2))
+    a1, a2 = fig.subplots(1, 2)
     xs = range(len(names))
     for ax, naive, red, unit, div in (
         (a1, naive_ops, red_ops, "operations (M MACs)", 1e6),
@@ -125,29 +118,26 @@ def plot(m: dict, path) -> None:
         ax.set_xlabel("module (lecture's 28x28x256 example, then GoogLeNet's Table 1)")
         ax.grid(axis="y", alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    pyplot.close(fig)
+    save_figure(fig, path)
 
 
 def report(ctx: Context):
     m = measure()
     lines = conclusions(m)
-    _write_json(ctx.output / "metrics.json", {**m, "conclusions": lines})
-    with (ctx.output / "metrics.csv").open("w") as f:
-        f.write("module,input,macs_naive,macs_reduced,params_naive,params_reduced\n")
-        lec = m["lecture"]
-        f.write(
-            f"lecture,256x28x28,{lec['naive']['macs']},{lec['reduced']['macs']},{lec['naive']['params']},"
-            f"{lec['reduced']['params']}\n"
-        )
-        for x in m["googlenet"]:
-            f.write(
-                f"{x['module']},{'x'.join(map(str, x['input']))},{x['macs_naive']},{x['macs_reduced']},"
-                f"{x['params_naive']},{x['params_reduced']}\n"
-            )
-    with figure(ctx):
-        plot(m, ctx.output / "inception_cost.png")
+    write_json(ctx.output / "metrics.json", {**m, "conclusions": lines})
+    lec = m["lecture"]
+    lecture = {"module": "lecture", "input": LECTURE_INPUT}
+    lecture |= {f"{v}_{k}": lec[k][v] for k in ("naive", "reduced") for v in ("macs", "params")}
+    cols = ["macs_naive", "macs_reduced", "params_naive", "params_reduced"]
+    write_csv(
+        ctx.output / "metrics.csv",
+        ["module", "input", *cols],
+        (
+            [x["module"], "x".join(map(str, x["input"])), *(x[c] for c in cols)]
+            for x in [lecture, *m["googlenet"]]
+        ),
+    )
+    plot(m, ctx.output / "inception_cost.png")
     rows = [
         [
             x["module"],
@@ -188,8 +178,6 @@ def report(ctx: Context):
         "",
         "![operations and parameters](inception_cost.png)",
         "",
-        "## Conclusions (computed from the numbers above)",
-        "",
-        *[f"- {c}" for c in lines],
+        *conclusions_section(lines),
     ]
     return write_report(ctx, "Inception modules: the cost of 1x1 reductions", CLAIM, setup, sections)

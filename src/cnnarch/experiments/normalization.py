@@ -15,26 +15,31 @@ every epoch; the budget scales all three (up to the whole of CIFAR-10).
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 
+from matplotlib.figure import Figure
 from torch import nn
 
+from cnnarch.experiments.report import (
+    conclusions_section,
+    md_table,
+    pct,
+    plot_errors,
+    save_figure,
+    write_metrics,
+    write_report,
+)
 from cnnarch.experiments.runner import (
     Context,
     RunSpec,
     base_config,
     collect,
-    figure,
     load_data,
-    md_table,
-    pct,
-    plot_errors,
-    plt,
     schedule,
     train_rounds,
-    write_metrics,
-    write_report,
 )
 from cnnarch.models._layers import LocalResponseNorm
+from cnnarch.models.vgg import make_features
 
 NORMS = {"none": "no normalization", "lrn": "LRN (AlexNet)", "bn": "batch norm"}
 LRS = (0.01, 0.1)
@@ -45,29 +50,25 @@ CLAIM = (
 )
 
 
-class SmallNet(nn.Module):
-    """conv3x3-[BN]-ReLU-[LRN]-maxpool x 3 (32, 64, 128 channels), global average pool, FC."""
-
-    def __init__(self, norm: str = "none", num_classes: int = 10, widths=(32, 64, 128)):
-        super().__init__()
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
-        layers, cin = [], 3
-        for w in widths:
-            layers.append(nn.Conv2d(cin, w, 3, padding=1, bias=norm != "bn"))
-            if norm == "bn":
-                layers.append(nn.BatchNorm2d(w))
-            layers.append(nn.ReLU(inplace=True))
-            if norm == "lrn":
-                layers.append(LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0))
-            layers.append(nn.MaxPool2d(2))
-            cin = w
-        self.features = nn.Sequential(*layers)
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(cin, num_classes)
-
-    def forward(self, x):
-        return self.fc(self.avgpool(self.features(x)).flatten(1))
+def small_net(norm: str = "none", num_classes: int = 10, widths=(32, 64, 128)) -> nn.Sequential:
+    """conv3x3-[BN]-ReLU-[LRN]-maxpool x 3 (32, 64, 128 channels), global average pool, FC; the
+    convolutions are ``vgg.make_features``'s, without bias before batch norm."""
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
+    bn = norm == "bn"
+    layers = []
+    for m in make_features([v for w in widths for v in (w, "M")], batch_norm=bn, bias=not bn):
+        layers.append(m)
+        if norm == "lrn" and isinstance(m, nn.ReLU):  # AlexNet's place for it: after the ReLU
+            layers.append(LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0))
+    return nn.Sequential(
+        OrderedDict(
+            features=nn.Sequential(*layers),
+            avgpool=nn.AdaptiveAvgPool2d(1),
+            flatten=nn.Flatten(),
+            fc=nn.Linear(widths[-1], num_classes),
+        )
+    )
 
 
 def run_name(norm: str, lr: float) -> str:
@@ -93,7 +94,7 @@ def plan(ctx: Context):
             run_name(norm, lr),
             f"{label}, lr {lr:g}",
             base.replace(model=f"smallnet-{norm}", lr=lr, **sched),
-            model=lambda norm=norm: SmallNet(norm, data.num_classes),
+            model=lambda norm=norm: small_net(norm, data.num_classes),
         )
         for lr in LRS
         for norm, label in NORMS.items()
@@ -169,27 +170,24 @@ def report(ctx: Context):
     runs = collect(ctx, specs)
     lines = conclusions(_final(runs))
     write_metrics(ctx, runs, {"conclusions": lines})
-    with figure(ctx):
-        pyplot = plt()
-        fig, axes = pyplot.subplots(2, len(LRS), figsize=(11, 7), sharex=True)
-        colors = {"none": "tab:gray", "lrn": "tab:orange", "bn": "tab:blue"}
-        for j, lr in enumerate(LRS):
-            for norm, label in NORMS.items():
-                curve = runs[run_name(norm, lr)]["curve"]
-                steps = [c["step"] for c in curve]
-                loss = [c["train_loss"] if math.isfinite(c["train_loss"]) else math.nan for c in curve]
-                axes[0, j].plot(steps, loss, "-", color=colors[norm], label=label)
-                plot_errors(axes[1, j], curve, colors[norm], label)
-            axes[0, j].set_title(f"learning rate {lr:g}")
-            axes[0, j].set_ylabel("training loss")
-            axes[1, j].set_ylabel("error (%): thin train, bold test")
-            axes[1, j].set_xlabel("iterations")
-            for ax in axes[:, j]:
-                ax.grid(alpha=0.3)
-                ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(ctx.output / "normalization.png", dpi=110)
-        pyplot.close(fig)
+    fig = Figure(figsize=(11, 7))
+    axes = fig.subplots(2, len(LRS), sharex=True)
+    colors = {"none": "tab:gray", "lrn": "tab:orange", "bn": "tab:blue"}
+    for j, lr in enumerate(LRS):
+        for norm, label in NORMS.items():
+            curve = runs[run_name(norm, lr)]["curve"]
+            steps = [c["step"] for c in curve]
+            loss = [c["train_loss"] if math.isfinite(c["train_loss"]) else math.nan for c in curve]
+            axes[0, j].plot(steps, loss, "-", color=colors[norm], label=label)
+            plot_errors(axes[1, j], curve, colors[norm], label)
+        axes[0, j].set_title(f"learning rate {lr:g}")
+        axes[0, j].set_ylabel("training loss")
+        axes[1, j].set_ylabel("error (%): thin train, bold test")
+        axes[1, j].set_xlabel("iterations")
+        for ax in axes[:, j]:
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    save_figure(fig, ctx.output / "normalization.png")
     s = specs[0].cfg
     rows = [
         [
@@ -221,9 +219,6 @@ def report(ctx: Context):
         "",
         "![training curves](normalization.png)",
         "",
-        "## Conclusions (computed from the numbers above)",
-        "",
-        *[f"- {c}" for c in lines],
+        *conclusions_section(lines, runs),
     ]
-    sections += [f"- {r['label']}: {r['message']}" for r in runs.values() if r["message"]]
     return write_report(ctx, "Normalization: none, LRN, batch norm", CLAIM, setup, sections)

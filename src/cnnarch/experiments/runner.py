@@ -1,5 +1,5 @@
-"""What every experiment shares: its output folder, resumable training runs, a time limit, and the
-report (markdown, figures, raw metrics, and the command, machine, wall time and date that made them).
+"""Running an experiment: its output folder and state, and resumable training runs under a time limit.
+The report (markdown, figures, metrics files) is :mod:`cnnarch.experiments.report`'s.
 
 Layout of an experiment's output folder::
 
@@ -13,6 +13,8 @@ Layout of an experiment's output folder::
 A run is resumed from its ``last.pt``; a finished run (``status.json``) is not trained again. Training
 runs advance in rounds, one epoch of every run per round, so that a time limit (``--time-limit``) stops
 all of them at the same point of their schedules and the report compares like with like.
+
+This module is the experiments' only user of :mod:`cnnarch.train` (besides ``evaluate_ensemble``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import datetime as dt
 import json
 import math
 import os
-import platform
 import shlex
 import sys
 import time
@@ -34,8 +35,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cnnarch.train import DataBundle, NonFiniteLossError, TrainConfig, Trainer, build_data, resolve_config
+from cnnarch.train import (
+    DataBundle,
+    NonFiniteLossError,
+    TrainConfig,
+    Trainer,
+    build_data,
+    predict_probs,
+    resolve_config,
+)
 from cnnarch.train.checkpoint import load_checkpoint
+from cnnarch.train.ensemble import model_from_checkpoint
 
 
 @dataclass
@@ -50,12 +60,11 @@ class Context:
     device: str | None = None
     time_limit: float | None = None  # seconds from the start of this invocation
     limit_train: int | None = None  # caps for tests and quick looks, applied on top of the budget's
-    limit_test: int | None = None
+    limit_val: int | None = None  # the held-out set is the test set
     command: str = ""
     log: Callable[[str], None] = field(default=lambda s: print(s, flush=True))
     t0: float = field(default_factory=time.perf_counter)
     stopped_early: bool = False
-    no_figures: bool = False
     began: bool = False  # this invocation is recorded in state.json (not --report-only)
 
     def __post_init__(self):
@@ -73,12 +82,8 @@ class Context:
         return self.time_limit is not None and time.perf_counter() - self.t0 >= self.time_limit
 
     @property
-    def device_type(self) -> str:
-        return (
-            torch.device(self.device).type
-            if self.device
-            else ("cuda" if torch.cuda.is_available() else "cpu")
-        )
+    def torch_device(self) -> torch.device:
+        return torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
     def scaled(self, n: float, cap: int | None = None, minimum: int = 1) -> int:
         """``n`` times the budget, rounded, at least ``minimum`` and at most ``cap``."""
@@ -88,8 +93,8 @@ class Context:
     def cap_train(self, n: int | None) -> int | None:
         return _min_none(n, self.limit_train)
 
-    def cap_test(self, n: int | None) -> int | None:
-        return _min_none(n, self.limit_test)
+    def cap_val(self, n: int | None) -> int | None:
+        return _min_none(n, self.limit_val)
 
 
 def _min_none(a: int | None, b: int | None) -> int | None:
@@ -101,15 +106,19 @@ def _min_none(a: int | None, b: int | None) -> int | None:
 # ---------------------------------------------------------------------------------------------- state
 
 
+def read_state(ctx: Context) -> dict:
+    path = ctx.output / "state.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def begin(ctx: Context) -> dict:
     """Check the output folder (an existing one needs ``--resume``) and record this invocation."""
-    state_path = ctx.output / "state.json"
-    if state_path.exists() and not ctx.resume:
+    state = read_state(ctx)
+    if state and not ctx.resume:
         raise ValueError(
             f"{ctx.output} already holds a run of this experiment; pass --resume to continue it "
             f"(or --report-only to redo its report), or choose another --output"
         )
-    state = json.loads(state_path.read_text()) if state_path.exists() else {}
     if state and state.get("experiment") != ctx.name:
         raise ValueError(f"{ctx.output} holds the experiment {state.get('experiment')!r}, not {ctx.name!r}")
     if state and state.get("budget") != ctx.budget:
@@ -117,52 +126,33 @@ def begin(ctx: Context) -> dict:
             f"--resume {ctx.output}: it was started with --budget {state.get('budget')}, not {ctx.budget}; "
             "resume with the same budget or start another --output"
         )
-    state.update(
-        experiment=ctx.name, budget=ctx.budget, limit_train=ctx.limit_train, limit_test=ctx.limit_test
-    )
+    state.update(experiment=ctx.name, budget=ctx.budget, limit_train=ctx.limit_train, limit_val=ctx.limit_val)
     state.setdefault("invocations", [])
-    state["invocations"].append({"command": ctx.command, "started": _now(), "wall_s": None})
+    state["invocations"].append({"command": ctx.command, "started": now(), "wall_s": None})
     ctx.output.mkdir(parents=True, exist_ok=True)
-    _write_json(state_path, state)
+    write_json(ctx.output / "state.json", state)
     ctx.began = True
     return state
 
 
 def finish(ctx: Context, stopped_early: bool) -> None:
     """Record this invocation's wall time (the report sums them)."""
-    state_path = ctx.output / "state.json"
-    state = json.loads(state_path.read_text())
+    state = read_state(ctx)
     state["invocations"][-1].update(
         wall_s=round(time.perf_counter() - ctx.t0, 1), stopped_early=stopped_early
     )
-    _write_json(state_path, state)
+    write_json(ctx.output / "state.json", state)
 
 
-def _now() -> str:
+def now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _write_json(path: Path, obj) -> None:
+def write_json(path: Path, obj) -> None:
+    """``obj`` as indented JSON, written atomically (a killed run leaves the old file or the new one)."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2) + "\n")
     os.replace(tmp, path)
-
-
-def machine() -> str:
-    """CPU model and cores, accelerator, Python and torch versions."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    parts = [f"{cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"]
-    if torch.cuda.is_available():
-        parts.append(f"GPU {torch.cuda.get_device_name(0)}")
-    parts.append(f"Python {platform.python_version()}, torch {torch.__version__}")
-    return "; ".join(parts)
 
 
 # ---------------------------------------------------------------------------------------------- training
@@ -182,8 +172,8 @@ class RunSpec:
 
 def base_config(ctx: Context, **values) -> TrainConfig:
     """A configuration for ``ctx``: no validation split (the curves' held-out set is the test set, as in
-    the papers' figures), mixed precision and channels-last on a GPU, one line per epoch."""
-    cuda = ctx.device_type == "cuda"
+    the papers' figures), mixed precision and channels-last on a GPU."""
+    cuda = ctx.torch_device.type == "cuda"
     values.setdefault("val_split", 0.0)
     values.setdefault("log_interval", 0)
     values.setdefault("amp", cuda)
@@ -191,7 +181,7 @@ def base_config(ctx: Context, **values) -> TrainConfig:
     values.setdefault("device", ctx.device)
     values.setdefault("workers", 0)
     values["limit_train"] = ctx.cap_train(values.get("limit_train"))
-    values["limit_val"] = ctx.cap_test(values.get("limit_val"))
+    values["limit_val"] = ctx.cap_val(values.get("limit_val"))
     if values["limit_train"] is not None:  # a tiny subset still gets a few batches per epoch
         values["batch_size"] = max(1, min(values.get("batch_size", 128), values["limit_train"] // 4))
     return resolve_config(None, data=ctx.data, output=str(ctx.runs / "_data"), **values)
@@ -230,9 +220,21 @@ def _epochs_done(run_dir: Path) -> int:
     return load_checkpoint(last)["epoch"] + 1 if last.exists() else 0
 
 
+def planned_epochs(cfg: TrainConfig, data: DataBundle) -> int:
+    """Epochs the trainer will run for ``cfg`` on ``data`` (as Trainer.total_epochs)."""
+    spe = max(1, len(data.train))
+    steps = cfg.epochs * spe
+    if cfg.iterations:
+        steps = min(steps, cfg.iterations)
+    return math.ceil(steps / spe)
+
+
 def train_rounds(ctx: Context, specs: list[RunSpec], data: DataBundle) -> bool:
     """Train every run to the end of its schedule, one epoch of each per round; returns False when the
-    time limit stopped them first. A run whose loss became NaN/inf is marked "diverged" and left."""
+    time limit stopped them first. A run whose loss became NaN/inf is marked "diverged" and left.
+
+    The trainer itself is silent (its configuration would be printed every round); one line per run
+    and round is logged from the metrics row that ``fit()`` returns."""
     dirs = {s.name: ctx.runs / s.name for s in specs}
     data = dataclasses.replace(data, test=None)  # the trainer would test after every round
     total = {s.name: planned_epochs(s.cfg, data) for s in specs}
@@ -252,61 +254,31 @@ def train_rounds(ctx: Context, specs: list[RunSpec], data: DataBundle) -> bool:
             if (d / "last.pt").exists():
                 cfg = cfg.replace(resume=str(d / "last.pt"))
             try:
-                Trainer(cfg, data, model=s.model, log=_quiet(ctx)).fit()
-            except ModuleNotFoundError as e:
-                if e.name != "matplotlib":
-                    raise
-                ctx.no_figures = True  # the epoch and its checkpoint were saved before the trainer's plot
+                row = Trainer(cfg, data, model=s.model, log=lambda _: None).fit()
             except NonFiniteLossError as e:
                 ctx.log(f"{s.name}: {e}")
-                _write_json(d / "status.json", {"state": "diverged", "message": str(e), "epoch": round_})
+                write_json(d / "status.json", {"state": "diverged", "message": str(e), "epoch": round_})
                 continue
             done[s.name] = round_
             if round_ >= total[s.name]:
-                _write_json(d / "status.json", {"state": "done", "epochs": round_})
-            row = read_rows(d)[-1]
+                write_json(d / "status.json", {"state": "done", "epochs": round_})
             ctx.log(
-                f"[{ctx.name}] {s.name} epoch {round_}/{total[s.name]} step {row['step']:.0f}: "
+                f"[{ctx.name}] {s.name} epoch {round_}/{total[s.name]} step {row['step']}: "
                 f"train err {100 - row['train_top1']:.2f}%"
-                + (f", test err {100 - row['val_top1']:.2f}%" if not math.isnan(row["val_top1"]) else "")
+                + (f", test err {100 - row['val_top1']:.2f}%" if "val_top1" in row else "")
+                + f" ({row['seconds']:.1f} s)"
             )
     return True
 
 
-def planned_epochs(cfg: TrainConfig, data: DataBundle) -> int:
-    """Epochs the trainer will run for ``cfg`` on ``data`` (as Trainer.total_epochs)."""
-    spe = max(1, len(data.train))
-    steps = cfg.epochs * spe
-    if cfg.iterations:
-        steps = min(steps, cfg.iterations)
-    return math.ceil(steps / spe)
-
-
-def _quiet(ctx: Context) -> Callable[[str], None]:
-    """The trainer's per-epoch lines go through; its configuration dump (printed every round) does not."""
-
-    def log(msg: str) -> None:
-        if msg.startswith(("training ", "resuming ", "device ")):
-            return
-        ctx.log(msg)
-
-    return log
-
-
-def load_model(ctx: Context, spec: RunSpec, num_classes: int) -> nn.Module:
-    """The trained network of a run (its last checkpoint), in eval mode."""
-    if spec.model is not None:
-        model = spec.model()
-    else:
-        from cnnarch.models import create_model
-
-        model = create_model(spec.cfg.model, num_classes=num_classes)
+def predict(ctx: Context, spec: RunSpec, batches) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax probabilities and labels of a run's last weights (evaluation mode) over ``batches``."""
     ckpt = load_checkpoint(ctx.runs / spec.name / "last.pt")
-    model.load_state_dict(ckpt["model"])
-    return model.eval()
+    model = model_from_checkpoint(ckpt, None if spec.model is None else spec.model())
+    return predict_probs(model, batches, None, ctx.torch_device)
 
 
-# ---------------------------------------------------------------------------------------------- metrics
+# ---------------------------------------------------------------------------------------------- results
 
 FLOAT_COLUMNS = ("step", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "seconds")
 
@@ -332,7 +304,6 @@ def collect(ctx: Context, specs: list[RunSpec]) -> dict:
     runs = {}
     for s in specs:
         d = ctx.runs / s.name
-        rows = read_rows(d)
         status = run_status(d)
         curve = [
             {
@@ -344,7 +315,7 @@ def collect(ctx: Context, specs: list[RunSpec]) -> dict:
                 "lr": r["lr"],
                 "seconds": r["seconds"],
             }
-            for r in rows
+            for r in read_rows(d)
         ]
         runs[s.name] = {
             "label": s.label,
@@ -357,105 +328,3 @@ def collect(ctx: Context, specs: list[RunSpec]) -> dict:
             "final": curve[-1] if curve else None,
         }
     return runs
-
-
-def write_metrics(ctx: Context, runs: dict, extra: dict | None = None) -> None:
-    """metrics.json (everything) and metrics.csv (one row per run and epoch)."""
-    _write_json(ctx.output / "metrics.json", {"runs": runs, **(extra or {})})
-    with (ctx.output / "metrics.csv").open("w", newline="") as f:
-        cols = ["run", "epoch", "step", "lr", "train_loss", "train_err", "test_err", "seconds"]
-        w = csv.DictWriter(f, cols, extrasaction="ignore")
-        w.writeheader()
-        for name, r in runs.items():
-            for row in r.get("curve", []):
-                w.writerow({"run": name, **row})
-
-
-# ---------------------------------------------------------------------------------------------- report
-
-
-def pct(v: float) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}%"
-
-
-def md_table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-class figure:  # noqa: N801 (used as a context manager, like a function)
-    """``with figure(ctx): ...draw...``: where matplotlib is not installed (a bare GPU machine) the figure is
-    skipped and the report says so, instead of losing the numbers."""
-
-    def __init__(self, ctx: Context):
-        self.ctx = ctx
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, exc, tb):
-        if isinstance(exc, ModuleNotFoundError) and exc.name == "matplotlib":
-            self.ctx.no_figures = True
-            return True
-        return False
-
-
-def plot_errors(ax, curve: list[dict], color: str, label: str, test_lw: float = 2.4) -> None:
-    """He et al.'s Fig. 6 style: a thin line for training error, a bold one for test error."""
-    steps = [c["step"] for c in curve]
-    ax.plot(steps, [c["train_err"] for c in curve], "-", lw=0.9, color=color, label=f"{label} train")
-    ax.plot(steps, [c["test_err"] for c in curve], "-", lw=test_lw, color=color, label=f"{label} test")
-
-
-def plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as pyplot
-
-    return pyplot
-
-
-def write_report(ctx: Context, title: str, claim: str, setup: list[str], sections: list[str]) -> Path:
-    """README.md: title, the lecture's claim, provenance (command, machine, wall time, date), the setup
-    (budget and schedule, said plainly), then the experiment's own sections."""
-    state_path = ctx.output / "state.json"
-    state = json.loads(state_path.read_text()) if state_path.exists() else {"invocations": []}
-    inv = state["invocations"]
-    if ctx.began and inv:  # this invocation, up to now (finish() records it after the report)
-        inv[-1]["wall_s"] = round(time.perf_counter() - ctx.t0, 1)
-    wall = sum(i["wall_s"] or 0 for i in inv)
-    stopped = any(i.get("stopped_early") for i in inv[-1:]) or ctx.stopped_early
-    lines = [f"# {title}", "", f"**The claim.** {claim}", "", "## How this report was made", ""]
-    lines += [
-        f"- command: `{i['command']}` ({i['started']}, {'?' if i['wall_s'] is None else i['wall_s']} s)"
-        for i in inv
-    ]
-    lines += [
-        f"- machine: {machine()}",
-        f"- wall time: {wall:.0f} s in {len(inv)} invocation(s)"
-        + (" (and a killed one, not recorded)" if any(i["wall_s"] is None for i in inv) else "")
-        + f"; report written {_now()}",
-        f"- budget: {ctx.budget:g}"
-        + (f" (tiny-subset caps: train {ctx.limit_train}, test {ctx.limit_test})" if ctx.limit_train else ""),
-    ]
-    if inv and inv[-1]["wall_s"] is None:
-        lines.append(
-            "- **the last invocation was killed before it finished**: the numbers below are what the runs "
-            "had reached by then"
-        )
-    elif stopped:
-        lines.append(
-            "- **stopped by the time limit** before the end of the schedule: the numbers below are what "
-            "the runs reached by then"
-        )
-    if ctx.no_figures:
-        lines.append(
-            "- figures not drawn: matplotlib is not installed here (the metrics files hold every number)"
-        )
-    lines += ["", "## Setup", "", *[f"- {s}" for s in setup], ""]
-    lines += sections
-    path = ctx.output / "README.md"
-    path.write_text("\n".join(lines).rstrip() + "\n")
-    return path

@@ -10,7 +10,7 @@ from cnnarch.models import resnext as resnext
 from cnnarch.models import vgg as vgg
 from cnnarch.models import wide_resnet as wide_resnet
 from cnnarch.models import zfnet as zfnet
-from cnnarch.models._input_size import input_size_range, min_input_size
+from cnnarch.models._input_size import check_input, input_size_range, min_input_size
 from cnnarch.models._registry import (
     ModelEntry,
     create_model,
@@ -21,6 +21,7 @@ from cnnarch.models._registry import (
 
 __all__ = [
     "ModelEntry",
+    "check_input",
     "create_model",
     "get_model_entry",
     "input_size_range",

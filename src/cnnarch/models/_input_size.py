@@ -1,37 +1,28 @@
-"""The input sizes a network accepts, and a guard that checks an input before any convolution runs.
+"""The input sizes a network accepts, worked out from its layers, and the check its ``forward`` runs first.
 
-A too-small image otherwise fails deep inside a network ("Calculated output size: (1x0x0). Output size
-is too small") and a fixed-size classifier fails at its first Linear layer ("mat1 and mat2 shapes
-cannot be multiplied"); neither message says which size would have worked. Here the accepted sizes are
-found generically, by forward passes of an empty batch (zero images: every layer checks its shapes and
-computes nothing) through a twin of the network that shares its parameters, carries no hooks and has
-its normalization layers replaced by identities. An exponential probe finds one size that works, then
-two binary searches find the smallest and, for networks whose classifier has a fixed input size, the
-largest. The search assumes what holds for every convolution and pooling layer: the output size never
-shrinks as the input grows, so the accepted sizes form one interval.
+A too-small image otherwise fails deep inside a network ("Output size is too small"), a fixed-size
+classifier at its first Linear layer ("mat1 and mat2 shapes cannot be multiplied"), a wrong channel count
+at the first convolution; none of these messages says what would have worked.
 
-Square inputs are searched; the guard checks height and width separately against the interval. The
-result depends on the mode (GoogLeNet's auxiliary classifiers only run in training), so it is cached per
-model, per number of input channels and per mode. A change to the network's structure after the first
-check is not noticed: build a new model instead. Batch norm in training mode also needs more than one
-value per channel, which a batch of one image lacks at a 1x1 feature map; it says so itself.
+Each network lists in ``size_paths(training)`` the chains of layers from its input to a point where the
+size no longer matters (an adaptive pool) or to its fixed-size classifier (a Linear layer); an
+``nn.Sequential`` is its own chain. Along a chain, convolutions and pools change the size by torch's own
+output-size formula and every other leaf keeps it; branches and shortcuts inside a block match its main
+path by construction and are left out. The sizes are integer arithmetic: no forward pass runs, so hooks,
+FLOP counters, ``torch.jit.trace`` and ``torch.compile`` see nothing (the check stands aside under the
+last two). Square kernels only; height and width are checked separately.
 """
 
 from __future__ import annotations
 
-import copy
-import itertools
-import weakref
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import _disable_current_modes
 
-# Larger than any image size in use; empty passes cost the same at any size.
-_LARGEST_PROBE = 4096
-# Sizes papers train at; probed only when no power of two works.
-_COMMON_SIZES = (224, 227, 299, 331)
+_LARGEST = 1 << 16  # beyond any image size in use
+_SIZE_FREE = nn.AdaptiveAvgPool2d | nn.AdaptiveMaxPool2d
 
 
 @dataclass(frozen=True)
@@ -52,144 +43,145 @@ class SizeRange:
         return f"{self.smallest}x{self.smallest} to {self.largest}x{self.largest}"
 
 
-_SHAPE_PRESERVING = (nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm)
-
-_CACHE: weakref.WeakKeyDictionary[nn.Module, dict[tuple[int, bool], SizeRange | None]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _shape_twin(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` for shape-only passes: it shares the parameters (nothing is copied), its
-    modules carry no hooks, and its normalization layers are identities.
-
-    The memo hands ``deepcopy`` the replacements. Hooks go because the caller's (an analyzer recording
-    layers, say) must not see the search's passes; normalization layers go because in training mode
-    they would refuse an empty batch, or average it into NaN statistics. Buffers are copied (they are
-    small), so that no pass can change ``model``.
-    """
-    memo: dict[int, object] = {id(p): p for p in model.parameters()}
-    for m in model.modules():
-        if isinstance(m, _SHAPE_PRESERVING):
-            memo[id(m)] = nn.Identity()
-            continue
-        for attr, value in vars(m).items():
-            if attr.startswith("_") and "hooks" in attr and isinstance(value, dict):
-                memo[id(value)] = type(value)()
-    return copy.deepcopy(model, memo)
+def _layers(chain):
+    """The leaves of a chain that matter for its size; nested ``nn.Sequential`` are chains too."""
+    for m in chain:
+        if isinstance(m, nn.Sequential):
+            yield from _layers(m)
+        elif isinstance(m, nn.Linear | _SIZE_FREE) or hasattr(m, "kernel_size"):
+            yield m
+        elif next(m.children(), None) is not None:
+            raise TypeError(
+                f"cannot tell how {type(m).__name__} changes the input size: list its layers in "
+                "size_paths(), or pass an nn.Sequential"
+            )
 
 
-def _works(twin: nn.Module, x: torch.Tensor, size: int) -> bool:
-    try:
-        twin(x.new_empty(0, x.shape[1], size, size))
-    except Exception:  # any failure means "not this size": shape errors come as several types
-        return False
-    return True
+def _square(m: nn.Module, attr: str, default: int) -> int:
+    value = getattr(m, attr, default)
+    if isinstance(value, tuple):
+        if len(set(value)) != 1:
+            raise ValueError(f"input sizes are worked out for square {attr}s only, got {m}")
+        value = value[0]
+    return default if value is None else value
 
 
-def _search(model: nn.Module, in_channels: int, training: bool) -> SizeRange | None:
-    # A dispatch mode the caller has active (a FLOP counter, say) must not count the search.
-    with _disable_current_modes(), torch.no_grad():
-        twin = _shape_twin(model)
-        if training != model.training:
-            twin.train(training)
-        p = next(model.parameters(), None)
-        like = torch.empty(0, in_channels, device=p.device if p is not None else "cpu")
-        if p is not None and p.is_floating_point():
-            like = like.to(p.dtype)
-
-        def works(size: int) -> bool:
-            return _works(twin, like, size)
-
-        # Ascending probe: the first size that works bounds the smallest from above; failures stop at the
-        # failing layer, so they are the cheap passes. A network that takes only a few sizes is
-        # found through the common ImageNet sizes.
-        failed, good = [0], None
-        for size in itertools.chain((2**k for k in range(13)), _COMMON_SIZES):
-            if works(size):
-                good = size
-                break
-            failed.append(size)
-        if good is None:
-            return None
-        bad = max(f for f in failed if f < good)
-        smallest = _bisect(works, bad, good, want_first_true=True)
-        if works(_LARGEST_PROBE):
-            return SizeRange(smallest)
-        return SizeRange(smallest, _bisect(works, good, _LARGEST_PROBE, want_first_true=False))
+def _out(size: int, m: nn.Module) -> int:
+    """The output size of a convolution or pool, as torch computes it (0 or less: it refuses)."""
+    k, s, d = (_square(m, attr, 1) for attr in ("kernel_size", "stride", "dilation"))
+    if m.padding in ("same", "valid"):  # a convolution's padding given by name
+        return size if m.padding == "same" else size - d * (k - 1)
+    p = _square(m, "padding", 0)
+    if not getattr(m, "ceil_mode", False):
+        return (size + 2 * p - d * (k - 1) - 1) // s + 1
+    out = (size + 2 * p - d * (k - 1) - 1 + s - 1) // s + 1
+    return out - 1 if (out - 1) * s >= size + p else out  # the last window must start inside
 
 
-def _bisect(works, lo: int, hi: int, want_first_true: bool) -> int:
-    """Between ``lo`` and ``hi``, whose outcomes differ, the smallest size that works
-    (``works(lo)`` False, ``works(hi)`` True) or the largest (``works(lo)`` True, ``works(hi)`` False)."""
+def _trace(size: int, chain) -> tuple[int, int | None]:
+    """(the size where the chain ends, 0 where a layer refuses it; the size its fixed classifier needs)."""
+    channels = None
+    for m in _layers(chain):
+        if isinstance(m, _SIZE_FREE):
+            break
+        if isinstance(m, nn.Linear):  # fed the flattened maps: in_features = channels * fixed**2
+            return size, math.isqrt(m.in_features // channels) if channels else None
+        size = _out(size, m)
+        if size < 1:
+            return 0, None
+        channels = getattr(m, "out_channels", channels)
+    return size, None
+
+
+def _bisect(ok, lo: int, hi: int) -> int:
+    """The smallest size in (lo, hi] for which ``ok`` holds, given ``ok(hi)`` and a monotone ``ok``."""
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if works(mid) == want_first_true:
-            hi = mid
-        else:
-            lo = mid
-    return hi if want_first_true else lo
+        lo, hi = (lo, mid) if ok(mid) else (mid, hi)
+    return hi
+
+
+def _chain_range(chain) -> SizeRange | None:
+    fixed = _trace(_LARGEST, chain)[1]
+    if _trace(_LARGEST, chain)[0] < (fixed or 1):
+        return None
+    smallest = _bisect(lambda s: _trace(s, chain)[0] >= (fixed or 1), 0, _LARGEST)
+    if fixed is None:
+        return SizeRange(smallest)
+    largest = _bisect(lambda s: _trace(s, chain)[0] > fixed, smallest - 1, _LARGEST + 1) - 1
+    return SizeRange(smallest, largest) if largest >= smallest else None  # else: sizes skip ``fixed``
+
+
+def _paths(model: nn.Module, training: bool) -> list:
+    return model.size_paths(training) if hasattr(model, "size_paths") else [[model]]
+
+
+def _channels(paths: list) -> int | None:
+    first = next((m for m in _layers(paths[0]) if hasattr(m, "in_channels")), None)
+    return None if first is None else first.in_channels
 
 
 def input_size_range(
-    model: nn.Module, in_channels: int = 3, training: bool | None = None
+    model: nn.Module, in_channels: int | None = None, training: bool | None = None
 ) -> SizeRange | None:
     """The square input sizes ``model`` accepts in training or eval mode (default: its current mode);
-    None if no size works (typically: the wrong number of input channels)."""
-    training = model.training if training is None else training
-    per_model = _CACHE.setdefault(model, {})
-    if (in_channels, training) not in per_model:
-        per_model[in_channels, training] = _search(model, in_channels, training)
-    return per_model[in_channels, training]
+    None if none does, or if it takes no input with ``in_channels`` channels (None: any count)."""
+    paths = _paths(model, model.training if training is None else training)
+    if in_channels is not None and _channels(paths) not in (None, in_channels):
+        return None
+    ranges = [_chain_range(chain) for chain in paths]
+    if not ranges or None in ranges:
+        return None
+    smallest = max(r.smallest for r in ranges)
+    largest = min((r.largest for r in ranges if r.largest is not None), default=None)
+    return None if largest is not None and largest < smallest else SizeRange(smallest, largest)
 
 
-def min_input_size(model: nn.Module, in_channels: int = 3) -> int:
-    """Smallest height (= width) of an input ``model`` accepts in its current mode.
-
-    >>> min_input_size(create_model("alexnet_tv"))
-    63
-    """
+def min_input_size(model: nn.Module, in_channels: int | None = None) -> int:
+    """Smallest height (= width) of an input ``model`` accepts in its current mode (alexnet_tv: 63)."""
     size_range = input_size_range(model, in_channels)
     if size_range is None:
         raise ValueError(f"{type(model).__name__} accepts no input with {in_channels} channels")
     return size_range.smallest
 
 
-class InputSizeGuard:
-    """Forward pre-hook: refuse an input of a size the network cannot take, before any layer runs.
+def check_input(model: nn.Module, x: torch.Tensor) -> None:
+    """Refuse an input of the wrong channel count or size, naming what ``model`` takes; its ``forward``
+    calls this first. Stands aside while ``torch.jit.trace`` or ``torch.compile`` records the network.
 
-    A class rather than a closure so that a model carrying it still pickles (``torch.save(model)``).
-    Inputs on ``meta`` (shape-only passes), tensor subclasses and inputs under ``torch.compile`` pass
-    unchecked: the check itself runs forward passes, which only make sense for a plain eager tensor.
-    """
-
-    def __init__(self, name: str):
-        self.name = name
-
-    def __call__(self, module: nn.Module, args: tuple) -> None:
-        x = args[0] if args else None
-        if (
-            type(x) is not torch.Tensor
-            or x.dim() < 3
-            or x.device.type == "meta"
-            or torch.compiler.is_compiling()
-        ):
-            return
-        c, h, w = x.shape[-3:]
-        size_range = input_size_range(module, c)
-        if size_range is None or (h in size_range and w in size_range):
-            return  # None: no size works with c channels; the first layer explains that better
-        mode = ""
-        if module.training:
-            in_eval = input_size_range(module, c, training=False)
-            if in_eval is not None and in_eval != size_range:
-                mode = f" in training mode (in eval mode: {in_eval.describe()})"
-        s = size_range.smallest
-        if size_range.largest is None:
-            fixed, resize = "", f"Resize({s})"  # scales the shorter side to s
-        else:
-            fixed, resize = " (its classifier has a fixed input size)", f"Resize(({s}, {s}))"
+    What a model takes is remembered per mode, so that a check costs a few comparisons; a refusal is
+    always worked out afresh, so a network changed after its first call is never refused wrongly."""
+    recording = torch.jit.is_tracing() or torch.compiler.is_compiling()
+    if recording or not isinstance(x, torch.Tensor) or x.dim() < 3:
+        return
+    c, h, w = x.shape[-3:]
+    known = vars(model).setdefault("_accepted_inputs", {})
+    channels, size_range = known.get(model.training, (0, None))
+    if size_range is not None and channels in (None, c) and h in size_range and w in size_range:
+        return
+    channels, size_range = _channels(_paths(model, model.training)), input_size_range(model)
+    name = getattr(model, "model_name", None) or type(model).__name__
+    if channels is not None and c != channels:
         raise ValueError(
-            f"{self.name} accepts inputs of {size_range.describe()} pixels{fixed}{mode}; got {h}x{w}. "
-            f"Resize the images, e.g. torchvision.transforms.{resize}"
+            f"{name} expects {channels} input channels, got {c}; build it with in_channels={c} for such "
+            "images"
         )
+    if size_range is None:
+        return  # no size works: let the layer that refuses say why
+    known[model.training] = channels, size_range
+    if h in size_range and w in size_range:
+        return
+    mode = ""
+    if model.training:
+        in_eval = input_size_range(model, training=False)
+        if in_eval is not None and in_eval != size_range:
+            mode = f" in training mode (in eval mode: {in_eval.describe()})"
+    s = size_range.smallest
+    if size_range.largest is None:
+        fixed, resize = "", f"Resize({s})"  # scales the shorter side to s
+    else:
+        fixed, resize = " (its classifier has a fixed input size)", f"Resize(({s}, {s}))"
+    raise ValueError(
+        f"{name} accepts inputs of {size_range.describe()} pixels{fixed}{mode}; got {h}x{w}. "
+        f"Resize the images, e.g. torchvision.transforms.{resize}"
+    )

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import nn
-
-from cnnarch.models._input_size import InputSizeGuard
 
 
 @dataclass(frozen=True)
@@ -21,35 +18,20 @@ class ModelEntry:
     paper: str
     input_size: tuple[int, int, int]  # (C, H, W) the paper trains at
 
-    @property
-    def doc(self) -> str:
-        return (self.builder.__doc__ or "").strip()
-
 
 _MODELS: dict[str, ModelEntry] = {}
 
 
 def register_model(*, paper: str, input_size: tuple[int, int, int] = (3, 224, 224)):
-    """Decorator: register a builder under its function name.
+    """Decorator: register a builder under its function name; the builder itself is unchanged."""
 
-    The decorated builder returns its model with an :class:`InputSizeGuard` attached, so every network
-    of the zoo refuses a too-small input, naming the sizes it takes, before any convolution runs.
-    """
-
-    def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    def register(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if fn.__name__ in _MODELS:
             raise ValueError(f"model {fn.__name__!r} is registered twice")
+        _MODELS[fn.__name__] = ModelEntry(fn.__name__, fn, paper, tuple(input_size))
+        return fn
 
-        @functools.wraps(fn)
-        def build(*args, **kwargs) -> nn.Module:
-            model = fn(*args, **kwargs)
-            model.register_forward_pre_hook(InputSizeGuard(fn.__name__))
-            return model
-
-        _MODELS[fn.__name__] = ModelEntry(fn.__name__, build, paper, tuple(input_size))
-        return build
-
-    return wrap
+    return register
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -74,13 +56,17 @@ def get_model_entry(name: str) -> ModelEntry:
 
 
 def create_model(name: str, weights=None, pretrained: bool = False, **kwargs) -> nn.Module:
-    """Build a registered network by name; ``kwargs`` go to its builder (``num_classes``, ...).
+    """Build a registered network by name; ``kwargs`` go to its builder (``num_classes``, ...). The model
+    keeps the name in ``model_name``, which its error messages use.
 
     ``weights`` (a weight name such as ``"IMAGENET1K_V1"``/``"cifar10"``, a file or a URL; see
     :mod:`cnnarch.models.weights`) or ``pretrained=True`` (``weights="DEFAULT"``) loads trained weights."""
+    entry = get_model_entry(name)
     if weights is None and not pretrained:
-        return get_model_entry(name).builder(**kwargs)
-    from cnnarch.models.weights import build_with_weights
+        model = entry.builder(**kwargs)
+    else:
+        from cnnarch.models.weights import build_with_weights
 
-    get_model_entry(name)
-    return build_with_weights(name, "DEFAULT" if weights is None else weights, **kwargs)
+        model = build_with_weights(entry, "DEFAULT" if weights is None else weights, **kwargs)
+    model.model_name = name
+    return model

@@ -42,6 +42,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from cnnarch.models._input_size import check_input
 from cnnarch.models._layers import LocalResponseNorm
 from cnnarch.models._registry import register_model
 
@@ -97,7 +98,11 @@ class AlexNet2012(nn.Module):
                 nn.init.normal_(m.weight, 0.0, 0.01)
                 nn.init.constant_(m.bias, 1.0 if name in ones else 0.0)
 
+    def size_paths(self, training: bool) -> list:
+        return [[self.features, self.classifier]]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(self, x)
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
@@ -132,7 +137,11 @@ class AlexNet(nn.Module):
             nn.Linear(4096, num_classes),
         )
 
+    def size_paths(self, training: bool) -> list:
+        return [[self.features, self.avgpool]]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(self, x)
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 

@@ -21,6 +21,9 @@ progressive freezing of the first layer's bias. ``dirac=True`` (default) initial
 airbench's "dirac" init). torchvision has no such network.
 
 About 0.24 GFLOPs (0.12 GMACs) per 32x32 image forward: ``cnnarch summary cifar_fast``.
+
+``cifar_fast_93`` is airbench93's narrower network (64/128/128 channels, 0.57M params; airbench trains
+it 11 epochs rather than 9.9 for 93 % instead of 94 %); everything else is the same.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from cnnarch.models._input_size import check_input
 from cnnarch.models._registry import register_model
 
 __all__ = ["CifarFastNet", "ConvStage", "ShiftBatchNorm2d"]
@@ -47,7 +51,7 @@ class ShiftBatchNorm2d(nn.BatchNorm2d):
 
     def __init__(self, num_features: int, **kwargs):
         super().__init__(num_features, **kwargs)
-        del self._parameters["weight"]
+        del self.weight
         self.register_buffer("weight", torch.ones(num_features))
 
 
@@ -101,7 +105,12 @@ class CifarFastNet(nn.Module):
                     with torch.no_grad():
                         nn.init.dirac_(m.weight[: m.in_channels])
 
+    def size_paths(self, training: bool) -> list:
+        stages = (self.layer1, self.layer2, self.layer3)
+        return [[self.whiten, *(m for s in stages for m in (s.conv1, s.pool, s.conv2)), self.pool]]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(self, x)
         x = self.act(self.whiten(x))
         x = self.layer3(self.layer2(self.layer1(x)))
         return self.fc(torch.flatten(self.pool(x), 1)) * self.logit_scale
@@ -113,3 +122,10 @@ def cifar_fast(num_classes: int = 10, in_channels: int = 3, **kwargs) -> CifarFa
     stages of 64/256/256 channels with max pooling, 1.97M params. From the CIFAR-10 speedruns (airbench,
     hlb-CIFAR10, Page's ResNet-9). Not in torchvision."""
     return CifarFastNet(num_classes=num_classes, in_channels=in_channels, **kwargs)
+
+
+@register_model(paper=PAPER, input_size=(3, 32, 32))
+def cifar_fast_93(num_classes: int = 10, in_channels: int = 3, **kwargs) -> CifarFastNet:
+    """airbench93's narrower ``cifar_fast``: stages of 64/128/128 channels, 0.57M params (about a
+    quarter of the 94 % network's FLOPs). Not in torchvision."""
+    return CifarFastNet((64, 128, 128), num_classes=num_classes, in_channels=in_channels, **kwargs)

@@ -51,6 +51,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from cnnarch.models._input_size import check_input
 from cnnarch.models._registry import register_model
 
 __all__ = ["ConvUnit", "Fractal", "FractalBlock", "FractalNet", "Join", "fractalnet"]
@@ -173,6 +174,7 @@ class FractalNet(nn.Module):
         drop_path_global: float = 0.5,
         column: int | None = None,
         imagenet_stem: bool = False,
+        in_channels: int = 3,
     ):
         super().__init__()
         channels = list(channels)
@@ -191,7 +193,7 @@ class FractalNet(nn.Module):
 
         if imagenet_stem:  # ResNet-34's first layer
             self.stem = nn.Sequential(
-                nn.Conv2d(3, channels[0], kernel_size=7, stride=2, padding=3, bias=False),
+                nn.Conv2d(in_channels, channels[0], kernel_size=7, stride=2, padding=3, bias=False),
                 nn.BatchNorm2d(channels[0]),
                 nn.ReLU(inplace=True),
                 nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
@@ -199,7 +201,6 @@ class FractalNet(nn.Module):
             in_channels = channels[0]
         else:
             self.stem = nn.Identity()
-            in_channels = 3
         for i, (out_channels, p) in enumerate(zip(channels, drop_prob, strict=True), start=1):
             last = i == len(channels)
             pool = nn.Identity() if imagenet_stem and last else None
@@ -234,7 +235,12 @@ class FractalNet(nn.Module):
             return int(torch.randint(1, self.num_columns + 1, ())), 0.0
         return None, self.drop_path_local
 
+    def size_paths(self, training: bool) -> list:
+        # every column keeps the size of its block's input: column 1 stands for them all
+        return [[self.stem, *(m for b in self.blocks for m in (b.fractal.conv, b.pool)), self.avgpool]]
+
     def forward(self, x: torch.Tensor, column: int | None = None) -> torch.Tensor:
+        check_input(self, x)
         column = self.column if column is None else column
         self._check_column(column)
         drop_local = 0.0
@@ -252,72 +258,48 @@ def fractalnet(
     channels: Sequence[int],
     num_classes: int = 10,
     drop_prob: float | Sequence[float] | None = None,
-    drop_path_local: float = 0.15,
-    drop_path_global: float = 0.5,
-    column: int | None = None,
-    imagenet_stem: bool = False,
+    **kwargs,
 ) -> FractalNet:
     """A FractalNet of ``num_blocks`` blocks of ``num_columns`` columns, ``channels[b]`` in block b.
 
     ``drop_prob``: dropout rate per block (a float for all); default 0, 10, 20, ... % as the paper.
-    Set ``drop_path_local=drop_path_global=0`` to train without drop-path.
+    ``kwargs`` go to :class:`FractalNet`: ``drop_path_local`` (0.15), ``drop_path_global`` (0.5; set both
+    to 0 to train without drop-path), ``column``, ``imagenet_stem``, ``in_channels``.
     """
     if len(channels) != num_blocks:
         raise ValueError(f"channels lists {len(channels)} widths for num_blocks={num_blocks}")
     if drop_prob is None:
         drop_prob = [0.1 * b for b in range(num_blocks)]
-    return FractalNet(
-        num_columns,
-        channels,
-        num_classes,
-        drop_prob,
-        drop_path_local,
-        drop_path_global,
-        column,
-        imagenet_stem,
-    )
+    return FractalNet(num_columns, channels, num_classes, drop_prob, **kwargs)
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
-def fractalnet20(
-    num_classes: int = 10,
-    drop_prob: float | Sequence[float] | None = None,
-    drop_path_local: float = 0.15,
-    drop_path_global: float = 0.5,
-    column: int | None = None,
-) -> FractalNet:
+def fractalnet20(num_classes: int = 10, in_channels: int = 3, **kwargs) -> FractalNet:
     """FractalNet-20 for CIFAR (C=3 columns, B=5 blocks, 64-128-256-512-512): 20 layers deep, 33.7M params
-    (the paper prints 38.6M; see the module docstring). Dropout 0-40% per block, drop-path 50/50 mix.
-    From the paper: join before pooling; conv-dropout-BN-ReLU (the authors' code). Not in torchvision."""
-    return fractalnet(3, 5, CIFAR_CHANNELS, num_classes, drop_prob, drop_path_local, drop_path_global, column)
+    (the paper prints 38.6M; see the module docstring). Dropout 0-40% per block, drop-path 50/50 mix;
+    options as :func:`fractalnet`. From the paper: join before pooling; conv-dropout-BN-ReLU (the
+    authors' code). Not in torchvision."""
+    return fractalnet(3, 5, CIFAR_CHANNELS, num_classes, in_channels=in_channels, **kwargs)
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
-def fractalnet40(
-    num_classes: int = 10,
-    drop_prob: float | Sequence[float] | None = None,
-    drop_path_local: float = 0.15,
-    drop_path_global: float = 0.5,
-    column: int | None = None,
-) -> FractalNet:
+def fractalnet40(num_classes: int = 10, in_channels: int = 3, **kwargs) -> FractalNet:
     """FractalNet-40 for CIFAR (C=4 columns, B=5 blocks, 64-128-256-512-512): 40 layers deep, 76.1M params
-    (the paper prints 22.9M without its widths; see the module docstring). From the paper: join before
-    pooling; conv-dropout-BN-ReLU (the authors' code). Not in torchvision."""
-    return fractalnet(4, 5, CIFAR_CHANNELS, num_classes, drop_prob, drop_path_local, drop_path_global, column)
+    (the paper prints 22.9M without its widths; see the module docstring); options as
+    :func:`fractalnet`. From the paper: join before pooling; conv-dropout-BN-ReLU (the authors' code).
+    Not in torchvision."""
+    return fractalnet(4, 5, CIFAR_CHANNELS, num_classes, in_channels=in_channels, **kwargs)
 
 
 @register_model(paper=PAPER)
 def fractalnet34(
-    num_classes: int = 1000,
-    drop_prob: float | Sequence[float] = 0.0,
-    drop_path_local: float = 0.15,
-    drop_path_global: float = 0.5,
-    column: int | None = None,
+    num_classes: int = 1000, in_channels: int = 3, drop_prob: float | Sequence[float] = 0.0, **kwargs
 ) -> FractalNet:
     """FractalNet-34 for ImageNet (Section 4.2): ResNet-34's 7x7 stem and avgpool-fc around B=4 blocks of C=4
     columns (8 layers deep each) with 64-128-256-512 channels; drop-path as on CIFAR, no dropout (the
-    paper does not give ImageNet dropout rates). From the paper: join before pooling; conv-dropout-BN-
-    ReLU (the authors' code). Not in torchvision."""
+    paper does not give ImageNet dropout rates); options as :func:`fractalnet`. From the paper: join
+    before pooling; conv-dropout-BN-ReLU (the authors' code). Not in torchvision."""
+    channels = (64, 128, 256, 512)
     return fractalnet(
-        4, 4, (64, 128, 256, 512), num_classes, drop_prob, drop_path_local, drop_path_global, column, True
+        4, 4, channels, num_classes, drop_prob, imagenet_stem=True, in_channels=in_channels, **kwargs
     )

@@ -39,6 +39,7 @@ from typing import Literal, NamedTuple
 import torch
 from torch import nn
 
+from cnnarch.models._input_size import check_input
 from cnnarch.models._layers import LocalResponseNorm
 from cnnarch.models._registry import register_model
 
@@ -110,7 +111,9 @@ class Inception(nn.Module):
 
     Input (N, in_channels, H, W); output (N, ch1x1 + ch3x3 + ch5x5 + pool_proj, H, W).
     ``conv_block(in, out, kernel_size=..., padding=...)`` builds each convolution (default: the paper's
-    :class:`ConvReLU`); ``kernel_5x5=3`` gives torchvision's 3x3 in the "5x5" branch.
+    :class:`ConvReLU`); ``kernel_5x5=3`` gives torchvision's 3x3 in the "5x5" branch. A reduction or
+    ``pool_proj`` of 0 leaves that 1x1 convolution out (Figure 2a's naive module; without the
+    projection the pool passes all ``in_channels`` through).
     """
 
     def __init__(
@@ -127,19 +130,16 @@ class Inception(nn.Module):
         kernel_5x5: int = 5,
     ):
         super().__init__()
+
+        def reduced(red: int, out: int, k: int) -> nn.Sequential:
+            head = [conv_block(in_channels, red, kernel_size=1)] if red else []
+            return nn.Sequential(*head, conv_block(red or in_channels, out, kernel_size=k, padding=k // 2))
+
         self.branch1 = conv_block(in_channels, ch1x1, kernel_size=1)
-        self.branch2 = nn.Sequential(
-            conv_block(in_channels, ch3x3red, kernel_size=1),
-            conv_block(ch3x3red, ch3x3, kernel_size=3, padding=1),
-        )
-        self.branch3 = nn.Sequential(
-            conv_block(in_channels, ch5x5red, kernel_size=1),
-            conv_block(ch5x5red, ch5x5, kernel_size=kernel_5x5, padding=kernel_5x5 // 2),
-        )
-        self.branch4 = nn.Sequential(
-            nn.MaxPool2d(kernel_size=3, stride=1, padding=1, ceil_mode=True),
-            conv_block(in_channels, pool_proj, kernel_size=1),
-        )
+        self.branch2 = reduced(ch3x3red, ch3x3, 3)
+        self.branch3 = reduced(ch5x5red, ch5x5, kernel_5x5)
+        proj = [conv_block(in_channels, pool_proj, kernel_size=1)] if pool_proj else []
+        self.branch4 = nn.Sequential(nn.MaxPool2d(kernel_size=3, stride=1, padding=1, ceil_mode=True), *proj)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
@@ -259,7 +259,16 @@ class GoogLeNet(nn.Module):
                 nn.init.constant_(m.weight, 1)
                 nn.init.constant_(m.bias, 0)
 
+    def size_paths(self, training: bool) -> list:
+        # Inception modules keep the size (every branch is padded); aux2 sees aux1's size
+        stem = [self.conv1.conv, self.maxpool1, self.conv2.conv, self.conv3.conv, self.maxpool2]
+        paths = [[*stem, self.maxpool3, self.maxpool4, self.avgpool]]
+        if training and self.aux_logits:
+            paths.append([*stem, self.maxpool3, self.aux1.pool])
+        return paths
+
     def forward(self, x: torch.Tensor) -> torch.Tensor | GoogLeNetOutputs:
+        check_input(self, x)
         x = self.norm1(self.maxpool1(self.conv1(x)))
         x = self.maxpool2(self.norm2(self.conv3(self.conv2(x))))
         x = self.maxpool3(self.inception3b(self.inception3a(x)))

@@ -28,13 +28,13 @@ ResNet constructor's), in the same position.
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Callable, Sequence
 from typing import Literal
 
 import torch
 from torch import nn
 
+from cnnarch.models._input_size import check_input
 from cnnarch.models._registry import register_model
 
 Variant = Literal["v1", "v1.5"]
@@ -148,6 +148,14 @@ class Bottleneck(nn.Module):
 
 Block = type[BasicBlock] | type[Bottleneck]
 
+
+def block_convs(stages) -> list[nn.Conv2d]:
+    """The convolutions on the main paths of the blocks of ``stages``, in order (a shortcut gives the
+    same map size as its block's main path)."""
+    blocks = [block for stage in stages for block in stage]
+    return [getattr(b, name) for b in blocks for name in ("conv1", "conv2", "conv3") if hasattr(b, name)]
+
+
 # Table 1 of the paper: block type and number of blocks in stages conv2_x .. conv5_x.
 STAGES: dict[int, tuple[Block, tuple[int, int, int, int]]] = {
     18: (BasicBlock, (2, 2, 2, 2)),
@@ -230,7 +238,12 @@ class ResNet(nn.Module):
         layers += [block(self.inplanes, channels, **common) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
+    def size_paths(self, training: bool) -> list:
+        stages = (self.layer1, self.layer2, self.layer3, self.layer4)
+        return [[self.conv1, self.maxpool, *block_convs(stages), self.avgpool]]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(self, x)
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         x = torch.flatten(self.avgpool(x), 1)
@@ -242,55 +255,36 @@ def _resnet(depth: int, **kwargs) -> ResNet:
     return ResNet(block, layers, **kwargs)
 
 
-def _doc(depth: int):
-    """Sets a builder's docstring, which ``cnnarch info`` shows, from the stage table."""
-    block, layers = STAGES[depth]
-    if block is Bottleneck:
-        stride = (
-            "v1.5: a downsampling block has its stride on the 3x3 convolution; variant='v1' puts it on "
-            "the first 1x1, as the paper does."
-        )
-    else:
-        stride = "The variant option is accepted and changes nothing in basic blocks."
-    text = (
-        f"ResNet-{depth}: {block.__name__} stages of {layers} blocks, torchvision.models.resnet{depth}'s "
-        f"network and state_dict. {stride} Differences from torchvision: in_channels. From the paper: "
-        f"projection shortcuts (option B), He initialization"
-        + (", the v1.5 stride placement." if block is Bottleneck else ".")
-    )
-
-    def set_doc(fn):
-        fn.__doc__ = textwrap.fill(text, 100)
-        return fn
-
-    return set_doc
-
-
 @register_model(paper=PAPER)
-@_doc(18)
 def resnet18(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
+    """ResNet-18: basic-block stages of 2, 2, 2, 2 blocks; torchvision's resnet18. ``variant`` changes
+    nothing in basic blocks."""
     return _resnet(18, num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 
 @register_model(paper=PAPER)
-@_doc(34)
 def resnet34(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
+    """ResNet-34: basic-block stages of 3, 4, 6, 3 blocks; torchvision's resnet34. ``variant`` changes
+    nothing in basic blocks."""
     return _resnet(34, num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 
 @register_model(paper=PAPER)
-@_doc(50)
 def resnet50(num_classes: int = 1000, in_channels: int = 3, variant: Variant = "v1.5", **kwargs) -> ResNet:
+    """ResNet-50: bottleneck stages of 3, 4, 6, 3 blocks; torchvision's resnet50 (v1.5; ``variant="v1"``
+    strides the first 1x1 convolution, as the paper)."""
     return _resnet(50, num_classes=num_classes, in_channels=in_channels, variant=variant, **kwargs)
 
 
 @register_model(paper=PAPER)
-@_doc(101)
 def resnet101(num_classes: int = 1000, in_channels: int = 3, variant: Variant = "v1.5", **kwargs) -> ResNet:
+    """ResNet-101: bottleneck stages of 3, 4, 23, 3 blocks; torchvision's resnet101 (v1.5; ``variant="v1"``
+    strides the first 1x1 convolution, as the paper)."""
     return _resnet(101, num_classes=num_classes, in_channels=in_channels, variant=variant, **kwargs)
 
 
 @register_model(paper=PAPER)
-@_doc(152)
 def resnet152(num_classes: int = 1000, in_channels: int = 3, variant: Variant = "v1.5", **kwargs) -> ResNet:
+    """ResNet-152: bottleneck stages of 3, 8, 36, 3 blocks; torchvision's resnet152 (v1.5;
+    ``variant="v1"`` strides the first 1x1 convolution, as the paper)."""
     return _resnet(152, num_classes=num_classes, in_channels=in_channels, variant=variant, **kwargs)

@@ -41,8 +41,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnarch.models._input_size import check_input
 from cnnarch.models._registry import register_model
-from cnnarch.models.resnet import BasicBlock, Bottleneck, ResNet, conv1x1, conv3x3
+from cnnarch.models.resnet import BasicBlock, Bottleneck, ResNet, block_convs, conv1x1, conv3x3
 
 __all__ = ["CifarResNet", "PlainBlock", "ShortcutA", "init_resnet_weights"]
 
@@ -111,6 +112,7 @@ class CifarResNet(nn.Module):
         shortcut: Shortcut = "A",
         groups: int = 1,
         width_per_group: int = 64,
+        in_channels: int = 3,
     ):
         super().__init__()
         if shortcut not in ("A", "B"):
@@ -123,7 +125,7 @@ class CifarResNet(nn.Module):
         self.groups = groups
         self.width_per_group = width_per_group
         self.inplanes = stem_channels
-        self.conv1 = conv3x3(3, stem_channels)
+        self.conv1 = conv3x3(in_channels, stem_channels)
         self.bn1 = nn.BatchNorm2d(stem_channels)
         self.relu = nn.ReLU(inplace=True)
         self.num_stages = len(layers)
@@ -150,96 +152,101 @@ class CifarResNet(nn.Module):
         layers += [block(self.inplanes, channels, **common) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
+    def size_paths(self, training: bool) -> list:
+        stages = [getattr(self, f"layer{i}") for i in range(1, self.num_stages + 1)]
+        return [[self.conv1, *block_convs(stages), self.avgpool]]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(self, x)
         x = self.relu(self.bn1(self.conv1(x)))
         for i in range(1, self.num_stages + 1):
             x = getattr(self, f"layer{i}")(x)
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-def _cifar(depth: int, block, num_classes: int, shortcut: Shortcut) -> CifarResNet:
+def _cifar(depth: int, block, num_classes: int, shortcut: Shortcut, in_channels: int) -> CifarResNet:
     if (depth - 2) % 6:
         raise ValueError(f"a CIFAR ResNet has 6n + 2 layers, got {depth}")
     n = (depth - 2) // 6
-    return CifarResNet(block, (n, n, n), num_classes=num_classes, shortcut=shortcut)
+    return CifarResNet(block, (n, n, n), num_classes=num_classes, shortcut=shortcut, in_channels=in_channels)
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
-def resnet20(num_classes: int = 10, shortcut: Shortcut = "A") -> CifarResNet:
+def resnet20(num_classes: int = 10, in_channels: int = 3, shortcut: Shortcut = "A") -> CifarResNet:
     """ResNet-20 for CIFAR: 3 stages of 3 basic blocks (16/32/64 channels), 0.27M params. From the paper: none
     (``shortcut="B"`` swaps option A for 1x1 projections). Not in torchvision."""
-    return _cifar(20, BasicBlock, num_classes, shortcut)
+    return _cifar(20, BasicBlock, num_classes, shortcut, in_channels)
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
-def resnet32(num_classes: int = 10, shortcut: Shortcut = "A") -> CifarResNet:
+def resnet32(num_classes: int = 10, in_channels: int = 3, shortcut: Shortcut = "A") -> CifarResNet:
     """ResNet-32 for CIFAR: 3 stages of 5 basic blocks (16/32/64 channels), 0.46M params. From the paper: none
     (``shortcut="B"`` swaps option A for 1x1 projections). Not in torchvision."""
-    return _cifar(32, BasicBlock, num_classes, shortcut)
+    return _cifar(32, BasicBlock, num_classes, shortcut, in_channels)
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
-def resnet44(num_classes: int = 10, shortcut: Shortcut = "A") -> CifarResNet:
+def resnet44(num_classes: int = 10, in_channels: int = 3, shortcut: Shortcut = "A") -> CifarResNet:
     """ResNet-44 for CIFAR: 3 stages of 7 basic blocks (16/32/64 channels), 0.66M params. From the paper: none
     (``shortcut="B"`` swaps option A for 1x1 projections). Not in torchvision."""
-    return _cifar(44, BasicBlock, num_classes, shortcut)
+    return _cifar(44, BasicBlock, num_classes, shortcut, in_channels)
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
-def resnet56(num_classes: int = 10, shortcut: Shortcut = "A") -> CifarResNet:
+def resnet56(num_classes: int = 10, in_channels: int = 3, shortcut: Shortcut = "A") -> CifarResNet:
     """ResNet-56 for CIFAR: 3 stages of 9 basic blocks (16/32/64 channels), 0.85M params. From the paper: none
     (``shortcut="B"`` swaps option A for 1x1 projections). Not in torchvision."""
-    return _cifar(56, BasicBlock, num_classes, shortcut)
+    return _cifar(56, BasicBlock, num_classes, shortcut, in_channels)
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
-def resnet110(num_classes: int = 10, shortcut: Shortcut = "A") -> CifarResNet:
+def resnet110(num_classes: int = 10, in_channels: int = 3, shortcut: Shortcut = "A") -> CifarResNet:
     """ResNet-110 for CIFAR: 3 stages of 18 basic blocks (16/32/64 channels), 1.7M params. From the paper:
     none (``shortcut="B"`` swaps option A for 1x1 projections). Not in torchvision."""
-    return _cifar(110, BasicBlock, num_classes, shortcut)
+    return _cifar(110, BasicBlock, num_classes, shortcut, in_channels)
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
-def resnet1202(num_classes: int = 10, shortcut: Shortcut = "A") -> CifarResNet:
+def resnet1202(num_classes: int = 10, in_channels: int = 3, shortcut: Shortcut = "A") -> CifarResNet:
     """ResNet-1202 for CIFAR: 3 stages of 200 basic blocks (16/32/64 channels), 19.4M params; the paper's
     overfitting example. From the paper: none (``shortcut="B"`` swaps option A for 1x1 projections).
     Not in torchvision."""
-    return _cifar(1202, BasicBlock, num_classes, shortcut)
+    return _cifar(1202, BasicBlock, num_classes, shortcut, in_channels)
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
-def plain20(num_classes: int = 10) -> CifarResNet:
+def plain20(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
     """Plain-20 for CIFAR: ResNet-20 without shortcuts (same 0.27M params as option A). From the paper: none.
     Not in torchvision."""
-    return _cifar(20, PlainBlock, num_classes, "A")
+    return _cifar(20, PlainBlock, num_classes, "A", in_channels)
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
-def plain32(num_classes: int = 10) -> CifarResNet:
+def plain32(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
     """Plain-32 for CIFAR: ResNet-32 without shortcuts (same 0.46M params as option A). From the paper: none.
     Not in torchvision."""
-    return _cifar(32, PlainBlock, num_classes, "A")
+    return _cifar(32, PlainBlock, num_classes, "A", in_channels)
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
-def plain44(num_classes: int = 10) -> CifarResNet:
+def plain44(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
     """Plain-44 for CIFAR: ResNet-44 without shortcuts (same 0.66M params as option A). From the paper: none.
     Not in torchvision."""
-    return _cifar(44, PlainBlock, num_classes, "A")
+    return _cifar(44, PlainBlock, num_classes, "A", in_channels)
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
-def plain56(num_classes: int = 10) -> CifarResNet:
+def plain56(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
     """Plain-56 for CIFAR: ResNet-56 without shortcuts (same 0.85M params as option A); its training error is
     higher than plain-20's (Fig. 6). From the paper: none. Not in torchvision."""
-    return _cifar(56, PlainBlock, num_classes, "A")
+    return _cifar(56, PlainBlock, num_classes, "A", in_channels)
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
-def plain110(num_classes: int = 10) -> CifarResNet:
+def plain110(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
     """Plain-110 for CIFAR: ResNet-110 without shortcuts (same 1.7M params as option A). From the paper: none.
     Not in torchvision."""
-    return _cifar(110, PlainBlock, num_classes, "A")
+    return _cifar(110, PlainBlock, num_classes, "A", in_channels)
 
 
 @register_model(paper="He et al. 2015, Deep Residual Learning for Image Recognition, Table 1 / Fig. 3")

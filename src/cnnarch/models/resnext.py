@@ -54,7 +54,11 @@ def resnext(depth: int, cardinality: int, bottleneck_width: int, num_classes: in
 
 
 def resnext_cifar(
-    depth: int = 29, cardinality: int = 8, bottleneck_width: int = 64, num_classes: int = 10
+    depth: int = 29,
+    cardinality: int = 8,
+    bottleneck_width: int = 64,
+    num_classes: int = 10,
+    in_channels: int = 3,
 ) -> CifarResNet:
     """ResNeXt-``depth`` (9n + 2: three stages of n bottlenecks) for 32x32 inputs."""
     if depth < 11 or (depth - 2) % 9:
@@ -69,6 +73,7 @@ def resnext_cifar(
         shortcut="B",
         groups=cardinality,
         width_per_group=bottleneck_width,
+        in_channels=in_channels,
     )
 
 
@@ -94,14 +99,14 @@ def resnext101_64x4d(num_classes: int = 1000, in_channels: int = 3, **kwargs) ->
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
-def resnext29_8x64d(num_classes: int = 10) -> CifarResNet:
+def resnext29_8x64d(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
     """ResNeXt-29 (8x64d) for CIFAR: 3 stages of 3 bottlenecks, cardinality 8, width 64; 34.4M params. From
     the paper: none. Not in torchvision."""
-    return resnext_cifar(29, 8, 64, num_classes)
+    return resnext_cifar(29, 8, 64, num_classes, in_channels)
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
-def resnext29_16x64d(num_classes: int = 10) -> CifarResNet:
+def resnext29_16x64d(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
     """ResNeXt-29 (16x64d) for CIFAR: 3 stages of 3 bottlenecks, cardinality 16, width 64; 68.2M params (the
     paper prints 68.1M). From the paper: none. Not in torchvision."""
-    return resnext_cifar(29, 16, 64, num_classes)
+    return resnext_cifar(29, 16, 64, num_classes, in_channels)

@@ -20,11 +20,10 @@ Differences from torchvision: ``in_channels``; configurations keyed by the paper
 
 from __future__ import annotations
 
-import textwrap
-
 import torch
 from torch import nn
 
+from cnnarch.models._input_size import check_input
 from cnnarch.models._registry import register_model
 
 PAPER = "Simonyan & Zisserman 2014, Very Deep Convolutional Networks (arXiv:1409.1556)"
@@ -38,14 +37,17 @@ CONFIGS: dict[str, list[int | str]] = {
 }
 
 
-def make_features(config: list[int | str], batch_norm: bool = False, in_channels: int = 3) -> nn.Sequential:
-    """The convolutional part of one configuration, with torchvision's flat layer indices."""
+def make_features(
+    config: list[int | str], batch_norm: bool = False, in_channels: int = 3, bias: bool = True
+) -> nn.Sequential:
+    """The convolutional part of one configuration, with torchvision's flat layer indices
+    (``bias=False``: convolutions without bias, which batch norm makes redundant; torchvision keeps it)."""
     layers: list[nn.Module] = []
     for v in config:
         if v == "M":
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
             continue
-        layers.append(nn.Conv2d(in_channels, int(v), kernel_size=3, padding=1))
+        layers.append(nn.Conv2d(in_channels, int(v), kernel_size=3, padding=1, bias=bias))
         if batch_norm:
             layers.append(nn.BatchNorm2d(int(v)))
         layers.append(nn.ReLU(inplace=True))
@@ -83,7 +85,11 @@ class VGG(nn.Module):
                 nn.init.normal_(m.weight, 0, 0.01)
                 nn.init.constant_(m.bias, 0)
 
+    def size_paths(self, training: bool) -> list:
+        return [[self.features, self.avgpool]]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(self, x)
         x = torch.flatten(self.avgpool(self.features(x)), 1)
         return self.classifier(x)
 
@@ -92,67 +98,49 @@ def _vgg(config: str, batch_norm: bool, num_classes: int, in_channels: int, **kw
     return VGG(make_features(CONFIGS[config], batch_norm, in_channels), num_classes, **kwargs)
 
 
-def _doc(depth: int, config: str, batch_norm: bool):
-    """Sets a builder's docstring, which ``cnnarch info`` shows."""
-    bn = "_bn" if batch_norm else ""
-    with_bn = ", batch norm after every convolution" if batch_norm else ""
-    text = (
-        f"VGG-{depth} (configuration {config}{with_bn}), "
-        f"torchvision.models.vgg{depth}{bn}'s network and state_dict. Differences from torchvision: "
-        f"in_channels. From the paper: adaptive pooling before the classifier (the identity at 224x224), "
-        f"{'batch norm, which the paper predates, ' if batch_norm else ''}He initialization."
-    )
-
-    def set_doc(fn):
-        fn.__doc__ = textwrap.fill(text, 100)
-        return fn
-
-    return set_doc
-
-
 @register_model(paper=PAPER)
-@_doc(11, "A", False)
 def vgg11(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> VGG:
+    """VGG-11, configuration A: 8 convolutions and 3 FC layers; torchvision's vgg11."""
     return _vgg("A", False, num_classes, in_channels, **kwargs)
 
 
 @register_model(paper=PAPER)
-@_doc(11, "A", True)
 def vgg11_bn(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> VGG:
+    """VGG-11 (configuration A) with batch norm after every convolution: torchvision's vgg11_bn."""
     return _vgg("A", True, num_classes, in_channels, **kwargs)
 
 
 @register_model(paper=PAPER)
-@_doc(13, "B", False)
 def vgg13(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> VGG:
+    """VGG-13, configuration B: 10 convolutions and 3 FC layers; torchvision's vgg13."""
     return _vgg("B", False, num_classes, in_channels, **kwargs)
 
 
 @register_model(paper=PAPER)
-@_doc(13, "B", True)
 def vgg13_bn(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> VGG:
+    """VGG-13 (configuration B) with batch norm after every convolution: torchvision's vgg13_bn."""
     return _vgg("B", True, num_classes, in_channels, **kwargs)
 
 
 @register_model(paper=PAPER)
-@_doc(16, "D", False)
 def vgg16(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> VGG:
+    """VGG-16, configuration D: 13 convolutions and 3 FC layers; torchvision's vgg16."""
     return _vgg("D", False, num_classes, in_channels, **kwargs)
 
 
 @register_model(paper=PAPER)
-@_doc(16, "D", True)
 def vgg16_bn(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> VGG:
+    """VGG-16 (configuration D) with batch norm after every convolution: torchvision's vgg16_bn."""
     return _vgg("D", True, num_classes, in_channels, **kwargs)
 
 
 @register_model(paper=PAPER)
-@_doc(19, "E", False)
 def vgg19(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> VGG:
+    """VGG-19, configuration E: 16 convolutions and 3 FC layers; torchvision's vgg19."""
     return _vgg("E", False, num_classes, in_channels, **kwargs)
 
 
 @register_model(paper=PAPER)
-@_doc(19, "E", True)
 def vgg19_bn(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> VGG:
+    """VGG-19 (configuration E) with batch norm after every convolution: torchvision's vgg19_bn."""
     return _vgg("E", True, num_classes, in_channels, **kwargs)

@@ -244,14 +244,13 @@ def replace_head(model: nn.Module, num_classes: int) -> list[str]:
     return replaced
 
 
-def build_with_weights(name: str, weights: str | os.PathLike, num_classes: int | None = None, **kwargs):
+def build_with_weights(entry, weights: str | os.PathLike, num_classes: int | None = None, **kwargs):
     """``create_model(name, weights=...)``: the network built for its weights' class count, loaded with
     ``strict=True``; with another ``num_classes`` the classifier is replaced (fine-tuning). The model
     carries ``weights_meta`` and ``replaced_head`` (the layers given fresh weights, if any)."""
-    from cnnarch.models import get_model_entry
-
+    name = entry.name
     w = load_weights(name, weights)
-    model = get_model_entry(name).builder(num_classes=w.meta.num_classes, **kwargs)
+    model = entry.builder(num_classes=w.meta.num_classes, **kwargs)
     try:
         model.load_state_dict(w.state_dict)
     except RuntimeError as e:

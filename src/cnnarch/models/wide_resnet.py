@@ -34,8 +34,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cnnarch.models._input_size import check_input
 from cnnarch.models._registry import register_model
-from cnnarch.models.resnet import STAGES, ResNet
+from cnnarch.models.resnet import STAGES, ResNet, block_convs
 from cnnarch.models.resnet_cifar import init_resnet_weights
 
 __all__ = ["WideBasic", "WideResNet", "wrn"]
@@ -70,7 +71,14 @@ class WideBasic(nn.Module):
 class WideResNet(nn.Module):
     """WRN-depth-widen_factor for 32x32 inputs (Table 1 of the paper)."""
 
-    def __init__(self, depth: int, widen_factor: int, drop_prob: float = 0.0, num_classes: int = 10):
+    def __init__(
+        self,
+        depth: int,
+        widen_factor: int,
+        drop_prob: float = 0.0,
+        num_classes: int = 10,
+        in_channels: int = 3,
+    ):
         super().__init__()
         if depth < 10 or (depth - 4) % 6:
             raise ValueError(f"WRN depth must be 6N + 4 with N >= 1 (10, 16, 22, 28, 40, ...), got {depth}")
@@ -78,7 +86,7 @@ class WideResNet(nn.Module):
             raise ValueError(f"widen_factor must be a positive integer, got {widen_factor}")
         n = (depth - 4) // 6
         widths = [16 * widen_factor, 32 * widen_factor, 64 * widen_factor]
-        self.conv1 = nn.Conv2d(3, 16, kernel_size=3, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(in_channels, 16, kernel_size=3, padding=1, bias=False)
         in_planes = 16
         for i, (planes, stride) in enumerate(zip(widths, (1, 2, 2), strict=True), start=1):
             blocks = []
@@ -93,45 +101,51 @@ class WideResNet(nn.Module):
         # He normal with fan-out, as the authors' MSRinit; zero FC bias as their FCinit
         init_resnet_weights(self)
 
+    def size_paths(self, training: bool) -> list:
+        return [[self.conv1, *block_convs((self.layer1, self.layer2, self.layer3)), self.avgpool]]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(self, x)
         x = self.conv1(x)
         x = self.layer3(self.layer2(self.layer1(x)))
         x = self.avgpool(self.relu(self.bn(x)))
         return self.fc(torch.flatten(x, 1))
 
 
-def wrn(depth: int, widen_factor: int, drop_prob: float = 0.0, num_classes: int = 10) -> WideResNet:
+def wrn(
+    depth: int, widen_factor: int, drop_prob: float = 0.0, num_classes: int = 10, in_channels: int = 3
+) -> WideResNet:
     """WRN-``depth``-``widen_factor`` with dropout ``drop_prob`` between the convolutions of each block."""
-    return WideResNet(depth, widen_factor, drop_prob, num_classes)
+    return WideResNet(depth, widen_factor, drop_prob, num_classes, in_channels)
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
-def wrn16_4(num_classes: int = 10, drop_prob: float = 0.0) -> WideResNet:
+def wrn16_4(num_classes: int = 10, in_channels: int = 3, drop_prob: float = 0.0) -> WideResNet:
     """WRN-16-4 for CIFAR: 16 layers, 4x wider than ResNet, 2.7M params. From the paper: ``drop_prob``
     defaults to 0; adaptive average pooling. Not in torchvision."""
-    return wrn(16, 4, drop_prob, num_classes)
+    return wrn(16, 4, drop_prob, num_classes, in_channels)
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
-def wrn16_8(num_classes: int = 10, drop_prob: float = 0.0) -> WideResNet:
+def wrn16_8(num_classes: int = 10, in_channels: int = 3, drop_prob: float = 0.0) -> WideResNet:
     """WRN-16-8 for CIFAR: 16 layers, 8x wider than ResNet, 11.0M params. From the paper: ``drop_prob``
     defaults to 0; adaptive average pooling. Not in torchvision."""
-    return wrn(16, 8, drop_prob, num_classes)
+    return wrn(16, 8, drop_prob, num_classes, in_channels)
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
-def wrn28_10(num_classes: int = 10, drop_prob: float = 0.0) -> WideResNet:
+def wrn28_10(num_classes: int = 10, in_channels: int = 3, drop_prob: float = 0.0) -> WideResNet:
     """WRN-28-10 for CIFAR: 28 layers, 10x wider than ResNet, 36.5M params (the paper's best, with
     ``drop_prob=0.3``). From the paper: ``drop_prob`` defaults to 0; adaptive average pooling. Not in
     torchvision."""
-    return wrn(28, 10, drop_prob, num_classes)
+    return wrn(28, 10, drop_prob, num_classes, in_channels)
 
 
 @register_model(paper=PAPER, input_size=(3, 32, 32))
-def wrn40_4(num_classes: int = 10, drop_prob: float = 0.0) -> WideResNet:
+def wrn40_4(num_classes: int = 10, in_channels: int = 3, drop_prob: float = 0.0) -> WideResNet:
     """WRN-40-4 for CIFAR: 40 layers, 4x wider than ResNet, 8.9M params. From the paper: ``drop_prob``
     defaults to 0; adaptive average pooling. Not in torchvision."""
-    return wrn(40, 4, drop_prob, num_classes)
+    return wrn(40, 4, drop_prob, num_classes, in_channels)
 
 
 @register_model(paper=PAPER)

@@ -49,6 +49,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from cnnarch.models._input_size import check_input
 from cnnarch.models._layers import LocalResponseNorm
 from cnnarch.models._registry import register_model
 
@@ -130,7 +131,11 @@ class ZFNet(nn.Module):
                 nn.init.normal_(m.weight, std=1e-2)
                 nn.init.zeros_(m.bias)
 
+    def size_paths(self, training: bool) -> list:
+        return [[self.features, self.classifier]]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(self, x)
         return self.classifier(torch.flatten(self.features(x), 1))
 
 

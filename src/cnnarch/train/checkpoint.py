@@ -1,7 +1,8 @@
 """Checkpoints that survive crashes and load safely.
 
-Writing goes to a temporary file in the same directory, is flushed to disk, and then replaces the target
-with ``os.replace`` (atomic on POSIX and Windows): a crash mid-write leaves the previous checkpoint whole.
+Writing (:func:`cnnarch.data.base.atomic_torch_save`, shared with the data cache) goes to a temporary
+file in the same directory, is flushed to disk, and then replaces the target with ``os.replace`` (atomic
+on POSIX and Windows): a crash mid-write leaves the previous checkpoint whole.
 Loading uses ``torch.load(weights_only=True)``, which unpickles tensors and plain containers only, so a
 file crafted to run code on load is refused instead of executed. Everything stored is therefore plain:
 the config as a dict, RNG states as tensors and lists (NumPy's state is converted).
@@ -12,28 +13,16 @@ from __future__ import annotations
 import os
 import pickle
 import random
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from cnnarch.data.base import atomic_torch_save
+
+__all__ = ["FORMAT", "atomic_torch_save", "get_rng_state", "load_checkpoint", "set_rng_state"]
+
 FORMAT = "cnnarch-checkpoint/1"
-
-
-def atomic_save(obj, path: str | os.PathLike) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:

@@ -1,14 +1,19 @@
 """Training configuration and the lecture's named recipes.
 
-A run is described by one flat, frozen :class:`TrainConfig`. It is resolved in three layers, each
-overriding the one before: the defaults below, a named recipe (``--recipe``), then whatever was given on
-the command line. The resolved configuration is printed at start, saved as ``config.json`` in the run
-directory and stored in every checkpoint, so a run can always be read back and resumed.
+A run is described by one frozen :class:`TrainConfig` made of groups (``dataset``, ``optim``,
+``schedule``, ``regularization``, ``speedrun``, ``run``), each a frozen dataclass that checks its own
+values. Options keep one flat name each, as on the command line: ``cfg.lr`` reads ``cfg.optim.lr``,
+``cfg.replace(lr=0.05)`` and ``resolve_config(lr=0.05)`` put it in its group. A configuration is resolved
+in three layers, each overriding the one before: the defaults below, a named recipe (``--recipe``), then
+whatever was given on the command line. The resolved configuration is printed (JSON) at start, saved as
+``config.json`` in the run directory and stored in every checkpoint, so a run can always be read back and
+resumed. Nothing is ignored: every option, the speedrun ones included, acts on any run of the trainer.
 
 Field names follow timm's command line where timm has the idea (``decay_rate``, ``decay_milestones``,
 ``patience_epochs``, ``warmup_epochs``, ``smoothing``, ``drop``); ``-b/--batch-size`` is the *global*
 batch (split evenly across ``torchrun`` processes, unlike timm's per-process batch) so that a recipe's
-batch size means the same thing however many processes run it.
+batch size means the same thing however many processes run it. ``decay_milestones`` are learning-rate
+steps (epochs or iterations); ``target_accuracy`` are held-out accuracies (%) whose time is reported.
 """
 
 from __future__ import annotations
@@ -19,144 +24,237 @@ from dataclasses import dataclass, field, fields
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("plateau", "step", "multistep", "cosine", "onecycle", "none")
-TRAINERS = ("standard", "fast")
 TTA_MODES = ("none", "flip", "flip-translate")
 SCHED_UNITS = ("epoch", "iter")
 AUGMENTATIONS = ("crop", "flip", "pca")
 AMP_DTYPES = ("bfloat16", "float16")
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    # what to train, on what
-    model: str = "resnet18"
-    data: str | None = None
-    val_split: float = 0.1
-    limit_train: int | None = None
-    limit_val: int | None = None
-    augment: str = "crop,flip"
-    # how long
-    epochs: int = 10
-    iterations: int | None = None
-    batch_size: int = 128
-    # optimizer
-    opt: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 1e-4
-    # learning-rate schedule
-    sched: str = "cosine"
-    sched_unit: str = "epoch"
-    decay_epochs: int = 30
-    decay_milestones: tuple[int, ...] = ()
-    decay_rate: float = 0.1
-    patience_epochs: int = 5
-    min_lr: float = 0.0
-    warmup_epochs: float = 0.0
-    warmup_lr: float = 1e-3
-    # regularisation
-    drop: float | None = None
-    smoothing: float = 0.0
-    aux_loss_weight: float | None = None
-    # reproducibility, speed, bookkeeping
-    seed: int = 0
-    amp: bool = False
-    amp_dtype: str = "bfloat16"
-    channels_last: bool = False
-    compile: bool = False
-    device: str | None = None
-    workers: int = 4
-    output: str = "runs/train"
-    resume: str | None = None
-    log_interval: int = 50
-    # fast training (cnnarch.train.fast, recipe cifar-fast); each trick can be switched off
-    trainer: str = "standard"
-    crop_padding: int | None = None
-    whiten: bool = False
-    bias_lr_scale: float = 1.0
-    bn_momentum: float | None = None
-    tta: str = "none"
-    milestones: tuple[float, ...] = ()
-    threads: int | None = None
-    # the recipe this config came from, and what the recipe says about its values
-    recipe: str | None = None
-    notes: tuple[str, ...] = field(default=(), compare=False)
+def _bad(name, value, allowed):
+    raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def option(default, help: str = "", **cli):
+    """A field with its ``cnnarch train`` help; ``cli`` holds argparse extras (``choices``, ``metavar``,
+    ``nargs``, ``aliases``). The command line is built from these fields (``cnnarch.cli.cmd_train``)."""
+    return field(default=default, metadata={"help": help, **cli})
+
+
+class _Options:
+    """A group of options: values outside a field's ``choices`` are refused, then the group's ``check``."""
 
     def __post_init__(self):
-        def bad(name, value, allowed):
-            raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        for f in fields(self):
+            if "choices" in f.metadata and getattr(self, f.name) not in f.metadata["choices"]:
+                _bad("--" + f.name.replace("_", "-"), getattr(self, f.name), f.metadata["choices"])
+        self.check()
 
-        if self.opt not in OPTIMIZERS:
-            bad("--opt", self.opt, OPTIMIZERS)
-        if self.sched not in SCHEDULES:
-            bad("--sched", self.sched, SCHEDULES)
-        if self.sched_unit not in SCHED_UNITS:
-            bad("--sched-unit", self.sched_unit, SCHED_UNITS)
-        if self.trainer not in TRAINERS:
-            bad("--trainer", self.trainer, TRAINERS)
-        if self.tta not in TTA_MODES:
-            bad("--tta", self.tta, TTA_MODES)
-        if self.amp_dtype not in AMP_DTYPES:
-            bad("--amp-dtype", self.amp_dtype, AMP_DTYPES)
+    def check(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class DatasetOptions(_Options):
+    data: str | None = option(
+        None,
+        "dataset directory or name (cifar10, cifar100, mnist, fashion-mnist); "
+        "else $CNNARCH_DATA, the cache, then a download",
+    )
+    val_split: float = option(0.1, "fraction of train held out")
+    limit_train: int | None = option(None, "use only N training images", metavar="N")
+    limit_val: int | None = option(None, "use only N validation/test images", metavar="N")
+    augment: str = option("crop,flip", "comma list of crop, flip, pca, or none")
+    crop_padding: int | None = option(None, "padding before random crops (unset: 1/8 of the side)")
+    workers: int = option(4, "loader processes for large images", aliases=("-j",))
+
+    def check(self):
         for name in self.augmentations:
             if name not in AUGMENTATIONS:
-                bad("--augment item", name, (*AUGMENTATIONS, "none"))
-        if self.batch_size < 1 or self.epochs < 1:
-            raise ValueError(f"--batch-size and --epochs must be >= 1, got {self.batch_size}, {self.epochs}")
-        if not self.lr > 0:
-            raise ValueError(f"--lr must be > 0, got {self.lr}")
-        if self.sched == "multistep" and not self.decay_milestones:
-            raise ValueError("--sched multistep needs --decay-milestones, e.g. --decay-milestones 30 60")
-        if not 0.0 <= self.smoothing < 1.0:
-            raise ValueError(f"--smoothing must be in [0, 1), got {self.smoothing}")
-        if self.drop is not None and not 0.0 <= self.drop < 1.0:
-            raise ValueError(f"--drop must be in [0, 1), got {self.drop}")
+                _bad("--augment item", name, (*AUGMENTATIONS, "none"))
+        if not 0.0 <= self.val_split < 1.0:
+            raise ValueError(f"--val-split must be in [0, 1), got {self.val_split}")
 
     @property
     def augmentations(self) -> tuple[str, ...]:
         return tuple(a for a in self.augment.replace(" ", "").split(",") if a and a != "none")
 
+
+@dataclass(frozen=True)
+class OptimOptions(_Options):
+    opt: str = option("sgd", choices=OPTIMIZERS)
+    lr: float = option(0.1)
+    momentum: float = option(0.9)
+    nesterov: bool = option(False)
+    weight_decay: float = option(1e-4)
+
+    def check(self):
+        if not self.lr > 0:
+            raise ValueError(f"--lr must be > 0, got {self.lr}")
+        if self.nesterov and self.opt != "sgd":
+            raise ValueError("--nesterov applies to --opt sgd only; add --no-nesterov")
+
+
+@dataclass(frozen=True)
+class ScheduleOptions(_Options):
+    epochs: int = option(10)
+    iterations: int | None = option(None, "stop after this many steps if sooner than --epochs")
+    batch_size: int = option(128, "global batch", aliases=("-b",))
+    sched: str = option("cosine", choices=SCHEDULES)
+    sched_unit: str = option(
+        "epoch", "whether decay epochs/milestones count epochs or steps", choices=SCHED_UNITS
+    )
+    decay_epochs: int = option(30, "step schedule period")
+    decay_milestones: tuple[int, ...] = option((), "multistep: lr steps, in epochs or steps (--sched-unit)")
+    decay_rate: float = option(0.1, "lr factor at each decay")
+    patience_epochs: int = option(5, "plateau patience")
+    min_lr: float = option(0.0)
+    warmup_epochs: float = option(0.0, "linear warm-up length")
+    warmup_lr: float = option(1e-3, "lr at the start of warm-up")
+
+    def check(self):
+        if self.batch_size < 1 or self.epochs < 1:
+            raise ValueError(f"--batch-size and --epochs must be >= 1, got {self.batch_size}, {self.epochs}")
+        if self.sched == "multistep" and not self.decay_milestones:
+            raise ValueError("--sched multistep needs --decay-milestones, e.g. --decay-milestones 30 60")
+
+
+@dataclass(frozen=True)
+class RegularizationOptions(_Options):
+    drop: float | None = option(None, "dropout probability (unset: the model's own)")
+    smoothing: float = option(0.0, "label smoothing")
+    aux_loss_weight: float | None = option(None, "weight of auxiliary losses (GoogLeNet: 0.3)")
+
+    def check(self):
+        if not 0.0 <= self.smoothing < 1.0:
+            raise ValueError(f"--smoothing must be in [0, 1), got {self.smoothing}")
+        if self.drop is not None and not 0.0 <= self.drop < 1.0:
+            raise ValueError(f"--drop must be in [0, 1), got {self.drop}")
+
+
+@dataclass(frozen=True)
+class SpeedrunOptions(_Options):
+    """The CIFAR-10 speedrun techniques (recipe cifar-fast; docs/cifar_fast.md); each applies to any run."""
+
+    whiten: bool = option(False, "patch-whitening first layer, frozen")
+    bias_lr_scale: float = option(1.0, "lr factor of BN shifts (1/it for their weight decay)")
+    bn_momentum: float | None = option(None, "batch-norm momentum (unset: torch's 0.1)")
+    tta: str = option("none", "test-time augmentation of the final test", choices=TTA_MODES)
+    target_accuracy: tuple[float, ...] = option(
+        (), "held-out top-1 %% to time, e.g. 90 93 94 (not lr steps)", metavar="PERCENT", nargs="*"
+    )
+
+    def check(self):
+        if not self.bias_lr_scale > 0:
+            raise ValueError(f"--bias-lr-scale must be > 0, got {self.bias_lr_scale}")
+        if self.bn_momentum is not None and not 0.0 < self.bn_momentum <= 1.0:
+            raise ValueError(f"--bn-momentum must be in (0, 1], got {self.bn_momentum}")
+        if any(not a > 0 for a in self.target_accuracy):
+            raise ValueError(f"--target-accuracy values are percentages > 0, got {self.target_accuracy}")
+
+
+@dataclass(frozen=True)
+class RunOptions(_Options):
+    seed: int = option(0)
+    amp: bool = option(False, "mixed precision autocast")
+    amp_dtype: str = option("bfloat16", choices=AMP_DTYPES)
+    channels_last: bool = option(False)
+    compile: bool = option(False, "torch.compile the model")
+    device: str | None = option(None, "cpu, cuda, cuda:1 (unset: cuda when present)")
+    output: str = option("runs/train", "run directory")
+    resume: str | None = option(None, "continue the run that wrote CHECKPOINT", metavar="CHECKPOINT")
+    log_interval: int = option(50, "steps between plain log lines off a terminal (0: none)")
+    threads: int | None = option(None, "torch threads (0: one per core); also sets OMP_WAIT_POLICY")
+
+
+GROUPS = {
+    "dataset": DatasetOptions,
+    "optim": OptimOptions,
+    "schedule": ScheduleOptions,
+    "regularization": RegularizationOptions,
+    "speedrun": SpeedrunOptions,
+    "run": RunOptions,
+}
+GROUP_OF = {f.name: g for g, cls in GROUPS.items() for f in fields(cls)}  # option name -> its group
+TOP_LEVEL = ("model", "recipe", "notes")
+_TUPLES = ("decay_milestones", "target_accuracy", "notes")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A run's configuration: the model, the option groups, and the recipe it came from (with what the
+    recipe says about its values)."""
+
+    model: str = option("resnet18", "network of the zoo")
+    dataset: DatasetOptions = field(default_factory=DatasetOptions)
+    optim: OptimOptions = field(default_factory=OptimOptions)
+    schedule: ScheduleOptions = field(default_factory=ScheduleOptions)
+    regularization: RegularizationOptions = field(default_factory=RegularizationOptions)
+    speedrun: SpeedrunOptions = field(default_factory=SpeedrunOptions)
+    run: RunOptions = field(default_factory=RunOptions)
+    recipe: str | None = option(None, "named recipe (`cnnarch recipes` lists them)")
+    notes: tuple[str, ...] = field(default=(), compare=False)
+
+    def __getattr__(self, name: str):
+        """An option by its flat name (``cfg.lr`` is ``cfg.optim.lr``)."""
+        group = GROUP_OF.get(name)
+        if group is None:
+            raise AttributeError(f"TrainConfig has no option {name!r}")
+        return getattr(object.__getattribute__(self, group), name)
+
+    @staticmethod
+    def option_names() -> tuple[str, ...]:
+        """Every option's flat name (the command line's, with ``-`` as ``_``)."""
+        return (*TOP_LEVEL, *GROUP_OF)
+
+    @classmethod
+    def from_options(cls, **options) -> TrainConfig:
+        """A configuration from flat option names; unknown names are refused."""
+        return cls().replace(**options)
+
     def replace(self, **changes) -> TrainConfig:
-        return dataclasses.replace(self, **changes)
+        unknown = sorted(set(changes) - set(self.option_names()))
+        if unknown:
+            raise ValueError(f"unknown training options {unknown} (a configuration from another version?)")
+        changes = {k: tuple(v) if k in _TUPLES else v for k, v in changes.items()}
+        grouped: dict = {k: v for k, v in changes.items() if k in TOP_LEVEL}
+        for g in GROUPS:
+            mine = {k: v for k, v in changes.items() if GROUP_OF.get(k) == g}
+            if mine:
+                grouped[g] = dataclasses.replace(getattr(self, g), **mine)
+        return dataclasses.replace(self, **grouped)
+
+    @property
+    def augmentations(self) -> tuple[str, ...]:
+        return self.dataset.augmentations
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["decay_milestones"] = list(self.decay_milestones)
-        d["milestones"] = list(self.milestones)
-        d["notes"] = list(self.notes)
-        return d
+        """Nested, JSON-ready (tuples as lists)."""
+
+        def plain(obj) -> dict:
+            return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(obj).items()}
+
+        d = {"model": self.model, **{g: plain(getattr(self, g)) for g in GROUPS}}
+        return {**d, "recipe": self.recipe, "notes": list(self.notes)}
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown config keys {unknown}; this checkpoint is from another version")
-        d = dict(d)
-        d["decay_milestones"] = tuple(d.get("decay_milestones", ()))
-        d["milestones"] = tuple(d.get("milestones", ()))
-        d["notes"] = tuple(d.get("notes", ()))
-        return cls(**d)
+        """The inverse of :meth:`to_dict`; also reads the flat layout of earlier versions (which named a
+        ``trainer`` and called ``target_accuracy`` ``milestones``)."""
+        flat = {k: v for k, v in d.items() if k not in GROUPS and k != "trainer"}
+        flat |= {k: v for g in GROUPS for k, v in d.get(g, {}).items()}
+        if "milestones" in flat:
+            flat["target_accuracy"] = flat.pop("milestones")
+        return cls.from_options(**flat)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"
-
-    def format(self) -> str:
-        """One ``name = value`` line per field: the resolved configuration as printed at start."""
-        width = max(len(f.name) for f in fields(self))
-        lines = [
-            f"  {f.name:<{width}} = {getattr(self, f.name)!r}" for f in fields(self) if f.name != "notes"
-        ]
-        lines += [f"  note: {n}" for n in self.notes]
-        return "\n".join(lines)
 
 
 # Hyperparameters that only change how fast or where a run goes, or how long it is, not what it computes
 # per step: a resumed run may change these. Every other field must match the checkpoint's.
 RESUMABLE_CHANGES = frozenset(
     {"epochs", "iterations", "output", "device", "workers", "log_interval", "compile", "limit_val", "data"}
-    | {"milestones", "threads"}
+    | {"target_accuracy", "threads"}
 )
 
 
@@ -289,7 +387,6 @@ RECIPES: dict[str, Recipe] = {
             "arXiv:2404.00498); docs/cifar_fast.md",
             dict(
                 model="cifar_fast",
-                trainer="fast",
                 val_split=0.0,
                 epochs=10,
                 batch_size=1024,
@@ -312,9 +409,9 @@ RECIPES: dict[str, Recipe] = {
                 tta="flip-translate",
                 amp=True,
                 channels_last=True,
-                milestones=(80.0, 90.0, 93.0, 94.0),
+                target_accuracy=(80.0, 90.0, 93.0, 94.0),
                 threads=0,
-                log_interval=0,
+                log_interval=10,
             ),
             (
                 "every trick is an option: --no-whiten, --bias-lr-scale 1, --bn-momentum 0.1, --tta none, "
@@ -323,7 +420,7 @@ RECIPES: dict[str, Recipe] = {
                 "0.0153 in its decoupled units); BN shifts get 64x the lr and 1/64 the weight decay",
                 "one cycle: lr 0.3 -> 1.5 over the first 23% of steps, then linearly down to 0.105",
                 "trains on all 50k training images (no validation split) and reports the test set after "
-                "every epoch (time to --milestones) and with test-time augmentation at the end",
+                "every epoch (time to --target-accuracy) and with test-time augmentation at the end",
                 "--threads 0: one thread per core this process may use; OMP_WAIT_POLICY=PASSIVE",
             ),
         ),
@@ -349,10 +446,7 @@ def resolve_config(recipe: str | None = None, **overrides) -> TrainConfig:
         values.update(r.values)
         notes = r.notes
     values.update(overrides)
-    for key in ("decay_milestones", "milestones"):
-        if key in values:
-            values[key] = tuple(values[key])
-    return TrainConfig(recipe=recipe, notes=notes, **values)
+    return TrainConfig.from_options(recipe=recipe, notes=notes, **values)
 
 
 def resume_conflicts(saved: TrainConfig, overrides: dict) -> list[str]:

@@ -26,16 +26,15 @@ from cnnarch.data import (
     StreamLoader,
     TensorLoader,
     TrainTransform,
-    channel_stats,
     load_dataset,
-    rgb_pca,
+    make_transforms,
     val_split,
 )
 from cnnarch.data.datasets import DATASETS, DatasetNotFoundError
 from cnnarch.data.folder import scan_image_folder
-from cnnarch.train import distributed as D
 from cnnarch.train.config import TrainConfig
-from cnnarch.train.trainer import DataBundle, pick_device
+from cnnarch.train.device import Placement, input_dtype, place
+from cnnarch.train.trainer import DataBundle
 
 SMALL_SIDE = 64  # images up to this size are held in memory as uint8 tensors
 STREAM_LOAD, STREAM_CROP = 256, 224  # AlexNet: 224x224 crops of 256x256 images
@@ -84,32 +83,31 @@ def _random_subset(data: ImageTensors, n: int | None, seed: int) -> ImageTensors
 def load_splits(cfg: TrainConfig, progress: bool = True):
     """``(train, val, test)`` ImageTensors for ``cfg`` (val/test may be None), limits applied."""
     name, root = locate(cfg.data)
-    kw = {"progress": progress} if name in ("folder", "cifar10", "cifar100") else {}
     limit = None
     if cfg.limit_train is not None:
         limit = math.ceil(cfg.limit_train / (1 - cfg.val_split))
-    train = load_dataset(name, "train", root, limit=limit, **kw)
+    train = load_split(name, root, "train", limit, progress)
     val = None
     if cfg.val_split > 0:
         train, val = val_split(train, cfg.val_split, seed=cfg.seed)
         val = _random_subset(val, cfg.limit_val, cfg.seed)
     train = _random_subset(train, cfg.limit_train, cfg.seed)
-    test = load_test(name, root, cfg.limit_val, progress)
+    test = load_split(name, root, "test", cfg.limit_val, progress)
     return train, val, test
 
 
-def load_test(name: str, root: str | None, limit: int | None, progress: bool = True) -> ImageTensors | None:
+def load_split(name: str, root: str | None, split: str, limit: int | None = None, progress: bool = True):
+    """The ``split`` of a dataset as ImageTensors; None for an ImageFolder tree without it."""
     kw = {"progress": progress} if name in ("folder", "cifar10", "cifar100") else {}
-    if name == "folder" and not (Path(root) / "test").is_dir():
+    if name == "folder" and not (Path(root) / split).is_dir():
         return None
-    return load_dataset(name, "test", root, limit=limit, **kw)
+    return load_dataset(name, split, root, limit=limit, **kw)
 
 
 def normalize_for(cfg: TrainConfig, mean, std, device: torch.device) -> Normalize:
-    dtype = (
-        torch.bfloat16 if cfg.amp and cfg.amp_dtype == "bfloat16" and device.type == "cpu" else torch.float32
+    return Normalize(
+        mean=tuple(mean), std=tuple(std), dtype=input_dtype(cfg, device), channels_last=cfg.channels_last
     )
-    return Normalize(mean=tuple(mean), std=tuple(std), dtype=dtype, channels_last=cfg.channels_last)
 
 
 def eval_transform(data_info: dict, normalize: Normalize, ten_crop: bool = False) -> EvalTransform:
@@ -119,12 +117,11 @@ def eval_transform(data_info: dict, normalize: Normalize, ten_crop: bool = False
     return EvalTransform(crop=crop if data_info.get("stream") else None, normalize=normalize)
 
 
-def build_data(cfg: TrainConfig, progress: bool = True) -> DataBundle:
-    """The trainer's data for ``cfg``: loaders sharded for this process, transforms on its device."""
-    device = pick_device(cfg.device)
-    info = D.init_distributed(device.type)
-    if info.enabled and device.type == "cuda":
-        device = torch.device("cuda", info.local_rank)
+def build_data(cfg: TrainConfig, progress: bool = True, placement: Placement | None = None) -> DataBundle:
+    """The trainer's data for ``cfg``: loaders sharded for this process, transforms on its device
+    (``placement``, else :func:`cnnarch.train.device.place` of ``cfg.device``, carried in the bundle)."""
+    placement = placement or place(cfg.device)
+    device, info = placement.device, placement.dist
     if cfg.batch_size % info.world_size:
         raise ValueError(
             f"-b {cfg.batch_size} is the global batch; it must divide evenly over {info.world_size} processes"
@@ -133,35 +130,32 @@ def build_data(cfg: TrainConfig, progress: bool = True) -> DataBundle:
     shard = dict(seed=cfg.seed, rank=info.rank, world_size=info.world_size, device=device)
     name, root = locate(cfg.data)
     if name == "folder" and _is_large_folder(root):
-        return _stream_data(cfg, root, per_rank, shard)
+        return _stream_data(cfg, root, per_rank, shard, placement)
 
     train, val, test = load_splits(cfg, progress=progress and info.is_main)
-    mean, std = channel_stats(train.images)
     c, h, w = train.image_shape
-    normalize = normalize_for(cfg, mean.tolist(), std.tolist(), device)
     aug = cfg.augmentations
-    pca = rgb_pca(train.images) if "pca" in aug else None
     padding = h // 8 if cfg.crop_padding is None else cfg.crop_padding  # CIFAR: 4 pixels (He et al. 4.2)
-    padding = padding if "crop" in aug else 0
-    train_tf = TrainTransform(
+    train_tf, eval_tf = make_transforms(
+        train.images,
         crop=h if "crop" in aug else None,
-        padding=padding,
+        padding=padding if "crop" in aug else 0,
         flip="flip" in aug,
-        lighting_std=0.1 if pca is not None else 0.0,
-        pca=pca,
-        normalize=normalize,
+        lighting_std=0.1 if "pca" in aug else 0.0,
+        dtype=input_dtype(cfg, device),
+        channels_last=cfg.channels_last,
     )
+    norm = train_tf.normalize
     data_info = {
         "dataset": name,
         "root": root,
-        "mean": mean.tolist(),
-        "std": std.tolist(),
+        "mean": norm.mean.tolist(),
+        "std": norm.std.tolist(),
         "image_shape": [c, h, w],
         "crop": h,
         "padding": h // 8,
         "stream": False,
     }
-    eval_tf = eval_transform(data_info, normalize)
 
     def loader(d, shuffle, tf):
         if d is None:
@@ -176,10 +170,11 @@ def build_data(cfg: TrainConfig, progress: bool = True) -> DataBundle:
         classes=list(train.classes),
         info=data_info,
         in_channels=c,
+        placement=placement,
     )
 
 
-def _stream_data(cfg: TrainConfig, root: str, per_rank: int, shard: dict) -> DataBundle:
+def _stream_data(cfg: TrainConfig, root: str, per_rank: int, shard: dict, placement: Placement) -> DataBundle:
     """Large images: DataLoader workers decode, the transform runs on whole batches."""
     split = "val" if (Path(root) / "val").is_dir() else "test"
     # ImageNet's mean/std: computing them would mean decoding the whole training set first
@@ -210,5 +205,10 @@ def _stream_data(cfg: TrainConfig, root: str, per_rank: int, shard: dict) -> Dat
     if (Path(root) / split).is_dir():
         val = StreamLoader(Path(root) / split, per_rank, shuffle=False, transform=eval_tf, **common)
     return DataBundle(
-        train=train, val=val, num_classes=len(train.classes), classes=list(train.classes), info=data_info
+        train=train,
+        val=val,
+        num_classes=len(train.classes),
+        classes=list(train.classes),
+        info=data_info,
+        placement=placement,
     )

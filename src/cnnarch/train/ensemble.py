@@ -8,15 +8,18 @@ With ten-crop evaluation, each network's probability for an image is itself the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from cnnarch.train.checkpoint import load_checkpoint
+from cnnarch.train.evaluate import predict_probs
 from cnnarch.train.metrics import topk_correct
-from cnnarch.train.trainer import split_outputs
+from cnnarch.train.trainer import build_model
+
+__all__ = ["Accuracy", "evaluate_ensemble", "load_members", "model_from_checkpoint", "predict_probs"]
 
 
 @dataclass(frozen=True)
@@ -27,44 +30,20 @@ class Accuracy:
     images: int
 
 
-def model_from_checkpoint(ckpt: dict) -> nn.Module:
-    """The trained network of a checkpoint, in eval mode."""
-    from cnnarch.models import create_model
-
-    model = create_model(ckpt["model_name"], num_classes=ckpt["num_classes"])
+def model_from_checkpoint(ckpt: dict, model: nn.Module | None = None) -> nn.Module:
+    """The trained network of a checkpoint (built as it was trained, ``in_channels`` included, unless
+    ``model`` is given), in eval mode."""
+    if model is None:
+        model = build_model(ckpt["model_name"], ckpt["num_classes"], ckpt.get("in_channels", 3))
     model.load_state_dict(ckpt["model"])
     return model.eval()
 
 
-@torch.no_grad()
-def predict_probs(
-    model: nn.Module,
-    batches: Iterable,
-    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    device: torch.device | str = "cpu",
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Softmax probabilities ``(N, classes)`` and labels ``(N,)`` over a batch source, in its order.
-
-    When ``transform`` turns a batch into crops ``(B, K, C, h, w)`` (ten-crop: K = 10), the network
-    sees all ``B * K`` crops and each image's probabilities are the mean over its K crops."""
-    model.eval().to(device)
-    probs, labels = [], []
-    for x, y in batches:
-        x = x.to(device)
-        x = x if transform is None else transform(x)
-        if x.dim() == 5:
-            b, k = x.shape[:2]
-            p = split_outputs(model(x.flatten(0, 1)))[0].float().softmax(1).view(b, k, -1).mean(1)
-        else:
-            p = split_outputs(model(x))[0].float().softmax(1)
-        probs.append(p.cpu())
-        labels.append(y.cpu())
-    return torch.cat(probs), torch.cat(labels)
-
-
 def accuracy(name: str, probs: torch.Tensor, labels: torch.Tensor) -> Accuracy:
-    c1, c5 = topk_correct(probs, labels)
     n = len(labels)
+    if n == 0:
+        return Accuracy(name, math.nan, math.nan, 0)
+    c1, c5 = topk_correct(probs, labels)
     return Accuracy(name, 100 * c1 / n, 100 * c5 / n, n)
 
 

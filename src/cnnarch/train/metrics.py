@@ -9,19 +9,9 @@ from pathlib import Path
 
 import torch
 
-COLUMNS = (
-    "epoch",
-    "step",
-    "lr",
-    "train_loss",
-    "train_top1",
-    "train_top5",
-    "val_loss",
-    "val_top1",
-    "val_top5",
-    "images_per_s",
-    "data_seconds",
-    "seconds",
+COLUMNS = tuple(
+    "epoch step lr train_loss train_top1 train_top5 val_loss val_top1 val_top5 images_per_s data_seconds "
+    "seconds".split()
 )
 
 

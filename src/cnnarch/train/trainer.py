@@ -7,6 +7,11 @@ batch into the network's normalised float input on the training device (random a
 training, a fixed one for evaluation). ``cnnarch.train.data`` builds one from ``cnnarch.data``; tests
 build one from a few random tensors.
 
+The speedrun techniques (``cnnarch.train.fast``: whitening, BN-shift learning rate, BN momentum,
+test-time augmentation, time to target accuracies) are options of this one trainer. Every run has a
+training clock (setup and epochs, plus the final TTA evaluation; per-epoch evaluation and checkpoints
+are off it) that continues across a resume, and ends with ``results.json`` in its run directory.
+
 Exactness: every random choice of an epoch (batch order, augmentation) is drawn from generators seeded
 by ``(seed, epoch, rank)``, and the global RNGs (dropout) are saved in every checkpoint, so N epochs in one
 go and k epochs, a resume, then N-k epochs give bit-identical weights on a CPU.
@@ -14,11 +19,11 @@ go and k epochs, a resume, then N-k epochs give bit-identical weights on a CPU.
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
 from collections.abc import Callable, Iterable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,10 +31,15 @@ import torch
 from torch import nn
 
 from cnnarch.train import distributed as D
-from cnnarch.train.checkpoint import FORMAT, atomic_save, get_rng_state, load_checkpoint, set_rng_state
+from cnnarch.train.checkpoint import FORMAT, atomic_torch_save, get_rng_state, load_checkpoint, set_rng_state
 from cnnarch.train.config import RESUMABLE_CHANGES, TrainConfig, resume_conflicts
+from cnnarch.train.device import Placement, autocast, grad_scaler, pick_device, place, slow_bf16
+from cnnarch.train.evaluate import EvalResult, evaluate, logits_for, prepare, split_outputs
+from cnnarch.train.fast import apply_speedrun
 from cnnarch.train.metrics import MetricsLog, plot_curves, topk_correct
 from cnnarch.train.optim import LRSchedule, build_optimizer
+
+__all__ = ["DataBundle", "EvalResult", "NonFiniteLossError", "Trainer", "evaluate", "pick_device"]
 
 
 class NonFiniteLossError(ValueError):
@@ -46,6 +56,8 @@ class DataBundle:
     network's input (``cnnarch.data.TensorLoader`` with its transform) need no transforms here; otherwise
     ``train_transform(x, generator)`` and ``eval_transform(x)`` map a batch on the training device to
     normalised float input, drawing random numbers from ``generator`` (seeded per epoch and process).
+    ``placement`` is the device and process group the sources were built for; the trainer uses it
+    rather than placing itself again.
     """
 
     train: Iterable
@@ -57,14 +69,7 @@ class DataBundle:
     classes: list[str] = field(default_factory=list)
     info: dict = field(default_factory=dict)
     in_channels: int = 3
-
-
-@dataclass
-class EvalResult:
-    loss: float
-    top1: float
-    top5: float
-    images: int
+    placement: Placement | None = None  # where the sources put their batches (build_data)
 
 
 def config_for_resume(path: str, overrides: dict) -> TrainConfig:
@@ -86,41 +91,18 @@ def config_for_resume(path: str, overrides: dict) -> TrainConfig:
     return saved.replace(resume=str(path), **{k: v for k, v in overrides.items() if k in RESUMABLE_CHANGES})
 
 
-def pick_device(name: str | None) -> torch.device:
-    if name:
-        return torch.device(name)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
     """The seed of one epoch's random augmentation on one process (distinct, reproducible)."""
     return (seed * 1_000_003 + epoch * 1009 + rank) % (2**63)
 
 
-def cpu_has_fast_bf16() -> bool:
-    """Whether this CPU has AMX or AVX512-BF16 units; with AVX2 alone, bf16 autocast is several times
-    slower than fp32 (measured: ResNet-18 training, 4 vs 20 images/s on one AVX2 core)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+def build_model(name: str, num_classes: int, in_channels: int = 3) -> nn.Module:
+    """``create_model`` for ``in_channels``-channel images (the keyword only where it is not 3, so that
+    models without it still build for RGB)."""
+    from cnnarch.models import create_model
 
-
-def autocast_context(cfg: TrainConfig, device: torch.device):
-    if not cfg.amp:
-        return nullcontext()
-    dtype = getattr(torch, cfg.amp_dtype)
-    if device.type == "cpu" and dtype == torch.float16:
-        raise ValueError("--amp-dtype float16 is for GPUs; on a CPU use --amp-dtype bfloat16 (AMX)")
-    return torch.autocast(device.type, dtype=dtype)
-
-
-def split_outputs(out) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Main logits and auxiliary logits (GoogLeNet returns a tuple in training mode)."""
-    if isinstance(out, torch.Tensor):
-        return out, []
-    return out[0], [o for o in out[1:] if o is not None]
+    extra = {} if in_channels == 3 else {"in_channels": in_channels}
+    return create_model(name, num_classes=num_classes, **extra)
 
 
 def set_dropout(model: nn.Module, p: float) -> None:
@@ -129,43 +111,11 @@ def set_dropout(model: nn.Module, p: float) -> None:
             m.p = p
 
 
-@torch.no_grad()
-def evaluate(
-    model: nn.Module,
-    batches: Iterable,
-    transform: Callable | None,
-    device: torch.device,
-    cfg: TrainConfig,
-    dist_info: D.DistInfo | None = None,
-) -> EvalResult:
-    """Cross-entropy (without label smoothing), top-1 and top-5 (%) over a batch source, summed across
-    processes."""
-    model.eval()
-    sums = torch.zeros(4, dtype=torch.float64)
-    for x, y in batches:
-        x = x.to(device, non_blocking=True)
-        x = x if transform is None else transform(x)
-        y = y.to(device, non_blocking=True)
-        if cfg.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with autocast_context(cfg, device):
-            logits, _ = split_outputs(model(x))
-        logits = logits.float()
-        loss = nn.functional.cross_entropy(logits, y, reduction="sum")
-        c1, c5 = topk_correct(logits, y)
-        sums += torch.tensor([loss.item(), c1, c5, len(y)], dtype=torch.float64)
-    D.all_reduce_sum(sums, dist_info or D.DistInfo())
-    n = sums[3].item()
-    if n == 0:
-        return EvalResult(math.nan, math.nan, math.nan, 0)
-    return EvalResult(sums[0].item() / n, 100 * sums[1].item() / n, 100 * sums[2].item() / n, int(n))
-
-
 class Trainer:
     """Runs ``cfg`` on ``data`` and writes the run directory ``cfg.output``.
 
     ``model`` may be given (a module, or a function that builds one after the run's seed is set);
-    otherwise it is ``create_model(cfg.model, num_classes=...)``."""
+    otherwise it is ``create_model(cfg.model, num_classes=..., in_channels=...)``."""
 
     def __init__(
         self,
@@ -174,10 +124,9 @@ class Trainer:
         model: nn.Module | Callable[[], nn.Module] | None = None,
         log: Callable[[str], None] | None = None,
     ):
-        self.device = pick_device(cfg.device)
-        self.dist = D.init_distributed(self.device.type)
-        if self.dist.enabled and self.device.type == "cuda":
-            self.device = torch.device("cuda", self.dist.local_rank)
+        wall0 = time.perf_counter()
+        where = data.placement or place(cfg.device)
+        self.device, self.dist = where.device, where.dist
         self.data = data
         self.out = Path(cfg.output)
         self._log = log or (lambda s: print(s, flush=True))
@@ -185,6 +134,16 @@ class Trainer:
         self.step = 0
         self.best_top1 = -math.inf
         self.best_epoch = -1
+        self.clock = {"train_seconds": 0.0, "eval_seconds": 0.0, "reached": []}
+        if len(data.train) == 0:
+            raise ValueError(
+                f"-b {cfg.batch_size} is more than the training images; lower -b or use more images"
+            )
+        if (cfg.tta != "none" or cfg.target_accuracy) and data.val is None and data.test is None:
+            raise ValueError(
+                "--tta and --target-accuracy need a test set or a validation split (--val-split); "
+                "drop them or give the data one"
+            )
 
         ckpt = load_checkpoint(cfg.resume) if cfg.resume else None
         if ckpt is not None and ckpt["model_name"] != cfg.model:
@@ -200,10 +159,7 @@ class Trainer:
 
         torch.manual_seed(cfg.seed)
         if model is None:
-            from cnnarch.models import create_model
-
-            extra = {} if data.in_channels == 3 else {"in_channels": data.in_channels}
-            model = create_model(cfg.model, num_classes=data.num_classes, **extra)
+            model = build_model(cfg.model, data.num_classes, data.in_channels)
         elif not isinstance(model, nn.Module):
             model = model()
         if cfg.drop is not None:
@@ -211,19 +167,18 @@ class Trainer:
         model.to(self.device)
         if cfg.channels_last:
             model.to(memory_format=torch.channels_last)
+        apply_speedrun(model, cfg, data.train, resuming=ckpt is not None)
         self.model = model
         self.aux_loss_weight = (
             cfg.aux_loss_weight
             if cfg.aux_loss_weight is not None
             else getattr(model, "aux_loss_weight", None)
         )
-        self.optimizer = build_optimizer(model.parameters(), cfg)
-        self.steps_per_epoch = max(1, len(data.train))
+        self.optimizer = build_optimizer(model, cfg)
+        self.steps_per_epoch = len(data.train)
         self.schedule = LRSchedule(self.optimizer, cfg, self.steps_per_epoch)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.smoothing)
-        self.scaler = torch.amp.GradScaler(
-            self.device.type, enabled=cfg.amp and cfg.amp_dtype == "float16" and self.device.type == "cuda"
-        )
+        self.scaler = grad_scaler(cfg, self.device)
         # different dropout masks per process; DDP makes the initial weights equal
         torch.manual_seed(cfg.seed + self.dist.rank)
         if ckpt is not None:
@@ -236,6 +191,8 @@ class Trainer:
             )
         if cfg.compile:
             self.net = torch.compile(self.net)
+        if ckpt is None:  # model building and whitening are on the training clock
+            self.clock["train_seconds"] = time.perf_counter() - wall0
 
     # ------------------------------------------------------------------ resume
     def _restore(self, ckpt: dict) -> None:
@@ -247,6 +204,7 @@ class Trainer:
         self.step = ckpt["step"]
         self.best_top1 = ckpt["best_top1"]
         self.best_epoch = ckpt["best_epoch"]
+        self.clock = ckpt.get("clock", self.clock)  # absent from earlier versions
         set_rng_state(ckpt["rng"][self.dist.rank])
 
     def _checkpoint(self, epoch: int) -> dict:
@@ -255,6 +213,7 @@ class Trainer:
             "format": FORMAT,
             "model_name": self.cfg.model,
             "num_classes": self.data.num_classes,
+            "in_channels": self.data.in_channels,
             "classes": list(self.data.classes),
             "data_info": dict(self.data.info),
             "config": self.cfg.to_dict(),
@@ -266,6 +225,7 @@ class Trainer:
             "step": self.step,
             "best_top1": self.best_top1,
             "best_epoch": self.best_epoch,
+            "clock": self.clock,
             "world_size": self.dist.world_size,
             "rng": rng,
         }
@@ -314,6 +274,8 @@ class Trainer:
         gen = torch.Generator(device=dev).manual_seed(epoch_seed(cfg.seed, epoch, self.dist.rank))
         sums = torch.zeros(4, dtype=torch.float64)  # loss * n, top-1 hits, top-5 hits, n
         bar = self._progress(epoch)
+        tf = self.data.train_transform
+        transform = None if tf is None else lambda x: tf(x, gen)
         t0 = time.perf_counter()
         data_s = 0.0
         it = iter(self.data.train)
@@ -321,15 +283,9 @@ class Trainer:
             if self.step >= self.total_steps:
                 break
             td = time.perf_counter()
-            x, y = next(it)
-            x = x.to(dev, non_blocking=True)
-            if self.data.train_transform is not None:
-                x = self.data.train_transform(x, gen)
-            y = y.to(dev, non_blocking=True)
-            if cfg.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+            x, y = prepare(*next(it), transform, dev, cfg)
             data_s += time.perf_counter() - td
-            with autocast_context(cfg, dev):
+            with autocast(cfg, dev):
                 out = self.net(x)
                 loss, logits = self.loss_of(out, y)
             loss_value = loss.item()
@@ -376,15 +332,31 @@ class Trainer:
             f"--amp-dtype bfloat16 instead of float16, or check the data for NaN/inf values."
         )
 
+    def _evaluate(self, batches, tta: str = "none") -> tuple[EvalResult, float]:
+        t = time.perf_counter()
+        res = evaluate(
+            self.net, batches, self.data.eval_transform, self.device, self.cfg, self.dist, logits_for(tta)
+        )
+        return res, time.perf_counter() - t
+
+    def _check_targets(self, top1: float, epoch: int) -> None:
+        done = {a for a, _, _ in self.clock["reached"]}
+        for a in self.cfg.target_accuracy:
+            if a not in done and top1 >= a:
+                self.clock["reached"].append([a, epoch, self.clock["train_seconds"]])
+
     def fit(self) -> dict:
-        """Train to the end of the schedule; returns the final row of metrics (plus test results)."""
-        cfg = self.cfg
+        """Train to the end of the schedule; returns the final row of metrics plus the test results
+        (also written to ``results.json``)."""
+        cfg, data, clock = self.cfg, self.data, self.clock
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.json").write_text(cfg.to_json())
         resumed = self.start_epoch > 0
-        self.log(("resuming" if resumed else "training") + f" {cfg.model} -> {self.out}\n{cfg.format()}")
-        if cfg.amp and self.device.type == "cpu" and not cpu_has_fast_bf16():
+        self.log(
+            ("resuming" if resumed else "training") + f" {cfg.model} -> {self.out}\n{cfg.to_json().rstrip()}"
+        )
+        if slow_bf16(cfg, self.device):
             self.log(
                 "warning: --amp on a CPU without AMX/AVX512-BF16 units runs slower than fp32; drop --amp"
             )
@@ -395,13 +367,22 @@ class Trainer:
         metrics = None
         if self.dist.is_main:
             metrics = MetricsLog(self.out / "metrics.csv", self.start_epoch if resumed else None)
+        # held out after every epoch: the validation split, else the test set when timing targets
+        held_out = data.val if data.val is not None else data.test if cfg.target_accuracy else None
         row: dict = {}
+        test = None
         for epoch in range(self.start_epoch, self.total_epochs):
             row = {"epoch": epoch + 1, **self.train_epoch(epoch)}
-            val = None
-            if self.data.val is not None:
-                val = evaluate(self.net, self.data.val, self.data.eval_transform, self.device, cfg, self.dist)
-                row.update(val_loss=val.loss, val_top1=val.top1, val_top5=val.top5)
+            clock["train_seconds"] += row["seconds"]
+            res = None
+            if held_out is not None:
+                res, seconds = self._evaluate(held_out)
+                clock["eval_seconds"] += seconds
+                row.update(val_loss=res.loss, val_top1=res.top1, val_top5=res.top5)
+                self._check_targets(res.top1, epoch + 1)
+                test = res if held_out is data.test else None
+            val = res if held_out is data.val else None
+            name = "val" if val is not None else "test"
             row.update(step=self.step, lr=self.lr())
             self.schedule.step_epoch(None if val is None else val.top1)
             improved = val is None or val.top1 > self.best_top1
@@ -410,20 +391,57 @@ class Trainer:
                 self.best_epoch = epoch + 1
             ckpt = self._checkpoint(epoch)  # collective (RNG states of every rank): all ranks call it
             if self.dist.is_main:
-                atomic_save(ckpt, self.out / "last.pt")
+                atomic_torch_save(ckpt, self.out / "last.pt")
                 if improved:
-                    atomic_save(ckpt, self.out / "best.pt")
+                    atomic_torch_save(ckpt, self.out / "best.pt")
                 metrics.append(row)
                 plot_curves(self.out / "metrics.csv", self.out / "curves.png")
+            held = f" | {name} loss {res.loss:.4f} top-1 {res.top1:.2f}% top-5 {res.top5:.2f}%" if res else ""
             self.log(
                 f"epoch {epoch + 1}/{self.total_epochs} step {self.step} lr {row['lr']:.4g} "
-                f"train loss {row['train_loss']:.4f} top-1 {row['train_top1']:.2f}%"
-                + (f" | val loss {val.loss:.4f} top-1 {val.top1:.2f}% top-5 {val.top5:.2f}%" if val else "")
-                + f" | {row['images_per_s']:.0f} img/s, {row['seconds']:.1f} s"
+                f"train loss {row['train_loss']:.4f} top-1 {row['train_top1']:.2f}%{held} | "
+                f"{row['images_per_s']:.0f} img/s, {row['seconds']:.1f} s, "
+                f"training clock {clock['train_seconds']:.1f} s"
             )
-        if self.data.test is not None:
-            test = evaluate(self.net, self.data.test, self.data.eval_transform, self.device, cfg, self.dist)
-            row.update(test_loss=test.loss, test_top1=test.top1, test_top5=test.top5, test_images=test.images)
-            self.log(f"test ({test.images} images): top-1 {test.top1:.2f}%  top-5 {test.top5:.2f}%")
+        row.update(self._final_results(test))
         D.barrier(self.dist)
         return row
+
+    def _final_results(self, test: EvalResult | None) -> dict:
+        """Test accuracy (and with TTA), the clocks and the targets reached: logged and ``results.json``."""
+        cfg, data, clock = self.cfg, self.data, self.clock
+        out: dict = {}
+        if data.test is not None:
+            if test is None:
+                test, seconds = self._evaluate(data.test)
+                clock["eval_seconds"] += seconds
+            out.update(test_loss=test.loss, test_top1=test.top1, test_top5=test.top5, test_images=test.images)
+            self.log(f"test ({test.images} images): top-1 {test.top1:.2f}%  top-5 {test.top5:.2f}%")
+        final, name = (data.test, "test") if data.test is not None else (data.val, "val")
+        if final is not None and cfg.tta != "none":
+            res, seconds = self._evaluate(final, cfg.tta)
+            clock["train_seconds"] += seconds  # the final answer's cost counts, as in the speedruns
+            out.update(tta_top1=res.top1, tta_top5=res.top5, tta_seconds=seconds)
+            self.log(
+                f"{name} with TTA ({cfg.tta}, {res.images} images): top-1 {res.top1:.2f}% ({seconds:.1f} s)"
+            )
+            self._check_targets(res.top1, self.total_epochs)
+        reached = {a: (e, s) for a, e, s in clock["reached"]}
+        for a in cfg.target_accuracy:
+            when = "not reached"
+            if a in reached:
+                when = f"reached after epoch {reached[a][0]}, {reached[a][1]:.1f} s of training"
+            self.log(f"target {a:g}%: {when}")
+        out.update(
+            train_seconds=clock["train_seconds"],
+            eval_seconds=clock["eval_seconds"],
+            targets=[{"accuracy": a, "epoch": e, "train_seconds": s} for a, e, s in clock["reached"]],
+        )
+        if cfg.target_accuracy or cfg.tta != "none":
+            self.log(
+                f"time: {clock['train_seconds']:.1f} s training clock (setup, epochs, final TTA), "
+                f"{clock['eval_seconds']:.1f} s evaluation"
+            )
+        if self.dist.is_main:
+            (self.out / "results.json").write_text(json.dumps(out, indent=2) + "\n")
+        return out

@@ -1,0 +1,220 @@
+"""A student workspace: the ``cs231n`` package with the exercises as stubs, and the notebooks.
+
+The stubs are derived from the reference sources in ``cnnarch.scratch`` with :mod:`ast` each time a
+workspace is written, so they never drift from the code the grader compares against: every exercise
+keeps its signature and docstring, and its body becomes::
+
+    # *** START OF YOUR CODE ***
+    raise NotImplementedError("implement affine_forward")
+    # *** END OF YOUR CODE ***
+
+Private helpers that only the removed bodies used are dropped with them. Imports of modules the
+workspace has its own copy of (``layers``, ``optim``, ``layer_utils``, ``solver``, ``classifiers``)
+point at the workspace, in the sources and in the notebooks' code cells; everything else (fast layers,
+gradient checks, data, image grids) stays ``cnnarch.scratch``.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import json
+import re
+import textwrap
+from pathlib import Path
+
+import cnnarch
+from cnnarch.assignment.exercises import COPIED, EXERCISES, PACKAGE, REEXPORTED
+
+START = "# *** START OF YOUR CODE ***"
+END = "# *** END OF YOUR CODE ***"
+
+_OWN = "|".join(sorted({m.split(".")[0] for m in COPIED}))
+_DOTTED = re.compile(rf"\bcnnarch\.scratch\.({_OWN})\b")
+_FROM = re.compile(r"^(\s*)from cnnarch\.scratch import ([\w ,]+?)\s*$", re.MULTILINE)
+
+
+def _split_from(match: re.Match) -> str:
+    """``from cnnarch.scratch import layers, data`` -> one import from the workspace, one from cnnarch."""
+    indent, names = match.group(1), [n.strip() for n in match.group(2).split(",")]
+    own = [n for n in names if re.fullmatch(rf"({_OWN})( as \w+)?", n)]
+    rest = [n for n in names if n not in own]
+    lines = [f"{indent}from {PACKAGE} import {', '.join(own)}"] if own else []
+    lines += [f"{indent}from cnnarch.scratch import {', '.join(rest)}"] if rest else []
+    return "\n".join(lines)
+
+
+def rewrite_imports(code: str) -> str:
+    """``cnnarch.scratch.<module>`` -> ``cs231n.<module>`` for the modules the workspace has."""
+    return _FROM.sub(_split_from, _DOTTED.sub(rf"{PACKAGE}.\1", code))
+
+
+def _stub_lines(name: str, indent: str) -> list[str]:
+    return [f"{indent}{START}", f'{indent}raise NotImplementedError("implement {name}")', f"{indent}{END}"]
+
+
+def _targets(tree: ast.Module, names: set[str]):
+    """(qualified name, def node) of the functions and methods in ``names``."""
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name in names:
+            yield node.name, node
+        elif isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef) and f"{node.name}.{item.name}" in names:
+                    yield f"{node.name}.{item.name}", item
+
+
+def _has_docstring(node) -> bool:
+    first = node.body[0]
+    return (
+        isinstance(first, ast.Expr)
+        and isinstance(first.value, ast.Constant)
+        and isinstance(first.value.value, str)
+    )
+
+
+def stub_source(source: str, names: set[str]) -> str:
+    """``source`` with the bodies of the functions/methods in ``names`` replaced by marked stubs, and
+    then the private top-level functions nothing uses any more removed."""
+    tree = ast.parse(source)
+    found = dict(_targets(tree, names))
+    missing = names - set(found)
+    if missing:
+        raise ValueError(f"the reference source has no {', '.join(sorted(missing))} to turn into a stub")
+    lines = source.splitlines()
+    # Replace from the bottom up so that earlier line numbers stay valid.
+    for name, node in sorted(found.items(), key=lambda kv: -kv[1].lineno):
+        first = node.body[0]
+        if _has_docstring(node):
+            start = first.end_lineno
+        else:  # the body begins after the header, with any comments above its first statement
+            start = first.lineno - 1
+            while lines[start - 1].strip().startswith("#") or not lines[start - 1].strip():
+                start -= 1
+        indent = " " * first.col_offset
+        lines[start : node.end_lineno] = _stub_lines(name, indent)
+    return _drop_unused_private("\n".join(lines) + "\n")
+
+
+def _drop_unused_private(source: str) -> str:
+    while True:
+        tree = ast.parse(source)
+        used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        unused = [
+            node
+            for node in tree.body
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("_") and node.name not in used
+        ]
+        if not unused:
+            return source
+        lines = source.splitlines()
+        for node in sorted(unused, key=lambda n: -n.lineno):
+            end = node.end_lineno
+            while end < len(lines) and not lines[end].strip():  # the blank lines after it
+                end += 1
+            lines[node.lineno - 1 - len(node.decorator_list) : end] = []
+        source = "\n".join(lines) + "\n"
+
+
+def _module_header(tree: ast.Module, module: str, stubs: list[str]) -> str:
+    original = ast.get_docstring(tree) or ""
+    text = f"Your copy of cnnarch.scratch.{module}, the reference the grader compares with."
+    if stubs:
+        text += (
+            f" Write the code between the START and END OF YOUR CODE markers of {', '.join(stubs)}, "
+            "then grade it with `cnnarch assignment check DIR`."
+        )
+    paragraphs = [original.split("\n\n")[0], textwrap.fill(text, width=104)]
+    return '"""' + "\n\n".join(paragraphs) + '\n"""'
+
+
+def workspace_module(module: str) -> str:
+    """The source of workspace module ``cs231n.<module>``."""
+    stubs = [name for mod, name in EXERCISES if mod == module]
+    source = inspect.getsource(importlib.import_module(f"cnnarch.scratch.{module}"))
+    source = rewrite_imports(stub_source(source, set(stubs)))
+    tree = ast.parse(source)
+    lines = source.splitlines()
+    doc = tree.body[0]
+    lines[doc.lineno - 1 : doc.end_lineno] = _module_header(tree, module, stubs).splitlines()
+    return "\n".join(lines) + "\n"
+
+
+def reexport_module(module: str) -> str:
+    """A workspace module that only re-exports ``cnnarch.scratch.<module>``'s public names."""
+    mod = importlib.import_module(f"cnnarch.scratch.{module}")
+    names = getattr(mod, "__all__", None) or [
+        n
+        for n, v in vars(mod).items()
+        if not n.startswith("_") and getattr(v, "__module__", None) == mod.__name__
+    ]
+    body = "".join(f"    {n},\n" for n in names)
+    return (
+        f'"""The assignment\'s cs231n.{module}: cnnarch.scratch.{module}, nothing to write here."""\n\n'
+        f"from cnnarch.scratch.{module} import (  # noqa: F401\n{body})\n"
+    )
+
+
+def default_notebooks_dir() -> Path | None:
+    """The assignment's notebooks: ``notebooks/`` of a source checkout (an editable install), else
+    ``cnnarch/assignment/notebooks`` inside the installed package; None when neither exists."""
+    package = Path(cnnarch.__file__).resolve().parent
+    for candidate in (package.parents[1] / "notebooks", package / "assignment" / "notebooks"):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def student_notebook(text: str) -> str:
+    """A notebook's JSON with its code cells' imports pointed at the workspace and every output cleared
+    (the reference's outputs would give the answers away)."""
+    nb = json.loads(text)
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        code = "".join(source) if isinstance(source, list) else source
+        cell["source"] = rewrite_imports(code).splitlines(keepends=True)
+        cell["outputs"] = []
+        cell["execution_count"] = None
+    return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+
+
+def init_workspace(directory, notebooks=None, force=False) -> dict:
+    """Write a workspace into ``directory``; returns what was written: ``{"package": [paths],
+    "notebooks": [paths], "notebooks_from": Path | None}``.
+
+    ``notebooks`` is the folder to copy ``*.ipynb`` from (default :func:`default_notebooks_dir`).
+    An existing workspace is only overwritten with ``force``, since it holds the student's code.
+    """
+    directory = Path(directory)
+    package = directory / PACKAGE
+    if package.exists() and not force:
+        raise FileExistsError(
+            f"{package} exists: it may hold your solutions; pick another directory, or pass --force to "
+            "overwrite it (the notebooks too)"
+        )
+    if notebooks is not None and not Path(notebooks).is_dir():
+        raise FileNotFoundError(f"--notebooks {notebooks} is not a directory of .ipynb files")
+    notebooks = Path(notebooks) if notebooks is not None else default_notebooks_dir()
+    written = []
+    files = {f"{m.replace('.', '/')}.py": workspace_module(m) for m in COPIED}
+    files.update({f"{m}.py": reexport_module(m) for m in REEXPORTED})
+    files["__init__.py"] = (
+        '"""The assignment\'s package: your code, checked by `cnnarch assignment check`."""\n'
+    )
+    files["classifiers/__init__.py"] = (
+        '"""Classifiers: fc_net (TwoLayerNet, FullyConnectedNet), cnn (ThreeLayerConvNet)."""\n'
+    )
+    for rel, text in files.items():
+        path = package / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        written.append(path)
+    copied = []
+    for nb in sorted(notebooks.glob("*.ipynb")) if notebooks else []:
+        target = directory / nb.name
+        target.write_text(student_notebook(nb.read_text()))
+        copied.append(target)
+    return {"package": written, "notebooks": copied, "notebooks_from": notebooks}

@@ -1,0 +1,24 @@
+"""``cnnarch draw NAME [NAME ...] --out FILE.svg|FILE.png``: the networks as the lecture draws them, side
+by side on one sheet, aligned at the top."""
+
+from pathlib import Path
+
+
+def add_parser(sub):
+    p = sub.add_parser("draw", help="diagrams in the lecture's style (SVG or PNG), several side by side")
+    p.add_argument("names", nargs="+", metavar="NAME", help="registered models or lecture modules")
+    p.add_argument("--out", required=True, metavar="FILE", help="FILE.svg or FILE.png")
+    p.add_argument("--depth", type=int, default=None, help="draw modules nested at depth N as one box (xN)")
+    p.add_argument("--input", default=None, help="C x H x W, e.g. 3x224x224 (default: each model's own)")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    if Path(args.out).suffix.lower() not in (".svg", ".png"):
+        raise ValueError(f"--out {args.out}: the file must end in .svg or .png")
+    from cnnarch.analysis.diagram import draw, sheet
+
+    diagrams = [draw(name, args.input, depth=args.depth) for name in args.names]
+    (diagrams[0] if len(diagrams) == 1 else sheet(diagrams)).save(args.out)
+    print(f"diagram of {', '.join(args.names)} written to {args.out}")
+    return 0

@@ -1,0 +1,24 @@
+"""``cnnarch report NAME [--out FILE.html]``: one self-contained HTML page of a network: diagram,
+sortable per-layer table, totals, per-stage bars and the lecture's claims."""
+
+from pathlib import Path
+
+
+def add_parser(sub):
+    p = sub.add_parser("report", help="a self-contained HTML page: diagram, table, stages, lecture's claims")
+    p.add_argument("name", help="a registered model or lecture module")
+    p.add_argument("--out", default=None, metavar="FILE", help="FILE.html (default: NAME.html)")
+    p.add_argument("--depth", type=int, default=None, help="draw modules nested at depth N as one box (xN)")
+    p.add_argument("--input", default=None, help="C x H x W, e.g. 3x224x224 (default: the model's own)")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    out = Path(args.out or f"{args.name}.html")
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise ValueError(f"--out {out}: the file must end in .html")
+    from cnnarch.analysis.html_report import report_html
+
+    out.write_text(report_html(args.name, args.input, args.depth), encoding="utf-8")
+    print(f"report on {args.name} written to {out}")
+    return 0

@@ -1,0 +1,133 @@
+"""Evaluation: one loop over a batch source, with the logits of each batch given by a function.
+
+``logits(model, x)`` is :func:`plain_logits` (one view; crops ``(B, K, C, h, w)`` such as ten-crop are
+averaged as probabilities), or :func:`tta_logits` (test-time augmentation). :func:`evaluate` sums loss
+and top-k hits across ``torchrun`` processes; :func:`predict_probs` keeps every image's probabilities
+(ensembles average them). An empty set is no error: it has 0 images and NaN accuracies everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnarch.train import distributed as D
+from cnnarch.train.device import autocast
+from cnnarch.train.metrics import topk_correct
+
+
+@dataclass
+class EvalResult:
+    loss: float
+    top1: float
+    top5: float
+    images: int
+
+
+def split_outputs(out) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Main logits and auxiliary logits (GoogLeNet returns a tuple in training mode)."""
+    if isinstance(out, torch.Tensor):
+        return out, []
+    return out[0], [o for o in out[1:] if o is not None]
+
+
+def plain_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The model's logits; for crops ``(B, K, C, h, w)`` the log of the mean of the K crops'
+    probabilities (AlexNet's ten-crop test)."""
+    if x.dim() == 5:
+        b, k = x.shape[:2]
+        probs = split_outputs(model(x.flatten(0, 1)))[0].float().softmax(1).view(b, k, -1).mean(1)
+        return probs.log()
+    return split_outputs(model(x))[0].float()
+
+
+def _mirror(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (plain_logits(model, x) + plain_logits(model, x.flip(-1)))
+
+
+def tta_logits(model: nn.Module, x: torch.Tensor, mode: str) -> torch.Tensor:
+    """Logits of ``x`` averaged over test-time views: ``none``, ``flip`` (the image and its mirror) or
+    ``flip-translate`` (also, with weight 1/2, copies shifted by one pixel up-left and down-right with
+    reflect padding)."""
+    if mode == "none":
+        return plain_logits(model, x)
+    logits = _mirror(model, x)
+    if mode == "flip":
+        return logits
+    nhwc = x.is_contiguous(memory_format=torch.channels_last)
+    memory = torch.channels_last if nhwc else torch.contiguous_format
+    padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+    shifted = [padded[..., :-2, :-2], padded[..., 2:, 2:]]
+    shifted_logits = [_mirror(model, s.contiguous(memory_format=memory)) for s in shifted]
+    return 0.5 * logits + 0.25 * (shifted_logits[0] + shifted_logits[1])
+
+
+def logits_for(tta: str) -> Callable[[nn.Module, torch.Tensor], torch.Tensor]:
+    return plain_logits if tta == "none" else partial(tta_logits, mode=tta)
+
+
+def prepare(x, y, transform, device, cfg) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch on ``device``: ``transform(x)`` (``transform(x, generator)`` in training, a partial) and
+    channels-last when ``cfg`` asks for it."""
+    x = x.to(device, non_blocking=True)
+    x = x if transform is None else transform(x)
+    if cfg is not None and cfg.channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, y.to(device, non_blocking=True)
+
+
+def _batches(model, batches, transform, device, cfg, logits) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``(logits, labels)`` of every batch, in eval mode, without gradients."""
+    model.eval()
+    for x, y in batches:
+        x, y = prepare(x, y, transform, device, cfg)
+        with torch.no_grad(), autocast(cfg, device):
+            z = logits(model, x).float()
+        yield z, y
+
+
+def evaluate(
+    model: nn.Module,
+    batches: Iterable,
+    transform: Callable | None = None,
+    device: torch.device | str = "cpu",
+    cfg=None,
+    dist: D.DistInfo | None = None,
+    logits: Callable[[nn.Module, torch.Tensor], torch.Tensor] = plain_logits,
+) -> EvalResult:
+    """Cross-entropy (without label smoothing), top-1 and top-5 (%) over a batch source, summed across
+    processes. ``cfg`` (a TrainConfig) supplies autocast and channels-last."""
+    sums = torch.zeros(4, dtype=torch.float64)
+    for z, y in _batches(model, batches, transform, device, cfg, logits):
+        loss = F.cross_entropy(z, y, reduction="sum")
+        c1, c5 = topk_correct(z, y)
+        sums += torch.tensor([loss.item(), c1, c5, len(y)], dtype=torch.float64)
+    D.all_reduce_sum(sums, dist or D.DistInfo())
+    n = sums[3].item()
+    if n == 0:
+        return EvalResult(math.nan, math.nan, math.nan, 0)
+    return EvalResult(sums[0].item() / n, 100 * sums[1].item() / n, 100 * sums[2].item() / n, int(n))
+
+
+def predict_probs(
+    model: nn.Module,
+    batches: Iterable,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    device: torch.device | str = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax probabilities ``(N, classes)`` and labels ``(N,)`` over a batch source, in its order
+    (one process). Crops ``(B, K, C, h, w)``: each image's probabilities are the mean over its K crops."""
+    model.to(device)
+    probs, labels = [], []
+    for z, y in _batches(model, batches, transform, device, None, plain_logits):
+        probs.append(z.softmax(1).cpu())
+        labels.append(y.cpu())
+    if not probs:
+        return torch.empty(0, 0), torch.empty(0, dtype=torch.long)
+    return torch.cat(probs), torch.cat(labels)
