@@ -115,8 +115,11 @@ def predict(net: nn.Module, files: list[Path], topk: int = 5, batch_size: int = 
     return [results[i] for i in range(len(files))]
 
 
-def export(net: nn.Module, fmt: str, out: str | os.PathLike, input_shape: tuple[int, int, int]) -> None:
-    """Write ``net`` as ONNX (torch's ``torch.export``-based exporter; the batch axis stays dynamic) or
+def export(
+    net: nn.Module, fmt: str, out: str | os.PathLike, input_shape: tuple[int, int, int], optimize: bool = True
+) -> None:
+    """Write ``net`` as ONNX (torch's ``torch.export``-based exporter; the batch axis stays dynamic;
+    ``optimize`` runs the exporter's graph optimizer, which folds constants and fuses nodes) or
     TorchScript (``torch.jit.trace``), for an input of ``input_shape`` (C, H, W)."""
     net = net.eval()
     x = torch.randn(2, *input_shape)
@@ -129,6 +132,7 @@ def export(net: nn.Module, fmt: str, out: str | os.PathLike, input_shape: tuple[
             input_names=["images"],
             output_names=["logits"],
             dynamic_shapes=({0: batch},),
+            optimize=optimize,
             verbose=False,
         )
         program.save(str(out))

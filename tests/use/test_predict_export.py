@@ -108,7 +108,10 @@ def _ort_logits(path, x):
     return torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
 
 
-ZOO = [n for n in list_models() if n not in ("resnet1202",)]
+# resnet1202 runs the code of resnet20 ... resnet110 (swept here) 1202 layers deep; exporting it alone
+# takes minutes on 2 cores
+ZOO = [n for n in list_models() if n != "resnet1202"]
+OPTIMIZED = ("resnet20", "googlenet", "fractalnet20")  # the default path, with the graph optimizer
 
 
 @pytest.mark.slow
@@ -117,15 +120,13 @@ def test_every_zoo_network_exports_to_onnx_with_the_same_logits(name, tmp_path):
     pytest.importorskip("onnxruntime")
     net = create_model(name, num_classes=10).eval()
     size = min_input_size(net)
-    export(net, "onnx", tmp_path / "m.onnx", (3, size, size))
-    x = torch.randn(
-        3, 3, size, size, generator=torch.Generator().manual_seed(0)
-    )  # batch 3: the axis is dynamic
+    # the graph optimizer only folds and fuses what the export wrote; it doubles the sweep's time
+    export(net, "onnx", tmp_path / "m.onnx", (3, size, size), optimize=name in OPTIMIZED)
+    x = torch.randn(3, 3, size, size, generator=torch.Generator().manual_seed(0))  # the batch axis is dynamic
     with torch.no_grad():
         want = net(x)
-    assert (_ort_logits(tmp_path / "m.onnx", x) - want).abs().max().item() < 1e-4 * max(
-        1.0, want.abs().max().item()
-    )
+    got = _ort_logits(tmp_path / "m.onnx", x)
+    assert (got - want).abs().max().item() < 1e-4 * max(1.0, want.abs().max().item())
 
 
 def test_export_cli_from_checkpoint_and_torchscript(tmp_path, weights_file, capsys):
