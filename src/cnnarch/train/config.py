@@ -152,6 +152,35 @@ class SpeedrunOptions(_Options):
             raise ValueError(f"--target-accuracy values are percentages > 0, got {self.target_accuracy}")
 
 
+FREEZE = ("none", "features", "all-but-head")
+
+
+@dataclass(frozen=True)
+class InitOptions(_Options):
+    """Start from trained weights (fine-tuning; docs/use.md): the classifier is replaced when the data's
+    class count differs from the weights'."""
+
+    initial_checkpoint: str | None = option(
+        None, "weights to start from: a file, URL or weight name (IMAGENET1K_V1, cifar10)", metavar="W"
+    )
+    pretrained: bool = option(False, "start from the network's DEFAULT weights")
+    num_classes: int | None = option(None, "classes of the new head; must be the data's (unset: the data's)")
+    freeze: str = option(
+        "none", "train only the classifier layers (features) or only the head (all-but-head)", choices=FREEZE
+    )
+
+    def check(self):
+        if self.initial_checkpoint and self.pretrained:
+            raise ValueError("--initial-checkpoint and --pretrained both name weights; give one")
+        if self.freeze != "none" and not (self.initial_checkpoint or self.pretrained):
+            raise ValueError(
+                f"--freeze {self.freeze} keeps untrained layers untrained; add --pretrained or "
+                "--initial-checkpoint"
+            )
+        if self.num_classes is not None and self.num_classes < 1:
+            raise ValueError(f"--num-classes must be 1 or more, got {self.num_classes}")
+
+
 @dataclass(frozen=True)
 class RunOptions(_Options):
     seed: int = option(0)
@@ -172,6 +201,7 @@ GROUPS = {
     "schedule": ScheduleOptions,
     "regularization": RegularizationOptions,
     "speedrun": SpeedrunOptions,
+    "init": InitOptions,
     "run": RunOptions,
 }
 GROUP_OF = {f.name: g for g, cls in GROUPS.items() for f in fields(cls)}  # option name -> its group
@@ -190,6 +220,7 @@ class TrainConfig:
     schedule: ScheduleOptions = field(default_factory=ScheduleOptions)
     regularization: RegularizationOptions = field(default_factory=RegularizationOptions)
     speedrun: SpeedrunOptions = field(default_factory=SpeedrunOptions)
+    init: InitOptions = field(default_factory=InitOptions)
     run: RunOptions = field(default_factory=RunOptions)
     recipe: str | None = option(None, "named recipe (`cnnarch recipes` lists them)")
     notes: tuple[str, ...] = field(default=(), compare=False)

@@ -105,6 +105,21 @@ def build_model(name: str, num_classes: int, in_channels: int = 3) -> nn.Module:
     return create_model(name, num_classes=num_classes, **extra)
 
 
+def freeze(model: nn.Module, what: str) -> None:
+    """``features``: only the ``nn.Linear`` layers train (VGG's and AlexNet's three FC layers, a ResNet's
+    ``fc``); ``all-but-head``: only the classifier head(s) train (the last linear layer, and GoogLeNet's
+    auxiliary ones). Frozen batch-norm layers keep updating their running statistics to the new data."""
+    if what == "none":
+        return
+    from cnnarch.models.weights import classifier_head
+
+    head = classifier_head(model)[1]
+    for m in model.modules():
+        trains = isinstance(m, nn.Linear) and (what == "features" or m.out_features == head.out_features)
+        for p in m.parameters(recurse=False):
+            p.requires_grad_(trains)
+
+
 def set_dropout(model: nn.Module, p: float) -> None:
     for m in model.modules():
         if isinstance(m, nn.modules.dropout._DropoutNd):
@@ -159,9 +174,10 @@ class Trainer:
 
         torch.manual_seed(cfg.seed)
         if model is None:
-            model = build_model(cfg.model, data.num_classes, data.in_channels)
+            model = self._initial_model(cfg, data, resuming=ckpt is not None)
         elif not isinstance(model, nn.Module):
             model = model()
+        freeze(model, cfg.freeze)
         if cfg.drop is not None:
             set_dropout(model, cfg.drop)
         model.to(self.device)
@@ -193,6 +209,30 @@ class Trainer:
             self.net = torch.compile(self.net)
         if ckpt is None:  # model building and whitening are on the training clock
             self.clock["train_seconds"] = time.perf_counter() - wall0
+
+    def _initial_model(self, cfg: TrainConfig, data: DataBundle, resuming: bool) -> nn.Module:
+        """The network of the zoo; from ``--initial-checkpoint``/``--pretrained`` weights unless resuming
+        (the checkpoint then holds every weight), with a new head when the class count differs."""
+        if cfg.num_classes is not None and cfg.num_classes != data.num_classes:
+            raise ValueError(
+                f"--num-classes {cfg.num_classes}, but the data has {data.num_classes} classes; "
+                "drop --num-classes (the head gets the data's class count)"
+            )
+        weights = cfg.initial_checkpoint or ("DEFAULT" if cfg.pretrained else None)
+        if weights is None or resuming:
+            return build_model(cfg.model, data.num_classes, data.in_channels)
+        from cnnarch.models import create_model
+
+        extra = {} if data.in_channels == 3 else {"in_channels": data.in_channels}
+        model = create_model(cfg.model, weights=weights, num_classes=data.num_classes, **extra)
+        meta = model.weights_meta
+        self.log(f"initial weights: {meta.source}")
+        if model.replaced_head:
+            self.log(
+                f"replaced {', '.join(model.replaced_head)}: the weights have a different class count than "
+                f"the data's {data.num_classes}; the new layers start untrained"
+            )
+        return model
 
     # ------------------------------------------------------------------ resume
     def _restore(self, ckpt: dict) -> None:
