@@ -61,6 +61,22 @@ def preprocess(image: Image.Image, meta: WeightsMeta, channels: int = 3) -> torc
     return TF.normalize(x, list(meta.mean[:channels]), list(meta.std[:channels]))
 
 
+def weights_transform(meta: WeightsMeta):
+    """The batch form of :func:`preprocess`, for ``uint8`` batches of decoded images (``cnnarch eval``)."""
+    from torchvision.transforms.v2 import functional as TF
+
+    def transform(x: torch.Tensor) -> torch.Tensor:
+        x = x.float() / 255 if x.dtype == torch.uint8 else x
+        if meta.resize and min(x.shape[-2:]) != meta.resize:
+            x = TF.resize(x, [meta.resize], antialias=True)
+        if meta.crop:
+            x = TF.center_crop(x, [meta.crop])
+        c = x.shape[1]
+        return TF.normalize(x, list(meta.mean[:c]), list(meta.std[:c]))
+
+    return transform
+
+
 def image_files(paths: list[str]) -> list[Path]:
     """The files named, and the image files (by extension) below each directory named, sorted."""
     out = []

@@ -164,3 +164,52 @@ def test_export_cli_from_checkpoint_and_torchscript(tmp_path, weights_file, caps
         == 0
     )
     assert "max |logit difference|" in capsys.readouterr().out
+
+
+def test_eval_takes_any_weight_source(tmp_path, cifar_jpeg_root, capsys):
+    from cnnarch.data import load_dataset
+
+    classes = sorted(p.name for p in (cifar_jpeg_root / "test").iterdir())
+    torch.manual_seed(0)
+    net = create_model("resnet20", num_classes=10).eval()
+    torch.save(net.state_dict(), tmp_path / "plain.pth")  # no metadata: the model's size, ImageNet statistics
+    meta = WeightsMeta(num_classes=10, classes=tuple(classes), crop=32, mean=(0.5,) * 3, std=(0.25,) * 3)
+    save_weights(net, meta, tmp_path / "named.safetensors")
+    test = load_dataset("folder", "test", cifar_jpeg_root, limit=40)
+    x = test.images.float() / 255
+    for weights, (mean, std) in (
+        (tmp_path / "named.safetensors", (0.5, 0.25)),
+        (tmp_path / "plain.pth", None),
+    ):
+        args = ["eval", "--model", "resnet20", "--weights", str(weights), "--data", str(cifar_jpeg_root)]
+        assert main([*args, "--limit-val", "40", "--format", "json"]) == 0
+        (row,) = json.loads(capsys.readouterr().out)
+        m, s = (
+            (torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225]))
+            if mean is None
+            else (torch.tensor([mean] * 3), torch.tensor([std] * 3))
+        )
+        with torch.no_grad():
+            want = (
+                (net((x - m.view(1, 3, 1, 1)) / s.view(1, 3, 1, 1)).argmax(1) == test.labels).float().mean()
+            )
+        assert row["images"] == 40 and row["top1"] == pytest.approx(100 * want.item())
+    wrong = WeightsMeta(num_classes=10, classes=tuple(reversed(classes)))
+    save_weights(net, wrong, tmp_path / "wrong.safetensors")
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                "resnet20",
+                "--weights",
+                str(tmp_path / "wrong.safetensors"),
+                "--data",
+                str(cifar_jpeg_root),
+                "--limit-val",
+                "10",
+            ]
+        )
+        == 2
+    )
+    assert "differ from the test set's" in capsys.readouterr().err
