@@ -1,12 +1,14 @@
 """The notebooks in notebooks/ run top to bottom in a real Jupyter kernel, in quick mode.
 
-``CNNARCH_QUICK=1`` makes them use small subsets of CIFAR-10 and a few epochs; the kernel is the
-``python3`` kernel started from this interpreter (jupyter_client puts ``sys.executable`` in place of the
-spec's ``python``), with this checkout's ``src`` first on its path. A failing cell fails the test with
-the cell's source and traceback.
+``CNNARCH_QUICK=1`` makes them use small subsets of CIFAR-10 and a few epochs; the kernel is a
+``python3`` kernel of this interpreter (a kernelspec written for the test, found first through
+$JUPYTER_PATH, so that no other ``python3`` spec on the machine is used), with this checkout's ``src``
+first on its path. A failing cell fails the test with the cell's source and traceback.
 """
 
+import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -52,9 +54,23 @@ def test_notebook_is_committed_executed(name):
     )
 
 
+@pytest.fixture(scope="session")
+def jupyter_path(tmp_path_factory) -> Path:
+    """A Jupyter data folder whose only kernelspec, ``python3``, runs ipykernel in this interpreter."""
+    root = tmp_path_factory.mktemp("jupyter")
+    spec = root / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": argv, "display_name": "Python 3", "language": "python"})
+    )
+    return root
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_notebook_runs_in_quick_mode(name, request, monkeypatch, tmp_path_factory):
+def test_notebook_runs_in_quick_mode(name, request, monkeypatch, tmp_path_factory, jupyter_path):
+    monkeypatch.setenv("JUPYTER_PATH", str(jupyter_path))
     if CASES[name]:
         monkeypatch.setenv("CNNARCH_DATA", str(request.getfixturevalue("cifar_jpeg_root")))
     monkeypatch.setenv("CNNARCH_QUICK", "1")
