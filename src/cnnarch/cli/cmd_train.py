@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import fields
+from pathlib import Path
 
 from cnnarch.train.config import GROUPS, TrainConfig, resolve_config
 
@@ -67,6 +68,11 @@ def run(args) -> int:
         cfg = config_for_resume(overrides["resume"], overrides)
     else:
         cfg = resolve_config(**overrides)
+    from cnnarch.train.data import is_dataset_name
+
+    if cfg.data is not None and not is_dataset_name(cfg.data) and Path(cfg.data).expanduser().is_dir():
+        # stored absolute, so that `cnnarch eval` and --resume find the data from any directory
+        cfg = cfg.replace(data=str(Path(cfg.data).expanduser().resolve()))
     if args.print_config:
         print(cfg.to_json(), end="")
         return 0
@@ -87,4 +93,11 @@ def run(args) -> int:
     except NonFiniteLossError as e:
         print(f"cnnarch train: stopped: {e}")
         return 3
+    except KeyboardInterrupt:
+        last = Path(cfg.output) / "last.pt"
+        kept = (
+            f"continue from {last} with --resume {cfg.output}" if last.is_file() else "no checkpoint written"
+        )
+        print(f"cnnarch train: interrupted; {kept}", file=sys.stderr)
+        return 130
     return 0
