@@ -49,8 +49,8 @@ class NonFiniteLossError(ValueError):
     touching its checkpoints."""
 
 
-# what a run directory holds once a run has started in it
-RUN_FILES = ("last.pt", "config.json", "metrics.csv")
+# a run directory holds a run once it holds a checkpoint (earlier, nothing could be resumed or lost)
+RUN_FILES = ("last.pt", "best.pt")
 
 
 def checkpoint_path(resume: str | Path) -> Path:
