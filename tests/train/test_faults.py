@@ -260,3 +260,14 @@ def test_orphan_temporary_files_of_a_killed_save_are_removed_on_the_next_save(tm
     keep.write_text("the user's")
     fit(config_for_resume(str(tmp_path / "run"), {"epochs": 2}), syn)
     assert not any(p.exists() for p in orphans) and keep.exists()
+
+
+def test_images_of_differing_sizes_name_the_flag_that_resizes_them(tree, tmp_path, capsys):
+    Image.fromarray(np.zeros((10, 12, 3), dtype=np.uint8)).save(tree / "train/red/3.png")
+    assert train(tree, tmp_path / "run", "--epochs", "1") == 2
+    assert "(--image-size N) to resize them all" in capsys.readouterr().err
+    assert train(tree, tmp_path / "run", "--epochs", "1", "--image-size", "6") == 0
+    assert load_checkpoint(tmp_path / "run/last.pt")["data_info"]["image_shape"] == [3, 6, 6]
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "run/last.pt"), "--format", "json"]) == 0  # resized as trained
+    assert '"images": 9' in capsys.readouterr().out

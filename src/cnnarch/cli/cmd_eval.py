@@ -47,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
         cfg = cfg.replace(data=args.data)
     cfg = cfg.replace(limit_val=args.limit_val, skip_corrupt=args.skip_corrupt)  # checks --limit-val
     if args.split == "test":
-        data = load_split(*locate(cfg.data), "test", args.limit_val, skip_corrupt=args.skip_corrupt)
+        data = load_split(
+            *locate(cfg.data), "test", args.limit_val, skip_corrupt=args.skip_corrupt, size=cfg.image_size
+        )
         if data is None:
             raise FileNotFoundError(f"{cfg.data} has no test/ split; use --split val")
     else:

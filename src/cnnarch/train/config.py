@@ -67,6 +67,9 @@ class DatasetOptions(_Options):
     crop_padding: int | None = option(None, "padding before random crops (unset: 1/8 of the side)")
     workers: int = option(4, "loader processes for large images", aliases=("-j",))
     skip_corrupt: bool = option(False, "leave out image files that cannot be decoded (else: an error)")
+    image_size: int | None = option(
+        None, "resize images of a directory to NxN (needed when their sizes differ)", metavar="N"
+    )
 
     def check(self):
         for name in self.augmentations:
@@ -74,7 +77,7 @@ class DatasetOptions(_Options):
                 _bad("--augment item", name, (*AUGMENTATIONS, "none"))
         if not 0.0 <= self.val_split < 1.0:
             raise ValueError(f"--val-split must be in [0, 1), got {self.val_split}")
-        for name in ("limit_train", "limit_val"):
+        for name in ("limit_train", "limit_val", "image_size"):
             n = getattr(self, name)
             if n is not None and n < 1:
                 raise ValueError(

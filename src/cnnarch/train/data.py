@@ -90,13 +90,13 @@ def load_splits(cfg: TrainConfig, progress: bool = True):
     limit = None
     if cfg.limit_train is not None:
         limit = math.ceil(cfg.limit_train / (1 - cfg.val_split))
-    train = load_split(name, root, "train", limit, progress, cfg.skip_corrupt)
+    train = load_split(name, root, "train", limit, progress, cfg.skip_corrupt, cfg.image_size)
     val = None
     if cfg.val_split > 0:
         train, val = val_split(train, cfg.val_split, seed=cfg.seed)
         val = _random_subset(val, cfg.limit_val, cfg.seed)
     train = _random_subset(train, cfg.limit_train, cfg.seed)
-    test = load_split(name, root, "test", cfg.limit_val, progress, cfg.skip_corrupt)
+    test = load_split(name, root, "test", cfg.limit_val, progress, cfg.skip_corrupt, cfg.image_size)
     if test is not None:
         check_classes("test", test.classes, train.classes)
     return train, val, test
@@ -109,8 +109,10 @@ def load_split(
     limit: int | None = None,
     progress: bool = True,
     skip_corrupt: bool = False,
+    size: int | None = None,
 ):
-    """The ``split`` of a dataset as ImageTensors; None for an ImageFolder tree without it."""
+    """The ``split`` of a dataset as ImageTensors; None for an ImageFolder tree without it. ``size``
+    resizes the images of an ImageFolder tree (the named datasets have one size already)."""
     kw = (
         {"progress": progress, "skip_corrupt": skip_corrupt}
         if name in ("folder", "cifar10", "cifar100")
@@ -118,6 +120,8 @@ def load_split(
     )
     if name == "folder" and not (Path(root) / split).is_dir():
         return None
+    if name == "folder" and size is not None:
+        kw["size"] = size
     return load_dataset(name, split, root, limit=limit, **kw)
 
 
@@ -159,7 +163,7 @@ def build_data(cfg: TrainConfig, progress: bool = True, placement: Placement | N
     per_rank = cfg.batch_size // info.world_size
     shard = dict(seed=cfg.seed, rank=info.rank, world_size=info.world_size, device=device)
     name, root = locate(cfg.data)
-    if name == "folder" and _is_large_folder(root):
+    if name == "folder" and cfg.image_size is None and _is_large_folder(root):
         return _stream_data(cfg, root, per_rank, shard, placement)
 
     train, val, test = load_splits(cfg, progress=progress and info.is_main)
