@@ -71,6 +71,19 @@ def test_a_new_run_into_a_run_folder_is_refused_unless_overwrite(tmp_path, syn):
     assert load_checkpoint(tmp_path / "run/last.pt")["config"]["optim"]["lr"] == 0.01
 
 
+def test_the_command_line_refuses_before_loading_data_and_resumes_a_run_folder(tree, tmp_path, capsys):
+    assert train(tree, tmp_path / "run", "--epochs", "1") == 0
+    capsys.readouterr()
+    assert train(tree / "missing", tmp_path / "run", "--epochs", "1") == 2  # the data are never read
+    err = capsys.readouterr().err
+    assert f"--output {tmp_path / 'run'} already holds a run; continue it with --resume" in err
+    assert train(tree, tmp_path / "run", "--epochs", "1", "--seed", "1", "--overwrite") == 0
+    assert main(["train", "--resume", str(tmp_path / "run"), "--epochs", "2"]) == 0
+    ckpt = load_checkpoint(tmp_path / "run/last.pt")
+    assert ckpt["epoch"] == 1 and ckpt["config"]["run"]["seed"] == 1
+    assert ckpt["config"]["run"]["overwrite"] is False  # a resume never inherits --overwrite
+
+
 def test_resume_writes_beside_its_checkpoint_never_to_the_stored_folder(tmp_path, syn):
     fit(make_cfg(tmp_path / "a", epochs=1), syn)
     original = (tmp_path / "a/run/last.pt").read_bytes()

@@ -61,7 +61,7 @@ def overrides_from(args) -> dict:
 
 
 def run(args) -> int:
-    from cnnarch.train.trainer import NonFiniteLossError, config_for_resume
+    from cnnarch.train.trainer import NonFiniteLossError, config_for_resume, prepare_output
 
     overrides = overrides_from(args)
     if "resume" in overrides:
@@ -85,6 +85,8 @@ def run(args) -> int:
     from cnnarch.train.trainer import Trainer
 
     placement = place(cfg.device)
+    if placement.dist.is_main:
+        prepare_output(cfg, keep=False)  # before loading the data; the trainer checks again
     cfg, note = adapt_amp(cfg, "amp" in overrides, placement.device)
     if note and placement.dist.is_main:
         print(note, flush=True)

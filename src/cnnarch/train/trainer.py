@@ -111,7 +111,34 @@ def config_for_resume(path: str, overrides: dict) -> TrainConfig:
         )
     kept = {k: v for k, v in overrides.items() if k in RESUMABLE_CHANGES}
     kept.setdefault("output", str(path.parent))
+    kept.setdefault("overwrite", False)  # given for the run that started, not for every resume of it
     return saved.replace(**{**kept, "resume": str(path)})
+
+
+def prepare_output(cfg: TrainConfig, keep: bool = True) -> None:
+    """Refuse to start over a run already in ``cfg.output``, and learn before any training that the
+    directory cannot be written. A run resumed into another directory takes its metrics along.
+    ``keep=False`` only checks: directories it had to create are removed again."""
+    out = Path(cfg.output)
+    source = Path(cfg.resume).parent if cfg.resume else out
+    elsewhere = cfg.resume is not None and out.resolve() != source.resolve()
+    if (elsewhere or not cfg.resume) and not cfg.overwrite and any((out / f).exists() for f in RUN_FILES):
+        raise ValueError(
+            f"--output {out} already holds a run; continue it with --resume {out}, choose a new "
+            "--output, or pass --overwrite to replace it"
+        )
+    created = [d for d in (out, *out.parents) if not d.exists()]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+        if not keep:
+            for d in created:
+                d.rmdir()
+        elif elsewhere and (source / "metrics.csv").is_file() and not (out / "metrics.csv").exists():
+            shutil.copyfile(source / "metrics.csv", out / "metrics.csv")
+    except OSError as e:
+        raise ValueError(f"--output {out} cannot be written ({e}); choose another --output") from None
 
 
 def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
@@ -212,10 +239,16 @@ class Trainer:
                     f"--resume {cfg.resume}: the run already trained {self.start_epoch} epoch(s), "
                     f"{self.step} steps; --epochs {cfg.epochs}"
                     + (f" --iterations {cfg.iterations}" if cfg.iterations else "")
-                    + " leaves nothing to do. Pass a larger --epochs to continue it"
+                    + " leaves nothing to do. Pass a larger --epochs (or --iterations) to continue it"
                 )
+        refused = None
         if self.dist.is_main:
-            self._prepare_output(ckpt is not None)
+            try:
+                prepare_output(cfg)
+            except ValueError as e:
+                refused = e
+        if D.any_true(refused is not None, self.device, self.dist):  # every process stops, not only one
+            raise refused or ValueError(f"--output {self.out} was refused by process 0")
 
         self.net: nn.Module = model
         if self.dist.enabled:
@@ -228,29 +261,6 @@ class Trainer:
             self.clock["train_seconds"] = time.perf_counter() - wall0
 
     # ------------------------------------------------------------------ run directory, resume
-    def _prepare_output(self, resuming: bool) -> None:
-        """Refuse to start over a run already in ``--output``, and learn now, not after an epoch, that the
-        directory cannot be written. A run resumed into another directory takes its metrics along."""
-        out, source = self.out, Path(self.cfg.resume or self.out / "last.pt").parent
-        elsewhere = resuming and out.resolve() != source.resolve()
-        if (
-            (elsewhere or not resuming)
-            and not self.cfg.overwrite
-            and any((out / f).exists() for f in RUN_FILES)
-        ):
-            raise ValueError(
-                f"--output {out} already holds a run; continue it with --resume {out}, choose a new "
-                "--output, or pass --overwrite to replace it"
-            )
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=out):
-                pass
-            if elsewhere and (source / "metrics.csv").is_file():
-                shutil.copyfile(source / "metrics.csv", out / "metrics.csv")
-        except OSError as e:
-            raise ValueError(f"--output {out} cannot be written ({e}); choose another --output") from None
-
     def _check_same_data(self, ckpt: dict) -> None:
         """A resumed run must see the data it was trained on: the same classes, image count, shape and
         channel statistics (a fingerprint of the content, so the same images moved elsewhere pass)."""
