@@ -496,13 +496,13 @@ class Trainer:
                 test = res if held_out is data.test else None
             val = res if held_out is data.val else None
             name = "val" if val is not None else "test"
+            self._check_finite(epoch, None if res is None else res.loss)  # the lr reported: this epoch's
             row.update(step=self.step, lr=self.lr())
             self.schedule.step_epoch(None if val is None else val.top1)
             improved = val is None or val.top1 > self.best_top1
             if improved:
                 self.best_top1 = -math.inf if val is None else val.top1
                 self.best_epoch = epoch + 1
-            self._check_finite(epoch, None if res is None else res.loss)
             ckpt = self._checkpoint(epoch)  # collective (RNG states of every rank): all ranks call it
             if self.dist.is_main:
                 for orphan in (*self.out.glob("last.pt.*.tmp"), *self.out.glob("best.pt.*.tmp")):
