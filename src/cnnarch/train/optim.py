@@ -127,7 +127,9 @@ class LRSchedule:
         if (state["warmup"] is None) != (self.warmup is None) or (state["main"] is None) != (
             self.main is None
         ):
-            raise ValueError("checkpoint's learning-rate schedule does not match this run's --sched/--warmup")
+            raise ValueError(
+                "the checkpoint's learning-rate schedule does not match this run's --sched/--warmup-epochs"
+            )
         if self.warmup is not None:
             self.warmup.load_state_dict(state["warmup"])
         if self.main is not None:
