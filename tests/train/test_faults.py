@@ -166,6 +166,7 @@ def test_a_test_split_missing_a_class_is_refused_by_train_and_eval(tmp_path, mon
         (["--val-split", "-0.2"], "--val-split must be in [0, 1)"),
         (["--val-split", "1"], "--val-split must be in [0, 1)"),
         (["-b", "64"], "-b 64 is more than the training images"),
+        (["--val-split", "0.01"], "--val-split 0.01 of 36 training images holds out 0: no validation"),
     ],
 )
 def test_a_run_that_would_train_nothing_is_refused(tree, tmp_path, capsys, flags, message):

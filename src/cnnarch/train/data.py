@@ -93,6 +93,13 @@ def load_splits(cfg: TrainConfig, progress: bool = True):
     train = load_split(name, root, "train", limit, progress, cfg.skip_corrupt, cfg.image_size)
     val = None
     if cfg.val_split > 0:
+        held = round(cfg.val_split * len(train))
+        if not 0 < held < len(train):
+            raise ValueError(
+                f"--val-split {cfg.val_split} of {len(train)} training images holds out {held}: no "
+                f"{'validation' if held == 0 else 'training'} images would be left; use a "
+                f"{'larger' if held == 0 else 'smaller'} --val-split, more images, or --val-split 0"
+            )
         train, val = val_split(train, cfg.val_split, seed=cfg.seed)
         val = _random_subset(val, cfg.limit_val, cfg.seed)
     train = _random_subset(train, cfg.limit_train, cfg.seed)
