@@ -101,6 +101,12 @@ def test_resume_writes_beside_its_checkpoint_never_to_the_stored_folder(tmp_path
     assert (tmp_path / "a/run/last.pt").read_bytes() == original
     with open(tmp_path / "b/metrics.csv") as f:  # the earlier epochs' rows came along
         assert [r["epoch"] for r in csv.DictReader(f)] == ["1", "2"]
+    into_a_run = config_for_resume(
+        str(tmp_path / "b/last.pt"), {"epochs": 3, "output": str(tmp_path / "copy")}
+    )
+    with pytest.raises(ValueError, match="already holds a run"):
+        fit(into_a_run, syn)
+    assert load_checkpoint(tmp_path / "copy/last.pt")["epoch"] == 1
     with pytest.raises(FileNotFoundError, match="holds no last.pt"):
         config_for_resume(str(tmp_path), {})
 
