@@ -85,8 +85,8 @@ def run(args) -> int:
     from cnnarch.train.trainer import Trainer
 
     placement = place(cfg.device)
-    if placement.dist.is_main:
-        prepare_output(cfg, keep=False)  # before loading the data; the trainer checks again
+    if not placement.dist.enabled:  # processes of torchrun stop together in the trainer's own check
+        prepare_output(cfg, keep=False)  # before loading the data
     cfg, note = adapt_amp(cfg, "amp" in overrides, placement.device)
     if note and placement.dist.is_main:
         print(note, flush=True)
