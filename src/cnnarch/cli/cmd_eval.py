@@ -23,6 +23,7 @@ def add_parser(sub):
     p.add_argument("--data", help="dataset name or directory (default: the first checkpoint's)")
     p.add_argument("--split", choices=("test", "val"), default="test")
     p.add_argument("--limit-val", type=int, metavar="N", help="use only N images of the split")
+    p.add_argument("--skip-corrupt", action="store_true", help="leave out images that cannot be decoded")
     p.add_argument("-b", "--batch-size", type=int, default=250)
     p.add_argument("--device", help="cpu, cuda (default: cuda when present)")
     add_format_argument(p)
@@ -32,7 +33,14 @@ def add_parser(sub):
 def run(args: argparse.Namespace) -> int:
     from cnnarch.data import TensorLoader
     from cnnarch.train.config import TrainConfig
-    from cnnarch.train.data import eval_transform, load_split, load_splits, locate, normalize_for
+    from cnnarch.train.data import (
+        check_classes,
+        eval_transform,
+        load_split,
+        load_splits,
+        locate,
+        normalize_for,
+    )
     from cnnarch.train.device import pick_device
     from cnnarch.train.ensemble import load_members, model_from_checkpoint, predict_probs
 
@@ -45,18 +53,18 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig.from_dict(first["config"]).replace(resume=None)
     if args.data is not None:
         cfg = cfg.replace(data=args.data)
+    cfg = cfg.replace(limit_val=args.limit_val, skip_corrupt=args.skip_corrupt)  # checks --limit-val
     if args.split == "test":
-        data = load_split(*locate(cfg.data), "test", args.limit_val)
+        data = load_split(
+            *locate(cfg.data), "test", args.limit_val, skip_corrupt=args.skip_corrupt, size=cfg.image_size
+        )
         if data is None:
             raise FileNotFoundError(f"{cfg.data} has no test/ split; use --split val")
     else:
-        data = load_splits(cfg.replace(limit_val=args.limit_val))[1]
+        data = load_splits(cfg)[1]
         if data is None:
             raise ValueError("the first checkpoint's run had no validation split (--val-split 0)")
-    if data.classes != first["classes"]:
-        raise ValueError(
-            f"the {args.split} set's classes {data.classes} differ from the checkpoints' {first['classes']}"
-        )
+    check_classes(args.split, data.classes, first["classes"])
     device = pick_device(args.device)
     batches = TensorLoader(data, args.batch_size, shuffle=False, device=device)
     probs, labels = {}, None

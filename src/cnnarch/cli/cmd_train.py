@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import fields
+from pathlib import Path
 
 from cnnarch.train.config import GROUPS, TrainConfig, resolve_config
 
@@ -60,13 +61,18 @@ def overrides_from(args) -> dict:
 
 
 def run(args) -> int:
-    from cnnarch.train.trainer import NonFiniteLossError, config_for_resume
+    from cnnarch.train.trainer import NonFiniteLossError, config_for_resume, prepare_output
 
     overrides = overrides_from(args)
     if "resume" in overrides:
         cfg = config_for_resume(overrides["resume"], overrides)
     else:
         cfg = resolve_config(**overrides)
+    from cnnarch.train.data import is_dataset_name
+
+    if cfg.data is not None and not is_dataset_name(cfg.data) and Path(cfg.data).expanduser().is_dir():
+        # stored absolute, so that `cnnarch eval` and --resume find the data from any directory
+        cfg = cfg.replace(data=str(Path(cfg.data).expanduser().resolve()))
     if args.print_config:
         print(cfg.to_json(), end="")
         return 0
@@ -79,6 +85,8 @@ def run(args) -> int:
     from cnnarch.train.trainer import Trainer
 
     placement = place(cfg.device)
+    if not placement.dist.enabled:  # processes of torchrun stop together in the trainer's own check
+        prepare_output(cfg, keep=False)  # before loading the data
     cfg, note = adapt_amp(cfg, "amp" in overrides, placement.device)
     if note and placement.dist.is_main:
         print(note, flush=True)
@@ -87,4 +95,11 @@ def run(args) -> int:
     except NonFiniteLossError as e:
         print(f"cnnarch train: stopped: {e}")
         return 3
+    except KeyboardInterrupt:
+        last = Path(cfg.output) / "last.pt"
+        kept = (
+            f"continue from {last} with --resume {cfg.output}" if last.is_file() else "no checkpoint written"
+        )
+        print(f"cnnarch train: interrupted; {kept}", file=sys.stderr)
+        return 130
     return 0

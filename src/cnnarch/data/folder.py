@@ -251,13 +251,14 @@ def load_image_folder(
         i = sizes[0]
         raise ValueError(
             f"{files[i]} is {errors[i].split(': ', 1)[1]}: images in {directory} differ in size "
-            f"({len(sizes)} of {len(files)} differ); pass size=N to resize them all"
+            f"({len(sizes)} of {len(files)} differ); pass size=N (--image-size N) to resize them all"
         )
     h, w = arr.shape[1:3]
     if max(h, w) > max_side:
         raise ValueError(
             f"images in {directory} are {w}x{h}, larger than max_side={max_side}: holding them in "
-            f"memory would not fit; stream them with cnnarch.data.StreamLoader, or pass size=N"
+            "memory would not fit; stream them with cnnarch.data.StreamLoader, or pass size=N "
+            "(--image-size N)"
         )
     bad = sorted(errors)
     if bad and not skip_corrupt:

@@ -66,6 +66,10 @@ class DatasetOptions(_Options):
     augment: str = option("crop,flip", "comma list of crop, flip, pca, or none")
     crop_padding: int | None = option(None, "padding before random crops (unset: 1/8 of the side)")
     workers: int = option(4, "loader processes for large images", aliases=("-j",))
+    skip_corrupt: bool = option(False, "leave out image files that cannot be decoded (else: an error)")
+    image_size: int | None = option(
+        None, "resize images of a directory to NxN (needed when their sizes differ)", metavar="N"
+    )
 
     def check(self):
         for name in self.augmentations:
@@ -73,6 +77,12 @@ class DatasetOptions(_Options):
                 _bad("--augment item", name, (*AUGMENTATIONS, "none"))
         if not 0.0 <= self.val_split < 1.0:
             raise ValueError(f"--val-split must be in [0, 1), got {self.val_split}")
+        for name in ("limit_train", "limit_val", "image_size"):
+            n = getattr(self, name)
+            if n is not None and n < 1:
+                raise ValueError(
+                    f"--{name.replace('_', '-')} must be >= 1 (or left out for all images), got {n}"
+                )
 
     @property
     def augmentations(self) -> tuple[str, ...]:
@@ -114,6 +124,10 @@ class ScheduleOptions(_Options):
     def check(self):
         if self.batch_size < 1 or self.epochs < 1:
             raise ValueError(f"--batch-size and --epochs must be >= 1, got {self.batch_size}, {self.epochs}")
+        if self.iterations is not None and self.iterations < 1:
+            raise ValueError(
+                f"--iterations must be >= 1 (or left out: --epochs decides), got {self.iterations}"
+            )
         if self.sched == "multistep" and not self.decay_milestones:
             raise ValueError("--sched multistep needs --decay-milestones, e.g. --decay-milestones 30 60")
 
@@ -190,7 +204,12 @@ class RunOptions(_Options):
     compile: bool = option(False, "torch.compile the model")
     device: str | None = option(None, "cpu, cuda, cuda:1 (unset: cuda when present)")
     output: str = option("runs/train", "run directory")
-    resume: str | None = option(None, "continue the run that wrote CHECKPOINT", metavar="CHECKPOINT")
+    resume: str | None = option(
+        None,
+        "continue the run that wrote CHECKPOINT (a file, or a run directory: its last.pt)",
+        metavar="CHECKPOINT",
+    )
+    overwrite: bool = option(False, "start a new run in an --output that holds one, replacing its files")
     log_interval: int = option(50, "steps between plain log lines off a terminal (0: none)")
     threads: int | None = option(None, "torch threads (0: one per core); also sets OMP_WAIT_POLICY")
 
@@ -285,7 +304,7 @@ class TrainConfig:
 # per step: a resumed run may change these. Every other field must match the checkpoint's.
 RESUMABLE_CHANGES = frozenset(
     {"epochs", "iterations", "output", "device", "workers", "log_interval", "compile", "limit_val", "data"}
-    | {"target_accuracy", "threads"}
+    | {"target_accuracy", "threads", "overwrite", "skip_corrupt"}
 )
 
 

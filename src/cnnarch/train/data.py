@@ -40,11 +40,15 @@ SMALL_SIDE = 64  # images up to this size are held in memory as uint8 tensors
 STREAM_LOAD, STREAM_CROP = 256, 224  # AlexNet: 224x224 crops of 256x256 images
 
 
+def is_dataset_name(data: str) -> bool:
+    return data.lower().replace("_", "-") in {*DATASETS, "cifar-10", "cifar-100", "fashionmnist"}
+
+
 def locate(data: str | None) -> tuple[str, str | None]:
     """``(dataset name, root directory or None)`` for a ``--data`` value."""
     if data is None:
         return "cifar10", None
-    if data.lower().replace("_", "-") in {*DATASETS, "cifar-10", "cifar-100", "fashionmnist"}:
+    if is_dataset_name(data):
         return data, None
     root = Path(data).expanduser()
     if not root.is_dir():
@@ -86,22 +90,59 @@ def load_splits(cfg: TrainConfig, progress: bool = True):
     limit = None
     if cfg.limit_train is not None:
         limit = math.ceil(cfg.limit_train / (1 - cfg.val_split))
-    train = load_split(name, root, "train", limit, progress)
+    train = load_split(name, root, "train", limit, progress, cfg.skip_corrupt, cfg.image_size)
     val = None
     if cfg.val_split > 0:
+        held = round(cfg.val_split * len(train))
+        if not 0 < held < len(train):
+            raise ValueError(
+                f"--val-split {cfg.val_split} of {len(train)} training images holds out {held}: no "
+                f"{'validation' if held == 0 else 'training'} images would be left; use a "
+                f"{'larger' if held == 0 else 'smaller'} --val-split, more images, or --val-split 0"
+            )
         train, val = val_split(train, cfg.val_split, seed=cfg.seed)
         val = _random_subset(val, cfg.limit_val, cfg.seed)
     train = _random_subset(train, cfg.limit_train, cfg.seed)
-    test = load_split(name, root, "test", cfg.limit_val, progress)
+    test = load_split(name, root, "test", cfg.limit_val, progress, cfg.skip_corrupt, cfg.image_size)
+    if test is not None:
+        check_classes("test", test.classes, train.classes)
     return train, val, test
 
 
-def load_split(name: str, root: str | None, split: str, limit: int | None = None, progress: bool = True):
-    """The ``split`` of a dataset as ImageTensors; None for an ImageFolder tree without it."""
-    kw = {"progress": progress} if name in ("folder", "cifar10", "cifar100") else {}
+def load_split(
+    name: str,
+    root: str | None,
+    split: str,
+    limit: int | None = None,
+    progress: bool = True,
+    skip_corrupt: bool = False,
+    size: int | None = None,
+):
+    """The ``split`` of a dataset as ImageTensors; None for an ImageFolder tree without it. ``size``
+    resizes the images of an ImageFolder tree (the named datasets have one size already)."""
+    kw = (
+        {"progress": progress, "skip_corrupt": skip_corrupt}
+        if name in ("folder", "cifar10", "cifar100")
+        else {}
+    )
     if name == "folder" and not (Path(root) / split).is_dir():
         return None
+    if name == "folder" and size is not None:
+        kw["size"] = size
     return load_dataset(name, split, root, limit=limit, **kw)
+
+
+def check_classes(split: str, classes: list[str], trained: list[str]) -> None:
+    """Labels are indices into the class list: a split whose classes differ from the training classes
+    (one missing shifts every later label) would be scored against the wrong answers."""
+    if list(classes) != list(trained):
+        missing = sorted(set(trained) - set(classes))
+        extra = sorted(set(classes) - set(trained))
+        detail = f"missing {missing}, extra {extra}" if missing or extra else "in another order"
+        raise ValueError(
+            f"the {split} set's classes differ from the training classes ({detail}): its labels would "
+            f"not match the network's outputs; give the {split} split the same class directories"
+        )
 
 
 def normalize_for(cfg: TrainConfig, mean, std, device: torch.device) -> Normalize:
@@ -129,7 +170,7 @@ def build_data(cfg: TrainConfig, progress: bool = True, placement: Placement | N
     per_rank = cfg.batch_size // info.world_size
     shard = dict(seed=cfg.seed, rank=info.rank, world_size=info.world_size, device=device)
     name, root = locate(cfg.data)
-    if name == "folder" and _is_large_folder(root):
+    if name == "folder" and cfg.image_size is None and _is_large_folder(root):
         return _stream_data(cfg, root, per_rank, shard, placement)
 
     train, val, test = load_splits(cfg, progress=progress and info.is_main)
@@ -155,6 +196,7 @@ def build_data(cfg: TrainConfig, progress: bool = True, placement: Placement | N
         "crop": h,
         "padding": h // 8,
         "stream": False,
+        "train_images": len(train),
     }
 
     def loader(d, shuffle, tf):
@@ -204,6 +246,7 @@ def _stream_data(cfg: TrainConfig, root: str, per_rank: int, shard: dict, placem
     val = None
     if (Path(root) / split).is_dir():
         val = StreamLoader(Path(root) / split, per_rank, shuffle=False, transform=eval_tf, **common)
+        check_classes(split, val.classes, train.classes)
     return DataBundle(
         train=train,
         val=val,

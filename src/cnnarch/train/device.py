@@ -20,7 +20,15 @@ from cnnarch.train import distributed as D
 
 def pick_device(name: str | None) -> torch.device:
     if name:
-        return torch.device(name)
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            raise ValueError(f"--device {name}: not a device name; use cpu, cuda or cuda:N") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"--device {name}: no CUDA GPU is available here; use --device cpu")
+        if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+            raise ValueError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) here")
+        return device
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 

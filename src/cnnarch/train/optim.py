@@ -127,8 +127,26 @@ class LRSchedule:
         if (state["warmup"] is None) != (self.warmup is None) or (state["main"] is None) != (
             self.main is None
         ):
-            raise ValueError("checkpoint's learning-rate schedule does not match this run's --sched/--warmup")
+            raise ValueError(
+                "the checkpoint's learning-rate schedule does not match this run's --sched/--warmup-epochs"
+            )
         if self.warmup is not None:
             self.warmup.load_state_dict(state["warmup"])
         if self.main is not None:
+            length = self.main.T_max if isinstance(self.main, lr_scheduler.CosineAnnealingLR) else None
             self.main.load_state_dict(state["main"])
+            if length is not None and self.main.T_max != length:
+                self._stretch_cosine(length)
+
+    def _stretch_cosine(self, length: int) -> None:
+        """A resumed run with another --epochs: the cosine continues over the new length from where it is
+        (torch's recursive update would stay at its end value, lr 0, past the old length)."""
+        self.main.T_max = length
+        factor = 1.0
+        if self.warmup is not None and self.warmup.last_epoch < self.warmup.total_iters:
+            w = self.warmup
+            factor = w.start_factor + (w.end_factor - w.start_factor) * w.last_epoch / w.total_iters
+        t = min(self.main.last_epoch, length)
+        for group, base in zip(self.main.optimizer.param_groups, self.main.base_lrs, strict=True):
+            eta = self.main.eta_min
+            group["lr"] = factor * (eta + (base - eta) * (1 + math.cos(math.pi * t / length)) / 2)

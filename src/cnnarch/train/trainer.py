@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -43,7 +45,22 @@ __all__ = ["DataBundle", "EvalResult", "NonFiniteLossError", "Trainer", "evaluat
 
 
 class NonFiniteLossError(ValueError):
-    """The loss became NaN or infinite; the run stopped before touching its checkpoints."""
+    """The loss, the weights or the validation loss became NaN or infinite; the run stopped before
+    touching its checkpoints."""
+
+
+# a run directory holds a run once it holds a checkpoint (earlier, nothing could be resumed or lost)
+RUN_FILES = ("last.pt", "best.pt")
+
+
+def checkpoint_path(resume: str | Path) -> Path:
+    """``--resume`` names a checkpoint file, or a run directory whose ``last.pt`` is meant."""
+    path = Path(resume)
+    if path.is_dir():
+        if not (path / "last.pt").is_file():
+            raise FileNotFoundError(f"--resume {resume}: the directory holds no last.pt to resume from")
+        return path / "last.pt"
+    return path
 
 
 @dataclass
@@ -74,7 +91,11 @@ class DataBundle:
 
 def config_for_resume(path: str, overrides: dict) -> TrainConfig:
     """The configuration of the run that wrote checkpoint ``path``, with the command line's ``overrides``
-    applied where they cannot change the computation; any other difference is refused with a message."""
+    applied where they cannot change the computation; any other difference is refused with a message.
+
+    ``path`` may be a run directory (its ``last.pt``). The resumed run writes to ``--output`` when given,
+    else beside the checkpoint: never to the directory stored in it, which may be another run's (a copy)."""
+    path = checkpoint_path(path)
     saved = TrainConfig.from_dict(load_checkpoint(path)["config"])
     if "model" in overrides and overrides["model"] != saved.model:
         raise ValueError(
@@ -88,7 +109,36 @@ def config_for_resume(path: str, overrides: dict) -> TrainConfig:
             "continue it exactly:\n  " + "\n  ".join(bad) + "\nleave them out to resume, or start a new "
             "run (another --output) to train with new values"
         )
-    return saved.replace(resume=str(path), **{k: v for k, v in overrides.items() if k in RESUMABLE_CHANGES})
+    kept = {k: v for k, v in overrides.items() if k in RESUMABLE_CHANGES}
+    kept.setdefault("output", str(path.parent))
+    kept.setdefault("overwrite", False)  # given for the run that started, not for every resume of it
+    return saved.replace(**{**kept, "resume": str(path)})
+
+
+def prepare_output(cfg: TrainConfig, keep: bool = True) -> None:
+    """Refuse to start over a run already in ``cfg.output``, and learn before any training that the
+    directory cannot be written. A run resumed into another directory takes its metrics along.
+    ``keep=False`` only checks: directories it had to create are removed again."""
+    out = Path(cfg.output)
+    source = Path(cfg.resume).parent if cfg.resume else out
+    elsewhere = cfg.resume is not None and out.resolve() != source.resolve()
+    if (elsewhere or not cfg.resume) and not cfg.overwrite and any((out / f).exists() for f in RUN_FILES):
+        raise ValueError(
+            f"--output {out} already holds a run; continue it with --resume {out}, choose a new "
+            "--output, or pass --overwrite to replace it"
+        )
+    created = [d for d in (out, *out.parents) if not d.exists()]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+        if not keep:
+            for d in created:
+                d.rmdir()
+        elif elsewhere and (source / "metrics.csv").is_file() and not (out / "metrics.csv").exists():
+            shutil.copyfile(source / "metrics.csv", out / "metrics.csv")
+    except OSError as e:
+        raise ValueError(f"--output {out} cannot be written ({e}); choose another --output") from None
 
 
 def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
@@ -160,7 +210,7 @@ class Trainer:
                 "drop them or give the data one"
             )
 
-        ckpt = load_checkpoint(cfg.resume) if cfg.resume else None
+        ckpt = load_checkpoint(checkpoint_path(cfg.resume)) if cfg.resume else None
         if ckpt is not None and ckpt["model_name"] != cfg.model:
             raise ValueError(
                 f"--resume {cfg.resume}: the checkpoint holds a {ckpt['model_name']!r}, not {cfg.model!r}"
@@ -198,7 +248,23 @@ class Trainer:
         # different dropout masks per process; DDP makes the initial weights equal
         torch.manual_seed(cfg.seed + self.dist.rank)
         if ckpt is not None:
+            self._check_same_data(ckpt)
             self._restore(ckpt)
+            if self.step >= self.total_steps:
+                raise ValueError(
+                    f"--resume {cfg.resume}: the run already trained {self.start_epoch} epoch(s), "
+                    f"{self.step} steps; --epochs {cfg.epochs}"
+                    + (f" --iterations {cfg.iterations}" if cfg.iterations else "")
+                    + " leaves nothing to do. Pass a larger --epochs (or --iterations) to continue it"
+                )
+        refused = None
+        if self.dist.is_main:
+            try:
+                prepare_output(cfg)
+            except ValueError as e:
+                refused = e
+        if D.any_true(refused is not None, self.device, self.dist):  # every process stops, not only one
+            raise refused or ValueError(f"--output {self.out} was refused by process 0")
 
         self.net: nn.Module = model
         if self.dist.enabled:
@@ -234,7 +300,31 @@ class Trainer:
             )
         return model
 
-    # ------------------------------------------------------------------ resume
+    # ------------------------------------------------------------------ run directory, resume
+    def _check_same_data(self, ckpt: dict) -> None:
+        """A resumed run must see the data it was trained on: the same classes, image count, shape and
+        channel statistics (a fingerprint of the content, so the same images moved elsewhere pass)."""
+        was, now = ckpt.get("data_info", {}), self.data.info
+        diff = [
+            f"{k}: {was[k]} then, {now[k]} now"
+            for k in ("dataset", "train_images", "image_shape", "mean", "std")
+            if k in was and k in now and was[k] != now[k]
+        ]
+        if ckpt["classes"] and self.data.classes and ckpt["classes"] != list(self.data.classes):
+            gone = sorted(set(ckpt["classes"]) - set(self.data.classes))
+            new = sorted(set(self.data.classes) - set(ckpt["classes"]))
+            diff.insert(
+                0,
+                f"classes: {len(ckpt['classes'])} then, {len(self.data.classes)} now "
+                f"(missing {gone[:5]}, new {new[:5]})",
+            )
+        if diff:
+            raise ValueError(
+                f"--resume {self.cfg.resume}: the data differ from the checkpoint's run:\n  "
+                + "\n  ".join(diff)
+                + "\nresume with the data it was trained on (--data DIR where it is now), or start a new run"
+            )
+
     def _restore(self, ckpt: dict) -> None:
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -330,7 +420,12 @@ class Trainer:
                 loss, logits = self.loss_of(out, y)
             loss_value = loss.item()
             if D.any_true(not math.isfinite(loss_value), dev, self.dist):
-                raise NonFiniteLossError(self._nonfinite_message(epoch, i, loss_value))
+                raise NonFiniteLossError(
+                    self._nonfinite_message(
+                        f"non-finite loss ({loss_value}) at epoch {epoch + 1}, step {self.step + 1} "
+                        f"(batch {i + 1} of the epoch)"
+                    )
+                )
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
@@ -361,16 +456,34 @@ class Trainer:
             "seconds": seconds,
         }
 
-    def _nonfinite_message(self, epoch: int, index: int, value: float) -> str:
+    def _nonfinite_message(self, what: str) -> str:
         last = self.out / "last.pt"
         kept = (
             f"the last good checkpoint {last} is untouched" if last.exists() else "no checkpoint was written"
         )
         return (
-            f"non-finite loss ({value}) at epoch {epoch + 1}, step {self.step + 1} (batch {index + 1} of the "
-            f"epoch), lr {self.lr():.4g}; stopped, {kept}. Try a lower --lr, a warm-up (--warmup-epochs 1), "
+            f"{what}, lr {self.lr():.4g}; stopped, {kept}. Try a lower --lr, a warm-up (--warmup-epochs 1), "
             f"--amp-dtype bfloat16 instead of float16, or check the data for NaN/inf values."
         )
+
+    def _check_finite(self, epoch: int, held_out_loss: float | None) -> None:
+        """Weights can overflow while the loss that produced them was finite: nothing non-finite is saved."""
+        bad = [
+            name
+            for name, t in self.model.state_dict().items()
+            if t.is_floating_point() and not bool(torch.isfinite(t).all())
+        ]
+        nan_loss = held_out_loss is not None and not math.isfinite(held_out_loss)
+        if D.any_true(bool(bad) or nan_loss, self.device, self.dist):
+            names = ", ".join(bad[:3]) + (", ..." if len(bad) > 3 else "")
+            what = (
+                f"{len(bad)} weight tensor(s) became non-finite ({names})"
+                if bad
+                else f"the held-out loss is non-finite ({held_out_loss})"
+            )
+            raise NonFiniteLossError(
+                self._nonfinite_message(f"{what} after epoch {epoch + 1}, step {self.step}")
+            )
 
     def _evaluate(self, batches, tta: str = "none") -> tuple[EvalResult, float]:
         t = time.perf_counter()
@@ -423,6 +536,7 @@ class Trainer:
                 test = res if held_out is data.test else None
             val = res if held_out is data.val else None
             name = "val" if val is not None else "test"
+            self._check_finite(epoch, None if res is None else res.loss)  # the lr reported: this epoch's
             row.update(step=self.step, lr=self.lr())
             self.schedule.step_epoch(None if val is None else val.top1)
             improved = val is None or val.top1 > self.best_top1
@@ -431,6 +545,8 @@ class Trainer:
                 self.best_epoch = epoch + 1
             ckpt = self._checkpoint(epoch)  # collective (RNG states of every rank): all ranks call it
             if self.dist.is_main:
+                for orphan in (*self.out.glob("last.pt.*.tmp"), *self.out.glob("best.pt.*.tmp")):
+                    orphan.unlink(missing_ok=True)  # left by a save that was killed
                 atomic_torch_save(ckpt, self.out / "last.pt")
                 if improved:
                     atomic_torch_save(ckpt, self.out / "best.pt")
