@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 $(BIN)/cnnarch: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,notebooks]'
+	$(BIN)/pip install --quiet -e '.[dev,notebooks,export]'
 	touch $@
 
 venv: $(BIN)/cnnarch

@@ -177,22 +177,17 @@ def test_eval_takes_any_weight_source(tmp_path, cifar_jpeg_root, capsys):
     save_weights(net, meta, tmp_path / "named.safetensors")
     test = load_dataset("folder", "test", cifar_jpeg_root, limit=40)
     x = test.images.float() / 255
+    imagenet = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
     for weights, (mean, std) in (
-        (tmp_path / "named.safetensors", (0.5, 0.25)),
-        (tmp_path / "plain.pth", None),
+        (tmp_path / "named.safetensors", ((0.5,) * 3, (0.25,) * 3)),
+        (tmp_path / "plain.pth", imagenet),
     ):
         args = ["eval", "--model", "resnet20", "--weights", str(weights), "--data", str(cifar_jpeg_root)]
         assert main([*args, "--limit-val", "40", "--format", "json"]) == 0
         (row,) = json.loads(capsys.readouterr().out)
-        m, s = (
-            (torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225]))
-            if mean is None
-            else (torch.tensor([mean] * 3), torch.tensor([std] * 3))
-        )
+        m, s = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
         with torch.no_grad():
-            want = (
-                (net((x - m.view(1, 3, 1, 1)) / s.view(1, 3, 1, 1)).argmax(1) == test.labels).float().mean()
-            )
+            want = (net((x - m) / s).argmax(1) == test.labels).float().mean()
         assert row["images"] == 40 and row["top1"] == pytest.approx(100 * want.item())
     wrong = WeightsMeta(num_classes=10, classes=tuple(reversed(classes)))
     save_weights(net, wrong, tmp_path / "wrong.safetensors")
