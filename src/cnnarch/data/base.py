@@ -8,6 +8,7 @@ kernels) with ``int64`` labels and the class names. CIFAR-10's training set is 1
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,6 +118,20 @@ def atomic_torch_save(obj, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def safe_torch_load(path: Path, what: str = "checkpoint"):
+    """``torch.load(weights_only=True)``: tensors and plain containers only, so a file crafted to run code
+    on load is refused (a ValueError naming it), never executed; a truncated file is a ValueError too."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(
+            f"{path} was refused by the weights-only loader: it holds objects other than tensors and "
+            f"plain containers (possibly code). Load only files you trust. ({str(e).splitlines()[0]})"
+        ) from None
+    except (RuntimeError, EOFError) as e:
+        raise ValueError(f"{path} is not a readable {what} (truncated or corrupt?): {e}") from None
 
 
 def first_per_class(labels: torch.Tensor, limit: int) -> torch.Tensor:

@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from cnnarch.data.base import safe_torch_load
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -166,15 +167,7 @@ def load_weights_file(path: Path) -> Weights:
             header = f.metadata() or {}
         meta = WeightsMeta.from_json(header["cnnarch"]) if "cnnarch" in header else None
         return _finish(state, meta, path)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise ValueError(
-            f"{path} was refused by the weights-only loader: it holds objects other than tensors and plain "
-            f"containers (possibly code). Load only files you trust. ({str(e).splitlines()[0]})"
-        ) from None
-    except (RuntimeError, EOFError) as e:
-        raise ValueError(f"{path} is not a readable weights file (truncated or corrupt?): {e}") from None
+    obj = safe_torch_load(path, "weights file")
     if not isinstance(obj, dict):
         raise ValueError(f"{path} holds a {type(obj).__name__}, not a state_dict or a checkpoint dict")
     if str(obj.get("format", "")).startswith("cnnarch-checkpoint"):

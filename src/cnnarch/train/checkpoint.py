@@ -11,34 +11,25 @@ the config as a dict, RNG states as tensors and lists (NumPy's state is converte
 from __future__ import annotations
 
 import os
-import pickle
 import random
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from cnnarch.data.base import atomic_torch_save
+from cnnarch.data.base import atomic_torch_save, safe_torch_load
 
 __all__ = ["FORMAT", "atomic_torch_save", "get_rng_state", "load_checkpoint", "set_rng_state"]
 
 FORMAT = "cnnarch-checkpoint/1"
 
 
-def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
+def load_checkpoint(path: str | os.PathLike) -> dict:
     """Load a cnnarch checkpoint with ``weights_only=True``; clear errors for wrong or unsafe files."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} not found")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise ValueError(
-            f"{path} was refused by the weights-only loader: it holds objects other than tensors and "
-            f"plain containers (possibly code). Load only files you trust. ({str(e).splitlines()[0]})"
-        ) from None
-    except (RuntimeError, EOFError) as e:
-        raise ValueError(f"{path} is not a readable checkpoint (truncated or corrupt?): {e}") from None
+    ckpt = safe_torch_load(path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"{path} is not a cnnarch training checkpoint (no {FORMAT!r} marker)")
     return ckpt
