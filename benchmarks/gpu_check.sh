@@ -8,7 +8,7 @@ DATA=${DATA:-/tmp/cifar-sub}
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1 CNNARCH_CACHE=/tmp/cnnarch-cache
 py=${PYTHON:-python3}
 common=(--data "$DATA" --model resnet18 -b 256 --lr 0.1 --val-split 0.1 --log-interval 0)
-quiet() { grep -v '^  [a-z_]* *= '; }  # the resolved config is long; keep the rest
+quiet() { sed '/^{$/,/^}$/d'; }  # the resolved configuration (a JSON block) is long; keep the rest
 
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 $py -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"

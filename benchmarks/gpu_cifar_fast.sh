@@ -12,7 +12,7 @@ OUT=${OUT:-/tmp/cifar_fast_gpu}
 DEVICE=${DEVICE:-cuda}
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1 CNNARCH_CACHE=${CNNARCH_CACHE:-/tmp/cnnarch-cache}
 py=${PYTHON:-python3}
-quiet() { grep -v '^  [a-z_0-9]* *= '; }  # the resolved configuration is long; keep the rest
+quiet() { sed '/^{$/,/^}$/d'; }  # the resolved configuration (a JSON block) is long; keep the rest
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 $py -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
