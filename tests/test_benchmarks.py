@@ -66,17 +66,22 @@ def subcommand_options() -> dict[str, set[str]]:
     return {name: set(p._option_string_actions) for name, p in sub.choices.items()}
 
 
-def _words(line: str) -> list[str]:
-    """The shell words of ``line`` without its comment (a ``#`` that starts a word, outside quotes)."""
+def _unquoted(text: str):
+    """``(index, char)`` for each character of ``text`` outside single and double quotes."""
     quote = None
-    for i, char in enumerate(line):
+    for i, char in enumerate(text):
         if quote:
             quote = None if char == quote else quote
         elif char in "'\"":
             quote = char
-        elif char == "#" and (i == 0 or line[i - 1].isspace()):
-            line = line[:i]
-            break
+        else:
+            yield i, char
+
+
+def _words(line: str) -> list[str]:
+    """The shell words of ``line`` without its comment (a ``#`` that starts a word, outside quotes)."""
+    comment = next((i for i, c in _unquoted(line) if c == "#" and (i == 0 or line[i - 1].isspace())), None)
+    line = line[:comment]
     try:
         return shlex.split(line)
     except ValueError:  # an unclosed quote: a multi-line string (python -c "...") starts here
@@ -85,15 +90,10 @@ def _words(line: str) -> list[str]:
 
 def _array_words(rest: str) -> list[str]:
     """The words of a bash array whose body starts ``rest``: up to the first ``)`` outside quotes."""
-    quote = None
-    for i, char in enumerate(rest):
-        if quote:
-            quote = None if char == quote else quote
-        elif char in "'\"":
-            quote = char
-        elif char == ")":
-            return _words(rest[:i].replace("\n", " "))
-    raise ValueError(f"unclosed array: {rest[:60]!r}")
+    end = next((i for i, c in _unquoted(rest) if c == ")"), None)
+    if end is None:
+        raise ValueError(f"unclosed array: {rest[:60]!r}")
+    return [word for line in rest[:end].splitlines() for word in _words(line)]
 
 
 def _flags(words: list[str], arrays: dict[str, list[str]]) -> list[str]:
