@@ -17,12 +17,12 @@ grep -m1 'model name' /proc/cpuinfo; grep -o 'amx_bf16\|avx512_bf16' /proc/cpuin
 echo "== bf16 autocast + channels-last, 4 epochs"
 $py -m cnnarch.cli train "${common[@]}" --epochs 4 --amp --channels-last --output "$OUT/bf16" | quiet
 echo "== fp16 autocast with GradScaler, 2 epochs, then resume to 3"
-$py -m cnnarch.cli train "${common[@]}" --epochs 2 --amp --amp-dtype float16 --output /tmp/fp16 | quiet
-$py -m cnnarch.cli train --resume /tmp/fp16/last.pt --epochs 3 | quiet
+$py -m cnnarch.cli train "${common[@]}" --epochs 2 --amp --amp-dtype float16 --output "$OUT/fp16" | quiet
+$py -m cnnarch.cli train --resume "$OUT/fp16/last.pt" --epochs 3 | quiet
 echo "== --compile, 2 epochs"
-time $py -m cnnarch.cli train "${common[@]}" --epochs 2 --amp --channels-last --compile --output /tmp/compiled | quiet
+time $py -m cnnarch.cli train "${common[@]}" --epochs 2 --amp --channels-last --compile --output "$OUT/compiled" | quiet
 echo "== ensemble of two, ten-crop"
-$py -m cnnarch.cli eval "$OUT/bf16/last.pt" /tmp/fp16/last.pt --ten-crop
+$py -m cnnarch.cli eval "$OUT/bf16/last.pt" "$OUT/fp16/last.pt" --ten-crop
 echo "== bench_train on the GPU"
 $py benchmarks/bench_train.py --data "$DATA" --images 4096 --rounds 3 -b 256 --ref-workers 8
 echo "== bench_train on this machine's CPU"
