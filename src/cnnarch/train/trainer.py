@@ -8,7 +8,8 @@ training, a fixed one for evaluation). ``cnnarch.train.data`` builds one from ``
 build one from a few random tensors.
 
 The speedrun techniques (``cnnarch.train.fast``: whitening, BN-shift learning rate, BN momentum,
-test-time augmentation, time to target accuracies) are options of this one trainer. Every run has a
+test-time augmentation, time to target accuracies; airbench's lookahead, whitening-bias freeze and Muon
+from ``averaging``, ``whiten`` and ``muon``) are options of this one trainer. Every run has a
 training clock (setup and epochs, plus the final TTA evaluation; per-epoch evaluation and checkpoints
 are off it) that continues across a resume, and ends with ``results.json`` in its run directory.
 
