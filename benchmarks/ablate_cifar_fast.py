@@ -86,6 +86,7 @@ def main(argv=None) -> int:
         limit_val=args.limit_val,
         target_accuracy=(),  # no per-epoch test: the final one (and its TTA) only
         log_interval=0,
+        overwrite=True,  # a run missing from --out is redone, whatever its folder holds
         **short,
         **({"device": args.device} if args.device else {}),
     )
