@@ -53,4 +53,5 @@ def test_broken_link_is_found(tmp_path):
         "![figure](figures/gone.png) [missing](nothere.md#a)\n[ref]: also-gone.md\n"
         '<img src="img/gone.svg">\n'
     )
-    assert sorted(broken(page)) == sorted(["figures/gone.png", "nothere.md#a", "also-gone.md", "img/gone.svg"])
+    expected = ["figures/gone.png", "nothere.md#a", "also-gone.md", "img/gone.svg"]
+    assert sorted(broken(page)) == sorted(expected)
