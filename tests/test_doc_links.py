@@ -55,3 +55,17 @@ def test_broken_link_is_found(tmp_path):
     )
     expected = ["figures/gone.png", "nothere.md#a", "also-gone.md", "img/gone.svg"]
     assert sorted(broken(page)) == sorted(expected)
+
+
+def test_readme_maps_every_page_and_module():
+    """The README links every docs page and the notebooks' README, and its Layout table names every
+    subpackage and module of src/cnnarch."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    linked = {re.split(r"[#?]", t)[0] for t in targets(readme)}
+    pages = {p.relative_to(REPO).as_posix() for p in (REPO / "docs").glob("*.md")} | {"notebooks/README.md"}
+    assert pages - linked == set()
+    layout = readme.split("## Layout", 1)[1]
+    src = REPO / "src" / "cnnarch"
+    parts = {p.name for p in src.iterdir() if (p / "__init__.py").exists() or p.suffix == ".py"}
+    parts -= {"__init__.py", "__main__.py"}
+    assert {p for p in parts if f"`src/cnnarch/{p}`" not in layout} == set()
