@@ -193,7 +193,7 @@ class InitOptions(_Options):
     class count differs from the weights'."""
 
     initial_checkpoint: str | None = option(
-        None, "weights to start from: a file, URL or weight name (IMAGENET1K_V1, cifar10)", metavar="W"
+        None, "weights to start from: a file, URL or weight name (IMAGENET1K_V1, DEFAULT)", metavar="W"
     )
     pretrained: bool = option(False, "start from the network's DEFAULT weights")
     num_classes: int | None = option(None, "classes of the new head; must be the data's (unset: the data's)")
