@@ -11,7 +11,7 @@ from torchvision import transforms as T
 from cnnarch.cli import main
 from cnnarch.inference import export, load_model
 from cnnarch.models import create_model, list_models, min_input_size
-from cnnarch.models.weights import WeightsMeta, save_weights
+from cnnarch.models.weights import SHIPPED_DIR, WeightsMeta, save_weights
 
 
 @pytest.fixture
@@ -208,3 +208,39 @@ def test_eval_takes_any_weight_source(tmp_path, cifar_jpeg_root, capsys):
         == 2
     )
     assert "differ from the test set's" in capsys.readouterr().err
+
+
+def test_a_run_ships_as_safetensors_and_evaluates_to_its_recorded_accuracy(tmp_path, cifar_jpeg_root, capsys):
+    run = tmp_path / "run"
+    args = ["--model", "resnet20", "--limit-train", "200", "--limit-val", "50", "--epochs", "1", "-b", "50"]
+    assert (
+        main(["train", "--data", str(cifar_jpeg_root), "--val-split", "0", "--output", str(run), *args]) == 0
+    )
+    recorded = json.loads((run / "results.json").read_text())
+    out = tmp_path / "resnet20-cifar10.safetensors"
+    assert main(["export", str(run / "last.pt"), "--format", "safetensors", "--out", str(out)]) == 0
+    net = create_model("resnet20", weights=out)
+    meta = net.weights_meta
+    assert meta.classes == tuple(sorted(p.name for p in (cifar_jpeg_root / "train").iterdir()))
+    assert meta.extra["test_top1"] == recorded["test_top1"] and meta.extra["config"]["model"] == "resnet20"
+    capsys.readouterr()
+    evaluated = ["eval", "--model", "resnet20", "--weights", str(out), "--data", str(cifar_jpeg_root)]
+    assert main([*evaluated, "--limit-val", "50", "--format", "json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["images"] == recorded["test_images"] == 50
+    assert row["top1"] == pytest.approx(recorded["test_top1"])
+
+
+SHIPPED = sorted(SHIPPED_DIR.glob("*-cifar10.safetensors"))
+
+
+@pytest.mark.skipif(not SHIPPED, reason="no cifar10 weights ship with this version")
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_shipped_cifar10_weights_reach_their_recorded_accuracy(path, cifar_jpeg_root, capsys):
+    name = path.name.removesuffix("-cifar10.safetensors")
+    recorded = create_model(name, weights="cifar10").weights_meta.extra
+    assert {"test_top1", "config", "date"} <= set(recorded)
+    args = ["eval", "--model", name, "--weights", "cifar10", "--data", str(cifar_jpeg_root)]
+    assert main([*args, "--limit-val", "2000", "--format", "json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert abs(row["top1"] - recorded["test_top1"]) <= 1.0

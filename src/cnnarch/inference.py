@@ -135,9 +135,14 @@ def export(
     net: nn.Module, fmt: str, out: str | os.PathLike, input_shape: tuple[int, int, int], optimize: bool = True
 ) -> None:
     """Write ``net`` as ONNX (torch's ``torch.export``-based exporter; the batch axis stays dynamic;
-    ``optimize`` runs the exporter's graph optimizer, which folds constants and fuses nodes) or
-    TorchScript (``torch.jit.trace``), for an input of ``input_shape`` (C, H, W)."""
+    ``optimize`` runs the exporter's graph optimizer, which folds constants and fuses nodes),
+    TorchScript (``torch.jit.trace``), for an input of ``input_shape`` (C, H, W), or safetensors (the
+    weights with their ``weights_meta`` in the header: how cnnarch ships trained weights)."""
     net = net.eval()
+    if fmt == "safetensors":
+        from cnnarch.models.weights import save_weights
+
+        return save_weights(net, net.weights_meta, out)
     x = torch.randn(2, *input_shape)
     if fmt == "onnx":
         batch = torch.export.Dim("batch", min=1, max=4096)
@@ -156,4 +161,4 @@ def export(
         with torch.no_grad():
             torch.jit.trace(net, x).save(str(out))
     else:
-        raise ValueError(f"--format must be onnx or torchscript, got {fmt!r}")
+        raise ValueError(f"--format must be onnx, torchscript or safetensors, got {fmt!r}")

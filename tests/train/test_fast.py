@@ -163,15 +163,25 @@ class _Crash(Exception):
 
 
 def test_a_fast_run_resumes_bit_exactly(tree16):
-    """Whitening, BN-shift lr, BN momentum, one cycle, TTA and target timing under a crash and a resume:
+    """Whitening, BN-shift lr, BN momentum, one cycle, TTA and target timing, lookahead, alternating
+    flips, reflect padding, the whitening bias frozen after epoch 1 and Muon under a crash and a resume:
     the weights equal those of the straight run."""
     from cnnarch.train import Trainer, build_data, config_for_resume, resolve_config
     from cnnarch.train.checkpoint import load_checkpoint
 
     def cfg(out):
         return resolve_config(
-            "cifar-fast", data=str(tree16 / "data"), batch_size=24, epochs=3, amp=False, output=str(out)
+            "cifar-fast",
+            data=str(tree16 / "data"),
+            batch_size=24,
+            epochs=3,
+            amp=False,
+            output=str(out),
+            whiten_bias_epochs=1,
+            muon=True,
         )
+
+    assert cfg("x").lookahead and cfg("x").alternate_flip and cfg("x").pad_mode == "reflect"
 
     straight = cfg(tree16 / "a")
     Trainer(straight, build_data(straight, progress=False), log=lambda s: None).fit()
@@ -191,9 +201,128 @@ def test_a_fast_run_resumes_bit_exactly(tree16):
     assert a["step"] == b["step"] == 3 * 3
     for k, v in a["model"].items():
         assert torch.equal(v, b["model"][k]), k
+    for k, v in a["lookahead"]["slow"].items():
+        assert torch.equal(v, b["lookahead"]["slow"][k]), k
+    assert a["muon"]["state"].keys() == b["muon"]["state"].keys() and len(a["muon"]["state"]) == 6
+    for k, v in a["muon"]["state"].items():
+        assert torch.equal(v["momentum_buffer"], b["muon"]["state"][k]["momentum_buffer"]), k
     assert not b["model"]["whiten.weight"].equal(create_model("cifar_fast", num_classes=3).whiten.weight)
     with (tree16 / "b/metrics.csv").open() as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2, 3]
     results = json.loads((tree16 / "b/results.json").read_text())
     assert results["test_images"] == 18 and results["tta_top1"] == row["tta_top1"]
     assert results["train_seconds"] > results["tta_seconds"] > 0
+
+
+def _fast_cfg(tree16, out, **kw):
+    return resolve_config(
+        "cifar-fast", data=str(tree16 / "data"), batch_size=24, amp=False, output=str(tree16 / out), **kw
+    )
+
+
+def test_the_whitening_bias_trains_for_its_epochs_then_stays(tree16):
+    from cnnarch.train import Trainer, build_data
+
+    cfg = _fast_cfg(tree16, "wb", epochs=3, whiten_bias_epochs=1, lookahead=False)
+    biases = []
+    holder = {}
+
+    def log(msg):
+        if msg.startswith("epoch "):
+            biases.append(holder["t"].model.whiten.bias.detach().clone())
+
+    holder["t"] = trainer = Trainer(cfg, build_data(cfg, progress=False), log=log)
+    assert trainer.model.whiten.bias.requires_grad
+    trainer.fit()
+    assert len(biases) == 3 and not torch.equal(biases[0], torch.zeros(24))  # it trained in epoch 1
+    assert torch.equal(biases[1], biases[0]) and torch.equal(biases[2], biases[0])
+    assert not trainer.model.whiten.bias.requires_grad
+
+
+def test_lookahead_ends_on_the_slow_weights_also_when_the_run_stops_early(tree16):
+    """7 of 9 steps (--iterations): lookahead's last update (step 5) is not the last step, so only the
+    final swap puts the slow weights into the model."""
+    from cnnarch.train import Trainer, build_data
+    from cnnarch.train.checkpoint import load_checkpoint
+
+    cfg = _fast_cfg(tree16, "la", epochs=3, iterations=7)
+    trainer = Trainer(cfg, build_data(cfg, progress=False), log=lambda s: None)
+    assert trainer.lookahead.total_steps == 7
+    trainer.fit()
+    ckpt = load_checkpoint(tree16 / "la/last.pt")
+    assert ckpt["step"] == 7
+    slow = ckpt["lookahead"]["slow"]
+    assert set(slow) == {k for k, v in ckpt["model"].items() if v.is_floating_point()}
+    for k, v in slow.items():
+        assert torch.equal(ckpt["model"][k], v), k
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step")  # no optimizer steps here
+def test_muon_takes_the_filters_and_follows_the_schedule_scaled(tree16):
+    from cnnarch.train import Trainer, build_data
+
+    cfg = _fast_cfg(tree16, "mu", epochs=2, muon=True, muon_lr=0.3)
+    trainer = Trainer(cfg, build_data(cfg, progress=False), log=lambda s: None)
+    model = trainer.model
+    filters = [m.weight for m in model.modules() if isinstance(m, nn.Conv2d) and m is not model.whiten]
+    assert [id(p) for p in trainer.muon.param_groups[0]["params"]] == [id(p) for p in filters]
+    sgd = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
+    assert not sgd & {id(p) for p in filters}
+    assert sgd == {id(p) for p in model.parameters() if p.requires_grad and p.dim() < 4}
+    lrs = []
+    for _ in range(trainer.total_steps):
+        lrs.append((trainer.optimizer.param_groups[0]["lr"], trainer.muon.param_groups[0]["lr"]))
+        trainer.schedule.step_iter()
+        trainer.muon_schedule.step_iter()
+    for lr, muon_lr in lrs:
+        assert muon_lr == pytest.approx(lr * 0.3 / 1.5)
+    assert lrs[0][0] == pytest.approx(0.3) and lrs[-1][0] > 1.0  # the one cycle's rise
+
+
+def test_the_speedrun_data_options_reach_the_transform_and_are_refused_where_they_cannot_act(tree16):
+    from cnnarch.train import build_data
+
+    tf = build_data(_fast_cfg(tree16, "d"), progress=False).train.transform
+    assert tf.alternate_flip and tf.pad_mode == "reflect" and tf.padding == 2
+    with pytest.raises(ValueError, match="--alternate-flip .* add flip to --augment"):
+        build_data(_fast_cfg(tree16, "d", augment="crop"), progress=False)
+    with pytest.raises(ValueError, match="--pad-mode reflect"):
+        build_data(_fast_cfg(tree16, "d", augment="flip"), progress=False)
+    with pytest.raises(ValueError, match="--pad-mode reflect"):
+        build_data(_fast_cfg(tree16, "d", crop_padding=0), progress=False)
+
+
+def test_speedrun_options_refused_where_they_cannot_apply(syn):
+    from cnnarch.train import Trainer
+
+    with pytest.raises(ValueError, match="--whiten-bias-epochs .* needs --whiten"):
+        resolve_config(whiten_bias_epochs=3)
+    with pytest.raises(ValueError, match="--muon-momentum"):
+        resolve_config(muon=True, muon_momentum=1.0)
+    x, y = syn.blob_images(64)
+    cfg = resolve_config(model="mlp", epochs=1, batch_size=16, muon=True, log_interval=0)
+    with pytest.raises(ValueError, match="--muon trains convolution filters, and mlp has no"):
+        Trainer(cfg, syn.bundle(x, y, 16, 4), model=syn.tiny_mlp_net(), log=lambda s: None)
+    cfg = resolve_config(model="tiny", epochs=1, batch_size=16, whiten=True, whiten_bias_epochs=1)
+    with pytest.raises(ValueError, match="no `whiten` convolution"):
+        Trainer(cfg, syn.bundle(x, y, 16, 4), model=syn.tiny_cnn(), log=lambda s: None)
+
+
+def test_the_93_recipe_is_airbench93():
+    """lib_airbench93.py (airbench 0.1.8): the 94% recipe's hyperparameters, widths 64/128/128, 11
+    epochs, the lr peaking after 23% of the steps; lookahead, alternating flips, 2-pixel reflect
+    translation and 3 epochs of whitening bias in both."""
+    c93, c94 = resolve_config("cifar-fast-93"), resolve_config("cifar-fast")
+    assert c93.model == "cifar_fast_93" and c93.epochs == 11
+    assert c93.warmup_epochs == pytest.approx(0.23 * 11) and c94.warmup_epochs == pytest.approx(0.23 * 10)
+    for c in (c93, c94):
+        # airbench's lr 11.5 per 1024 summed-loss examples under Nesterov 0.85: 11.5 / (1 + 1 / 0.15)
+        assert c.lr == pytest.approx(11.5 / (1 + 1 / 0.15)) and c.momentum == 0.85 and c.batch_size == 1024
+        assert c.lookahead and c.alternate_flip and c.pad_mode == "reflect" and c.crop_padding == 2
+        assert c.whiten_bias_epochs == 3 and c.bn_momentum == pytest.approx(1 - 0.6) and not c.muon
+    same = {"model", "epochs", "warmup_epochs", "target_accuracy"}
+    d93, d94 = c93.to_dict(), c94.to_dict()
+    for g in ("optim", "schedule", "regularization", "speedrun", "dataset"):
+        for k, v in d94[g].items():
+            if k not in same:
+                assert d93[g][k] == v, k

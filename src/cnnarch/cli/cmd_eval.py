@@ -18,7 +18,9 @@ def add_parser(sub):
     p = sub.add_parser("eval", help="accuracy of checkpoints and of their ensemble", description=__doc__)
     p.add_argument("checkpoints", nargs="*", metavar="CHECKPOINT")
     p.add_argument("--model", metavar="NAME", help="a network of the zoo, evaluated with --weights")
-    p.add_argument("--weights", metavar="W", help="with --model: a weight name (cifar10, ...), file or URL")
+    p.add_argument(
+        "--weights", metavar="W", help="with --model: a weight name (IMAGENET1K_V1, ...), file or URL"
+    )
     p.add_argument("--ten-crop", action="store_true", help="average over 4 corners + centre and mirrors")
     p.add_argument("--data", help="dataset name or directory (default: the first checkpoint's)")
     p.add_argument("--split", choices=("test", "val"), default="test")

@@ -1,9 +1,12 @@
-"""``cnnarch export NAME|CKPT --format onnx|torchscript --out FILE``: a network for ONNX Runtime,
-Netron or C++ (TorchScript), with its weights when given.
+"""``cnnarch export NAME|CKPT --format onnx|torchscript|safetensors --out FILE``: a network for ONNX
+Runtime, Netron or C++ (TorchScript), with its weights when given; or a training checkpoint's weights
+with their metadata (classes, preprocessing, test accuracy, the run's configuration and date) as
+safetensors, the form in which cnnarch ships trained weights (``create_model(name, weights=FILE)``).
 
 cnnarch export resnet20 --format onnx --out resnet20.onnx --input 3x32x32
 cnnarch export runs/r20/best.pt --format onnx --out r20.onnx --check
 cnnarch export resnet50 --weights IMAGENET1K_V2 --format torchscript --out r50.pt
+cnnarch export runs/r20/best.pt --format safetensors --out resnet20-cifar10.safetensors
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ def add_parser(sub):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("source", metavar="NAME|CKPT", help="a network of the zoo, or a cnnarch checkpoint")
-    p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    p.add_argument("--format", choices=("onnx", "torchscript", "safetensors"), default="onnx")
     p.add_argument("--out", required=True, metavar="FILE")
     p.add_argument(
         "--weights", metavar="W", help="with NAME: a weight name, file or URL (default: untrained)"
@@ -43,11 +46,14 @@ def run(args) -> int:
 
     if Path(args.source).is_file():
         net = load_model(checkpoint=args.source)
+        net.weights_meta = with_run_record(net.weights_meta, Path(args.source))
     elif args.weights:
         net = load_model(model=args.source, weights=args.weights)
     else:
         kw = {} if args.num_classes is None else {"num_classes": args.num_classes}
         net = create_model(args.source, **kw).eval()
+    if args.format == "safetensors" and not hasattr(net, "weights_meta"):
+        raise ValueError("--format safetensors writes trained weights: give a checkpoint or --weights")
     meta = getattr(net, "weights_meta", None)
     if args.input:
         shape = tuple(int(v) for v in args.input.lower().split("x"))
@@ -69,3 +75,22 @@ def run(args) -> int:
             diff = (got - net(x)).abs().max().item()
         print(f"ONNX Runtime vs PyTorch on 3 random inputs: max |logit difference| {diff:.2e}")
     return 0
+
+
+def with_run_record(meta, checkpoint: Path):
+    """The metadata of a checkpoint's weights, with what its run folder records: test accuracy
+    (``results.json``), the configuration it was trained with and the checkpoint's date."""
+    import json
+    from dataclasses import replace
+    from datetime import datetime, timezone
+
+    from cnnarch.train.checkpoint import load_checkpoint
+
+    record = {"config": load_checkpoint(checkpoint)["config"]}
+    results = checkpoint.parent / "results.json"
+    if results.is_file():
+        r = json.loads(results.read_text())
+        record |= {k: r[k] for k in ("test_top1", "test_top5", "test_images", "tta_top1") if k in r}
+    mtime = datetime.fromtimestamp(checkpoint.stat().st_mtime, timezone.utc)
+    record["date"] = mtime.strftime("%Y-%m-%d")
+    return replace(meta, extra={**meta.extra, **record})

@@ -23,9 +23,7 @@ def add_parser(sub):
     p.add_argument("images", nargs="+", metavar="IMAGE|DIR", help="image files, or directories to search")
     p.add_argument("--checkpoint", metavar="CKPT", help="a cnnarch checkpoint (best.pt, last.pt)")
     p.add_argument("--model", metavar="NAME", help="a network of the zoo, with --weights")
-    p.add_argument(
-        "--weights", metavar="W", help="a weight name (IMAGENET1K_V1, DEFAULT, cifar10), file or URL"
-    )
+    p.add_argument("--weights", metavar="W", help="a weight name (IMAGENET1K_V1, DEFAULT), file or URL")
     p.add_argument("--topk", type=int, default=5, metavar="K", help="classes per image (default 5)")
     add_format_argument(p)
     p.set_defaults(run=run)

@@ -3,7 +3,7 @@
 cnnarch train --recipe resnet-cifar --data ../shared/data/cifar10-jpeg --epochs 5
 cnnarch train --model vgg11 --lr 0.01 --sched plateau -b 64 --amp --channels-last
 cnnarch train --resume runs/train/last.pt --epochs 30       # continue, bit-exact on a CPU
-cnnarch train --recipe cifar-fast --data ../shared/data/cifar10-jpeg   # time to 93% (docs/cifar_fast.md)
+cnnarch train --recipe cifar-fast --data ../shared/data/cifar10-jpeg   # docs/cifar_fast.md
 torchrun --nproc-per-node 2 -m cnnarch.cli train ...        # data parallel; -b stays the global batch
 """
 
@@ -48,7 +48,8 @@ def add_parser(sub):
         if "help" in f.metadata:
             add_option(g, f)
     for name, cls in GROUPS.items():
-        g = p.add_argument_group(name, cls.__doc__)
+        own_doc = cls.__doc__ if not cls.__doc__.startswith(cls.__name__ + "(") else None  # not dataclass's
+        g = p.add_argument_group(name, own_doc)
         for f in fields(cls):
             add_option(g, f)
     p.add_argument("--print-config", action="store_true", help="print the resolved configuration and exit")

@@ -59,7 +59,7 @@ def create_model(name: str, weights=None, pretrained: bool = False, **kwargs) ->
     """Build a registered network by name; ``kwargs`` go to its builder (``num_classes``, ...). The model
     keeps the name in ``model_name``, which its error messages use.
 
-    ``weights`` (a weight name such as ``"IMAGENET1K_V1"``/``"cifar10"``, a file or a URL; see
+    ``weights`` (a weight name such as ``"IMAGENET1K_V1"``, a file or a URL; see
     :mod:`cnnarch.models.weights`) or ``pretrained=True`` (``weights="DEFAULT"``) loads trained weights."""
     entry = get_model_entry(name)
     if weights is None and not pretrained:

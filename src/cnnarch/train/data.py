@@ -158,6 +158,19 @@ def eval_transform(data_info: dict, normalize: Normalize, ten_crop: bool = False
     return EvalTransform(crop=crop if data_info.get("stream") else None, normalize=normalize)
 
 
+def check_flip_and_padding(cfg: TrainConfig, padding: int) -> None:
+    """Refuse ``--alternate-flip`` without flips and ``--pad-mode reflect`` without padded crops."""
+    if cfg.alternate_flip and "flip" not in cfg.augmentations:
+        raise ValueError(
+            f"--alternate-flip changes how images are flipped: add flip to --augment {cfg.augment}"
+        )
+    if cfg.pad_mode == "reflect" and padding == 0:
+        raise ValueError(
+            "--pad-mode reflect mirrors the border of padded random crops, and this run pads nothing; use "
+            "crop in --augment and --crop-padding > 0 (in-memory images, up to 64x64), or --pad-mode constant"
+        )
+
+
 def build_data(cfg: TrainConfig, progress: bool = True, placement: Placement | None = None) -> DataBundle:
     """The trainer's data for ``cfg``: loaders sharded for this process, transforms on its device
     (``placement``, else :func:`cnnarch.train.device.place` of ``cfg.device``, carried in the bundle)."""
@@ -177,6 +190,7 @@ def build_data(cfg: TrainConfig, progress: bool = True, placement: Placement | N
     c, h, w = train.image_shape
     aug = cfg.augmentations
     padding = h // 8 if cfg.crop_padding is None else cfg.crop_padding  # CIFAR: 4 pixels (He et al. 4.2)
+    check_flip_and_padding(cfg, padding if "crop" in aug else 0)
     train_tf, eval_tf = make_transforms(
         train.images,
         crop=h if "crop" in aug else None,
@@ -185,6 +199,8 @@ def build_data(cfg: TrainConfig, progress: bool = True, placement: Placement | N
         lighting_std=0.1 if "pca" in aug else 0.0,
         dtype=input_dtype(cfg, device),
         channels_last=cfg.channels_last,
+        pad_mode=cfg.pad_mode,
+        alternate_flip=cfg.alternate_flip,
     )
     norm = train_tf.normalize
     data_info = {
@@ -225,8 +241,12 @@ def _stream_data(cfg: TrainConfig, root: str, per_rank: int, shard: dict, placem
     aug = cfg.augmentations
     if "pca" in aug:
         raise ValueError("--augment pca needs in-memory data (images up to 64x64); drop pca for large images")
+    check_flip_and_padding(cfg, padding=0)
     train_tf = TrainTransform(
-        crop=STREAM_CROP if "crop" in aug else None, flip="flip" in aug, normalize=normalize
+        crop=STREAM_CROP if "crop" in aug else None,
+        flip="flip" in aug,
+        normalize=normalize,
+        alternate_flip=cfg.alternate_flip,
     )
     data_info = {
         "dataset": "folder",

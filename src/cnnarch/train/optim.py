@@ -18,13 +18,15 @@ from torch import nn
 from torch.optim import lr_scheduler
 
 from cnnarch.train.config import TrainConfig
+from cnnarch.train.muon import Muon, filter_params
 
 
 def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
-    """Trainable parameters; batch-norm shifts in their own group, with ``bias_lr_scale`` times the lr
-    and ``1/bias_lr_scale`` the weight decay (so that their decay per step is unchanged), when it is
-    not 1 (the speedruns' 64)."""
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    """Trainable parameters (without the convolution filters under ``--muon``: :func:`build_muon`);
+    batch-norm shifts in their own group, with ``bias_lr_scale`` times the lr and ``1/bias_lr_scale``
+    the weight decay (so that their decay per step is unchanged), when it is not 1 (the speedruns' 64)."""
+    filters = {id(p) for p in filter_params(model)[0]} if cfg.muon else set()
+    trainable = [p for p in model.parameters() if p.requires_grad and id(p) not in filters]
     if cfg.bias_lr_scale == 1:
         return [{"params": trainable}]
     shifts = {
@@ -48,6 +50,27 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
         )
     cls = torch.optim.Adam if cfg.opt == "adam" else torch.optim.AdamW
     return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def build_muon(model: nn.Module, cfg: TrainConfig, device: torch.device) -> tuple[Muon, TrainConfig]:
+    """Muon over ``model``'s trainable convolution filters (airbench94_muon), and the configuration
+    of its schedule: the run's, with every learning rate scaled by ``muon_lr / lr``, so that both
+    optimizers follow the same curve. The iteration runs in float32 on a CPU (bfloat16 elsewhere)."""
+    filters = filter_params(model)[0]
+    if not filters:
+        raise ValueError(
+            f"--muon trains convolution filters, and {cfg.model} has no trainable ones; drop --muon"
+        )
+    muon = Muon(
+        filters,
+        lr=cfg.muon_lr,
+        momentum=cfg.muon_momentum,
+        nesterov=True,
+        ns_steps=cfg.muon_ns_steps,
+        ns_dtype=torch.float32 if device.type == "cpu" else torch.bfloat16,
+    )
+    k = cfg.muon_lr / cfg.lr
+    return muon, cfg.replace(lr=cfg.muon_lr, warmup_lr=cfg.warmup_lr * k, min_lr=cfg.min_lr * k)
 
 
 def one_cycle(i: int, up: int, length: int, start: float, end: float) -> float:

@@ -8,7 +8,8 @@ training, a fixed one for evaluation). ``cnnarch.train.data`` builds one from ``
 build one from a few random tensors.
 
 The speedrun techniques (``cnnarch.train.fast``: whitening, BN-shift learning rate, BN momentum,
-test-time augmentation, time to target accuracies) are options of this one trainer. Every run has a
+test-time augmentation, time to target accuracies; airbench's lookahead, whitening-bias freeze and Muon
+from ``averaging``, ``whiten`` and ``muon``) are options of this one trainer. Every run has a
 training clock (setup and epochs, plus the final TTA evaluation; per-epoch evaluation and checkpoints
 are off it) that continues across a resume, and ends with ``results.json`` in its run directory.
 
@@ -33,13 +34,15 @@ import torch
 from torch import nn
 
 from cnnarch.train import distributed as D
+from cnnarch.train.averaging import Lookahead
 from cnnarch.train.checkpoint import FORMAT, atomic_torch_save, get_rng_state, load_checkpoint, set_rng_state
 from cnnarch.train.config import RESUMABLE_CHANGES, TrainConfig, resume_conflicts
 from cnnarch.train.device import Placement, autocast, grad_scaler, pick_device, place, slow_bf16
 from cnnarch.train.evaluate import EvalResult, evaluate, logits_for, prepare, split_outputs
 from cnnarch.train.fast import apply_speedrun
 from cnnarch.train.metrics import MetricsLog, plot_curves, topk_correct
-from cnnarch.train.optim import LRSchedule, build_optimizer
+from cnnarch.train.optim import LRSchedule, build_muon, build_optimizer
+from cnnarch.train.whiten import freeze_whitening_bias, whitening_bias_trainable, whitening_layer
 
 __all__ = ["DataBundle", "EvalResult", "NonFiniteLossError", "Trainer", "evaluate", "pick_device"]
 
@@ -233,6 +236,13 @@ class Trainer:
         model.to(self.device)
         if cfg.channels_last:
             model.to(memory_format=torch.channels_last)
+        if cfg.whiten_bias_epochs:
+            whitening_layer(model)  # refuses a model without one
+            if self.dist.enabled:
+                raise ValueError(
+                    "--whiten-bias-epochs stops training a parameter midway, which DistributedDataParallel "
+                    "does not allow; use --whiten-bias-epochs 0 under torchrun"
+                )
         apply_speedrun(model, cfg, data.train, resuming=ckpt is not None)
         self.model = model
         self.aux_loss_weight = (
@@ -243,6 +253,14 @@ class Trainer:
         self.optimizer = build_optimizer(model, cfg)
         self.steps_per_epoch = len(data.train)
         self.schedule = LRSchedule(self.optimizer, cfg, self.steps_per_epoch)
+        self.muon = self.muon_schedule = None
+        if cfg.muon:  # the filters' own optimizer, on the same schedule
+            self.muon, muon_cfg = build_muon(model, cfg, self.device)
+            self.muon_schedule = LRSchedule(self.muon, muon_cfg, self.steps_per_epoch)
+        self.optimizers = [o for o in (self.optimizer, self.muon) if o is not None]
+        self.schedules = [s for s in (self.schedule, self.muon_schedule) if s is not None]
+        # after the whitening init; a resumed run's slow weights come from the checkpoint
+        self.lookahead = Lookahead(model, self.total_steps) if cfg.lookahead else None
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.smoothing)
         self.scaler = grad_scaler(cfg, self.device)
         # different dropout masks per process; DDP makes the initial weights equal
@@ -329,6 +347,11 @@ class Trainer:
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.schedule.load_state_dict(ckpt["scheduler"])
+        if self.muon is not None:
+            self.muon.load_state_dict(ckpt["muon"])
+            self.muon_schedule.load_state_dict(ckpt["muon_scheduler"])
+        if self.lookahead is not None:
+            self.lookahead.load_state_dict(ckpt["lookahead"])
         self.scaler.load_state_dict(ckpt["scaler"])
         self.start_epoch = ckpt["epoch"] + 1
         self.step = ckpt["step"]
@@ -350,6 +373,9 @@ class Trainer:
             "model": self.model.state_dict(),  # the bare module, not its DDP/compile wrappers
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.schedule.state_dict(),
+            "muon": None if self.muon is None else self.muon.state_dict(),
+            "muon_scheduler": None if self.muon is None else self.muon_schedule.state_dict(),
+            "lookahead": None if self.lookahead is None else self.lookahead.state_dict(),
             "scaler": self.scaler.state_dict(),
             "epoch": epoch,
             "step": self.step,
@@ -400,6 +426,8 @@ class Trainer:
     def train_epoch(self, epoch: int) -> dict:
         cfg, dev = self.cfg, self.device
         self.net.train()
+        if cfg.whiten_bias_epochs and not whitening_bias_trainable(epoch, cfg.whiten_bias_epochs):
+            freeze_whitening_bias(self.model)  # every epoch from then on: a resumed run freezes it too
         self.data.train.set_epoch(epoch)
         gen = torch.Generator(device=dev).manual_seed(epoch_seed(cfg.seed, epoch, self.dist.rank))
         sums = torch.zeros(4, dtype=torch.float64)  # loss * n, top-1 hits, top-5 hits, n
@@ -426,12 +454,17 @@ class Trainer:
                         f"(batch {i + 1} of the epoch)"
                     )
                 )
-            self.optimizer.zero_grad(set_to_none=True)
+            for opt in self.optimizers:
+                opt.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
+            for opt in self.optimizers:
+                self.scaler.step(opt)
             self.scaler.update()
-            self.schedule.step_iter()
+            for schedule in self.schedules:
+                schedule.step_iter()
             self.step += 1
+            if self.lookahead is not None:
+                self.lookahead.update(self.step)  # at the last step the model takes the slow weights
             c1, c5 = topk_correct(logits.detach().float(), y)
             sums += torch.tensor([loss_value * len(y), c1, c5, len(y)], dtype=torch.float64)
             if bar is not None:
@@ -538,7 +571,8 @@ class Trainer:
             name = "val" if val is not None else "test"
             self._check_finite(epoch, None if res is None else res.loss)  # the lr reported: this epoch's
             row.update(step=self.step, lr=self.lr())
-            self.schedule.step_epoch(None if val is None else val.top1)
+            for schedule in self.schedules:
+                schedule.step_epoch(None if val is None else val.top1)
             improved = val is None or val.top1 > self.best_top1
             if improved:
                 self.best_top1 = -math.inf if val is None else val.top1
