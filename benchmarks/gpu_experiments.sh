@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-shot GPU job for the training experiments of issue 8, within a hard wall-time limit.
+# One-shot GPU job for the lecture's training experiments (docs/experiments.md), within a hard wall-time limit.
 #
 #   OUT=/path/to/out DATA=/tmp/cifar10-jpeg bash benchmarks/gpu_experiments.sh
 #
