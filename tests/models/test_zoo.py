@@ -87,9 +87,9 @@ def test_torch_jit_trace_gives_the_eager_logits(name, random_model):
     torch.testing.assert_close(got, expected, rtol=0, atol=0)
 
 
-# One network per forward code path: the other depths and widths run the same Python.
-COMPILED = ["alexnet", "alexnet_tv", "cifar_fast", "fractalnet20", "googlenet", "plain18", "resnet18"]
-COMPILED += ["resnet20", "resnet50", "vgg11_bn", "wrn16_4", "zfnet"]
+# The whole zoo but resnet1202, which runs resnet20's Python 1202 layers deep: capturing it alone takes
+# half a minute here (about as long as the other 48 together).
+COMPILED = [name for name in list_models() if name != "resnet1202"]
 
 
 @pytest.mark.slow

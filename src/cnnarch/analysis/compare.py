@@ -11,6 +11,10 @@ from cnnarch.analysis.published import published
 from cnnarch.analysis.report import text_table
 from cnnarch.analysis.zoo import build
 
+# the networks the lecture's own comparison chart shows (CS231n, after Canziani et al. 2016), in its
+# order: the default of `cnnarch compare`
+DEFAULT_MODELS = ["alexnet", "vgg16", "vgg19", "googlenet", "resnet18", "resnet34", "resnet50", "resnet152"]
+
 
 @dataclass(frozen=True)
 class Row:

@@ -5,13 +5,14 @@ from pathlib import Path
 
 from cnnarch.cli._table import add_format_argument, render
 
-# The networks the lecture's own comparison chart shows (CS231n, after Canziani et al. 2016).
-DEFAULT_MODELS = ["alexnet", "vgg16", "vgg19", "googlenet", "resnet18", "resnet34", "resnet50", "resnet152"]
-
 
 def add_parser(sub):
     p = sub.add_parser("compare", help="networks side by side; --plot draws accuracy vs operations")
-    p.add_argument("names", nargs="*", help=f"models (default: {' '.join(DEFAULT_MODELS)})")
+    p.add_argument(
+        "names",
+        nargs="*",
+        help="models (default: the lecture's AlexNet, VGG-16/19, GoogLeNet, ResNet-18/34/50/152)",
+    )
     p.add_argument("--plot", metavar="FILE", help="write the chart to FILE.png or FILE.svg")
     add_format_argument(p)
     p.set_defaults(run=run)
@@ -20,7 +21,7 @@ def add_parser(sub):
 def run(args) -> int:
     if args.plot and Path(args.plot).suffix.lower() not in (".png", ".svg"):
         raise ValueError(f"--plot {args.plot}: the file must end in .png or .svg")
-    from cnnarch.analysis.compare import compare, format_compare, plot, records
+    from cnnarch.analysis.compare import DEFAULT_MODELS, compare, format_compare, plot, records
 
     rows = compare(args.names or DEFAULT_MODELS)
     if args.format in ("json", "csv"):
