@@ -27,7 +27,7 @@ demo: venv
 SHARED_CIFAR := $(wildcard ../shared/data/cifar10-jpeg)
 train-demo: venv
 	$(if $(SHARED_CIFAR),CNNARCH_DATA=$${CNNARCH_DATA:-$(SHARED_CIFAR)}) $(BIN)/cnnarch train \
-		--recipe resnet-cifar --epochs 3 --limit-train 5000 --sched cosine --output runs/demo
+		--recipe resnet-cifar --epochs 3 --limit-train 5000 --sched cosine --output runs/demo --overwrite
 
 lint: venv
 	$(BIN)/ruff check .
