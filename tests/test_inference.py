@@ -234,7 +234,7 @@ def test_a_run_ships_as_safetensors_and_evaluates_to_its_recorded_accuracy(tmp_p
 SHIPPED = sorted(SHIPPED_DIR.glob("*-cifar10.safetensors"))
 
 
-@pytest.mark.skipif(not SHIPPED, reason="no cifar10 weights ship with this version")
+@pytest.mark.skipif(not SHIPPED, reason="no cifar10 weights in weights_data/")
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
 def test_shipped_cifar10_weights_reach_their_recorded_accuracy(path, cifar_jpeg_root, capsys):
     name = path.name.removesuffix("-cifar10.safetensors")

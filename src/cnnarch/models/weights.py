@@ -8,8 +8,8 @@ accepts:
   ImageNet). The file is fetched and cached by torchvision's own mechanism (``torch.hub``: the cache is
   ``$TORCH_HOME/hub/checkpoints``), so an offline machine finds a file fetched before;
 - a weights name shipped inside the package (``"cifar10"``: the file
-  ``weights_data/NAME-cifar10.safetensors``; none ships with this version), for networks trained with
-  cnnarch's recipes;
+  ``weights_data/NAME-cifar10.safetensors``, with its test accuracy, training configuration and date;
+  ``cifar_fast`` has one), for networks trained with cnnarch's recipes;
 - a local file or a URL (``file://``, ``https://``): a plain state_dict, a torchvision, timm or
   Lightning checkpoint (a dict holding ``state_dict``, ``model`` or ``model_state_dict``), a cnnarch
   training checkpoint, or a ``.safetensors`` file. ``module.`` (DDP) and ``_orig_mod.`` (torch.compile)
