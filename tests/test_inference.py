@@ -130,39 +130,13 @@ def test_every_zoo_network_exports_to_onnx_with_the_same_logits(name, tmp_path):
 
 
 def test_export_cli_from_checkpoint_and_torchscript(tmp_path, weights_file, capsys):
-    assert (
-        main(
-            [
-                "export",
-                "resnet20",
-                "--weights",
-                str(weights_file),
-                "--format",
-                "torchscript",
-                "--out",
-                str(tmp_path / "m.pt"),
-            ]
-        )
-        == 0
-    )
+    source = ["export", "resnet20", "--weights", str(weights_file)]
+    assert main([*source, "--format", "torchscript", "--out", str(tmp_path / "m.pt")]) == 0
     scripted = torch.jit.load(str(tmp_path / "m.pt"))
     x = torch.randn(2, 3, 32, 32)
     net = create_model("resnet20", weights=weights_file).eval()
     assert torch.allclose(scripted(x), net(x), atol=1e-5)
-    assert (
-        main(
-            [
-                "export",
-                "resnet20",
-                "--weights",
-                str(weights_file),
-                "--out",
-                str(tmp_path / "m.onnx"),
-                "--check",
-            ]
-        )
-        == 0
-    )
+    assert main([*source, "--out", str(tmp_path / "m.onnx"), "--check"]) == 0
     assert "max |logit difference|" in capsys.readouterr().out
 
 
