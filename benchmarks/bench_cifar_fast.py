@@ -11,11 +11,24 @@ training image seen).
     python benchmarks/bench_cifar_fast.py                               # 3 seeds, CPU, all cores
     python benchmarks/bench_cifar_fast.py --device cuda                 # a GPU
     python benchmarks/bench_cifar_fast.py --limit-train 2048 --limit-val 1000 --epochs 2 --threads 1
+
+Runs made with ``cnnarch train`` (for instance seeds side by side, one thread each) are summarised from
+their directories, with a plot of test accuracy against training minutes:
+
+    python benchmarks/bench_cifar_fast.py --from-runs runs/cifar-fast-s0 runs/cifar-fast-s1 runs/r20 \
+        --plot docs/figures/cifar10-accuracy-vs-time.png
+
+Both forms print, per run, the test accuracy, images/s and GFLOP/s of training (analyzer FLOPs over the
+epochs' seconds) and the time-to-accuracy table: the training clock at the end of the first epoch whose
+test accuracy reached each level, or, for a level only the final test-time-augmented evaluation
+reached, the whole training clock including that evaluation.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import os
 import statistics
 import sys
@@ -43,7 +56,18 @@ def main(argv=None) -> int:
     p.add_argument("--no-baseline", action="store_true", help="skip the resnet-cifar comparison")
     p.add_argument("--probe-steps", type=int, default=20)
     p.add_argument("--output", default=None)
+    p.add_argument("--levels", type=float, nargs="+", default=[80.0, 85.0, 89.1, 90.0, 91.0])
+    p.add_argument("--from-runs", nargs="+", metavar="DIR", help="summarise finished runs instead")
+    p.add_argument("--plot", metavar="PNG", help="with --from-runs: test accuracy against minutes")
+    p.add_argument("--reference-log", metavar="FILE", help="with --from-runs: airbench_cpu.py's output")
     args = p.parse_args(argv)
+    if args.from_runs:
+        runs = [Path(d) for d in args.from_runs] + ([Path(args.reference_log)] if args.reference_log else [])
+        print("\n".join(report_runs(runs, args.levels)))
+        if args.plot:
+            plot_runs(runs, Path(args.plot))
+            print(f"plot: {args.plot}")
+        return 0
 
     from cnnarch.train.threads import configure_threads
 
@@ -153,7 +177,134 @@ def main(argv=None) -> int:
     print(f"cifar-fast time end to end: {fmt_stats(walls, ' s')}; training clock {fmt_stats(trains, ' s')}")
     print(f"training FLOPs (analyzer, 3x forward): {flops / 1e15:.3f} PFLOP per run")
     print(base_line)
+    print()
+    print("\n".join(report_runs([out / f"fast{seed}" for seed in args.seeds], args.levels)))
     return 0
+
+
+def reference_summary(log: Path, levels) -> dict:
+    """The same summary from the printed table of airbench (``|  run  |  epoch  |  train_loss  |
+    train_acc  |  val_acc  |  tta_val_acc  |  total_time_seconds  |``, accuracies as fractions)."""
+    curve, tta, seconds, threads = [], None, 0.0, None
+    for line in log.read_text().splitlines():
+        if line.startswith("threads "):
+            threads = int(line.split()[1])
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 7 or not (cells[1].isdigit() or cells[1] == "eval"):
+            continue  # the header, rules, and the warm-up row (no epoch)
+        seconds = float(cells[6])
+        if cells[1] == "eval":  # the final row: TTA accuracy, its time included
+            tta = 100 * float(cells[5])
+        else:
+            curve.append((seconds, 100 * float(cells[4])))
+    reached = {}
+    for level in levels:
+        at = next((t for t, acc in curve if acc >= level), None)
+        reached[level] = seconds if at is None and tta is not None and tta >= level else at
+    return dict(
+        run=log.stem,
+        model="airbench93's own network, fp32",
+        threads=threads,
+        epochs=len(curve),
+        test=curve[-1][1] if curve else None,
+        tta=tta,
+        train_seconds=seconds,
+        images_per_s=None,
+        gflops=None,
+        reached=reached,
+        curve=curve,
+    )
+
+
+def run_summary(run: Path, levels) -> dict:
+    """Accuracy, speed and time-to-accuracy of one finished ``cnnarch train`` run directory (or, for a
+    file, of a reference run's log)."""
+    if run.is_file():
+        return reference_summary(run, levels)
+    from cnnarch.models import create_model
+    from cnnarch.train.config import TrainConfig
+    from cnnarch.train.fast import training_flops
+
+    cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+    results = json.loads((run / "results.json").read_text())
+    with open(run / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    clock, curve, images = 0.0, [], 0.0
+    for row in rows:
+        clock += float(row["seconds"])
+        images += float(row["images_per_s"]) * float(row["seconds"])
+        curve.append((clock, float(row["val_top1"]) if row.get("val_top1") else None))
+    size = cfg.image_size or 32
+    flops = training_flops(create_model(cfg.model, num_classes=10), (3, size, size), images, 1)
+    final = results.get("tta_top1", results.get("test_top1"))
+    reached = {}
+    for level in levels:
+        at = next((t for t, acc in curve if acc is not None and acc >= level), None)
+        if at is None and final is not None and final >= level:
+            at = results["train_seconds"]
+        reached[level] = at
+    return dict(
+        run=run.name,
+        model=cfg.model,
+        threads=cfg.threads,
+        epochs=len(rows),
+        test=results.get("test_top1"),
+        tta=results.get("tta_top1"),
+        train_seconds=results["train_seconds"],
+        images_per_s=images / clock,
+        gflops=flops / clock / 1e9,
+        reached=reached,
+        curve=curve,
+    )
+
+
+def report_runs(runs, levels) -> list[str]:
+    summaries = [run_summary(r, levels) for r in runs]
+    head = ["run", "model", "threads", "epochs", "test top-1", "TTA", "training clock", "images/s", "GFLOP/s"]
+    head += [f"to {level:g}%" for level in levels]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for s in summaries:
+        cells = [
+            s["run"],
+            s["model"],
+            s["threads"] or "all cores",
+            s["epochs"],
+            f"{s['test']:.2f}%" if s["test"] is not None else "",
+            f"{s['tta']:.2f}%" if s["tta"] is not None else "",
+            f"{s['train_seconds'] / 60:.1f} min",
+            f"{s['images_per_s']:.0f}" if s["images_per_s"] else "",
+            f"{s['gflops']:.0f}" if s["gflops"] else "",
+        ]
+        cells += [f"{t / 60:.1f} min" if t is not None else "not reached" for t in s["reached"].values()]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    finals = [s["tta"] if s["tta"] is not None else s["test"] for s in summaries]
+    if len(finals) > 1 and None not in finals:
+        lines.append("")
+        lines.append(f"final accuracy over these runs: {fmt_stats(finals, '%')}")
+    return lines
+
+
+def plot_runs(runs, out: Path) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.2))
+    ax = fig.add_subplot()
+    for run in runs:
+        s = run_summary(run, [])
+        pts = [(t / 60, a) for t, a in s["curve"] if a is not None]
+        threads = f"{s['threads']} thread(s)" if s["threads"] else "all cores"
+        label = f"{s['run']} ({s['model']}, {threads})"
+        ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=label)
+        if s["tta"] is not None:
+            ax.plot(s["train_seconds"] / 60, s["tta"], marker="*", ms=10, color=ax.lines[-1].get_color())
+    ax.set_xlabel("training clock (minutes)")
+    ax.set_ylabel("CIFAR-10 test top-1 (%)")
+    ax.set_ylim(40, 95)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("Test accuracy after each epoch (star: final, with TTA)", fontsize=10)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120, bbox_inches="tight")
 
 
 def _cpu_name() -> str:
