@@ -6,8 +6,9 @@ Three parts, all in one process so that every ratio is measured under the same l
 2. **Layer by layer**: one training step of the recipe's network (batch, bf16 autocast, channels-last,
    frozen whitening layer, SGD with Nesterov momentum) timed per layer with forward and backward hooks;
    each layer's FLOPs come from cnnarch's analyzer (backward of a convolution or linear layer = 2x its
-   forward: gradients of the input and of the weights; 1x where the input needs no gradient), so the
-   table shows the GFLOP/s each layer reaches against the matmul peak.
+   forward: gradients of the input and of the weights; 1x where the input needs no gradient, as for
+   the first trained layer behind the frozen whitening layer), so the table shows the GFLOP/s each
+   layer reaches against the matmul peak.
 3. **Levers**, each measured on and off in interleaved rounds (the median step time of each variant):
    bf16 autocast, channels-last, the oneDNN convolution path, batch size, threads, ReLU for GELU, average
    for max pooling, lower resolution (progressive resizing), torch.compile (inductor; its compile time
@@ -160,7 +161,7 @@ def layer_table(model_name: str, batch: int, amp: bool, steps: int, peak: float)
     names = {m: n for n, m in model.named_modules() if n and not list(m.children())}
     modules = dict(model.named_modules())
     times = defaultdict(lambda: [0.0, 0.0])  # (name, call) -> [forward s, backward s]
-    calls, starts, fwd_order, bwd_marks, shapes = defaultdict(int), {}, [], [], {}
+    calls, starts, fwd_order, bwd_marks, shapes, input_grad = defaultdict(int), {}, [], [], {}, {}
 
     def pre(module, args):
         starts[module] = time.perf_counter()
@@ -173,6 +174,7 @@ def layer_table(model_name: str, batch: int, amp: bool, steps: int, peak: float)
         if key not in fwd_order:
             fwd_order.append(key)
             shapes[key] = "x".join(map(str, out.shape[1:]))
+            input_grad[key] = args[0].requires_grad
 
     # Backward runs the layers in reverse order on this one thread: a layer's backward lasts from the
     # gradient of its output arriving to that of the layer before it. Layers whose output needs no
@@ -224,13 +226,13 @@ def layer_table(model_name: str, batch: int, amp: bool, steps: int, peak: float)
         layers = per_image.get(name, [])
         layer = layers[call] if call < len(layers) else None
         flops = (layer.flops if layer else 0) * batch
-        # backward FLOPs: the input's gradient (not for the first layer, whose input is the image) and
-        # the weights' (not for the frozen whitening layer)
+        # backward FLOPs: the weights' gradient (not for the frozen whitening layer) and the input's
+        # (not where the input needs none: the image, and everything before the first trained layer)
         kind = type(modules[name]).__name__
         bwd_flops = 0.0
         if kind in ("Conv2d", "Linear"):
             wants_weight = any(q.requires_grad for q in modules[name].parameters())
-            bwd_flops = flops * (int(wants_weight) + int(name != "whiten"))
+            bwd_flops = flops * (int(wants_weight) + int(input_grad[(name, call)]))
         step_flops += flops + bwd_flops
         gf = f"{flops / tf / 1e9:.0f}" if flops and tf else ""
         gb = f"{bwd_flops / tb / 1e9:.0f}" if bwd_flops and tb > 0 else ""

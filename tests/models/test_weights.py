@@ -62,6 +62,10 @@ def test_safetensors_with_and_without_metadata(tmp_path):
     save_weights(
         create_model("vgg11", weights=tmp_path / "bare.safetensors"), meta, tmp_path / "m.safetensors"
     )
+    # written whole or not at all, readable by others like any file (safetensors' own writer makes
+    # the file private)
+    assert (tmp_path / "m.safetensors").stat().st_mode & 0o777 == 0o644
+    assert not list(tmp_path.glob("*.tmp"))
     loaded = create_model("vgg11", weights=tmp_path / "m.safetensors")
     assert loaded.weights_meta.classes == ("a", "b", "c", "d") and loaded.weights_meta.crop == 32
     assert loaded.weights_meta.mean == (0.1, 0.1, 0.1) and same_logits(loaded, tv, size=32)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,22 +103,30 @@ def default_cache_dir() -> Path:
     return Path(base).expanduser() / "cnnarch"
 
 
-def atomic_torch_save(obj, path: Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename: readers see the old file or
-    the complete new one, never a half-written one (also when two processes build the same cache)."""
+@contextmanager
+def atomic_file(path: str | os.PathLike):
+    """A binary file to write that appears at ``path`` only once complete: written to a temporary file
+    beside it, flushed to disk, then renamed over it. Readers see the old file or the whole new one,
+    never a half-written one (also when two processes build the same cache)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; caches are shared like any other file
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; caches and weights are shared like any file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_torch_save(obj, path: str | os.PathLike) -> None:
+    """``torch.save`` through :func:`atomic_file`."""
+    with atomic_file(path) as f:
+        torch.save(obj, f)
 
 
 def safe_torch_load(path: Path, what: str = "checkpoint"):

@@ -209,10 +209,13 @@ def _replace(meta: WeightsMeta, **changes) -> WeightsMeta:
 
 def save_weights(model: nn.Module, meta: WeightsMeta, path: str | os.PathLike) -> None:
     """Write ``model``'s weights as safetensors with ``meta`` in the header (how cnnarch ships weights)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
+
+    from cnnarch.data.base import atomic_file
 
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata={"cnnarch": meta.to_json()})
+    with atomic_file(path) as f:
+        f.write(save(state, metadata={"cnnarch": meta.to_json()}))
 
 
 def classifier_head(model: nn.Module) -> tuple[str, nn.Linear]:
