@@ -278,7 +278,7 @@ def report_runs(runs, levels) -> list[str]:
         cells += [f"{t / 60:.1f} min" if t is not None else "not reached" for t in s["reached"].values()]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     finals = [s["tta"] if s["tta"] is not None else s["test"] for s in summaries]
-    if len(finals) > 1 and None not in finals:
+    if len(finals) > 1 and None not in finals and len({s["model"] for s in summaries}) == 1:
         lines.append("")
         lines.append(f"final accuracy over these runs: {fmt_stats(finals, '%')}")
     return lines
