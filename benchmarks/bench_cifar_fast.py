@@ -63,9 +63,10 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.from_runs:
         runs = [Path(d) for d in args.from_runs] + ([Path(args.reference_log)] if args.reference_log else [])
-        print("\n".join(report_runs(runs, args.levels)))
+        summaries = [run_summary(r, args.levels) for r in runs]
+        print("\n".join(report_runs(summaries)))
         if args.plot:
-            plot_runs(runs, Path(args.plot))
+            plot_runs(summaries, Path(args.plot))
             print(f"plot: {args.plot}")
         return 0
 
@@ -178,7 +179,7 @@ def main(argv=None) -> int:
     print(f"training FLOPs (analyzer, 3x forward): {flops / 1e15:.3f} PFLOP per run")
     print(base_line)
     print()
-    print("\n".join(report_runs([out / f"fast{seed}" for seed in args.seeds], args.levels)))
+    print("\n".join(report_runs([run_summary(out / f"fast{seed}", args.levels) for seed in args.seeds])))
     return 0
 
 
@@ -258,8 +259,9 @@ def run_summary(run: Path, levels) -> dict:
     )
 
 
-def report_runs(runs, levels) -> list[str]:
-    summaries = [run_summary(r, levels) for r in runs]
+def report_runs(summaries) -> list[str]:
+    """A markdown table of :func:`run_summary` results (their levels as the last columns)."""
+    levels = list(summaries[0]["reached"])
     head = ["run", "model", "threads", "epochs", "test top-1", "TTA", "training clock", "images/s", "GFLOP/s"]
     head += [f"to {level:g}%" for level in levels]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -284,13 +286,12 @@ def report_runs(runs, levels) -> list[str]:
     return lines
 
 
-def plot_runs(runs, out: Path) -> None:
+def plot_runs(summaries, out: Path) -> None:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(7, 4.2))
     ax = fig.add_subplot()
-    for run in runs:
-        s = run_summary(run, [])
+    for s in summaries:
         pts = [(t / 60, a) for t, a in s["curve"] if a is not None]
         threads = f"{s['threads']} thread(s)" if s["threads"] else "all cores"
         label = f"{s['run']} ({s['model']}, {threads})"

@@ -90,7 +90,7 @@ class Step:
 
     def __init__(
         self,
-        model_name: str | nn.Module,
+        model: str | nn.Module,
         batch,
         amp=True,
         channels_last=True,
@@ -101,7 +101,7 @@ class Step:
         onednn=True,
     ):
         torch.manual_seed(0)
-        self.model = model_name if isinstance(model_name, nn.Module) else build(model_name, act, pool)
+        self.model = model if isinstance(model, nn.Module) else build(model, act, pool)
         self.amp, self.onednn = amp, onednn
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         self.model.to(memory_format=fmt)
@@ -328,14 +328,10 @@ def main(argv=None) -> int:
                     "cifar_fast_93, bf16": Step("cifar_fast_93", b),
                     "cifar_fast, bf16": Step("cifar_fast", b),
                 },
-                flops_scale={
-                    k: profile(build(n), (3, 32, 32)).flops / fwd_flops
-                    for k, n in [
-                        ("airbench93 net, fp32", "cifar_fast_93"),
-                        ("cifar_fast_93, fp32", "cifar_fast_93"),
-                        ("cifar_fast_93, bf16", "cifar_fast_93"),
-                    ]
-                },
+                flops_scale=dict.fromkeys(
+                    ("airbench93 net, fp32", "cifar_fast_93, fp32", "cifar_fast_93, bf16"),
+                    profile(build("cifar_fast_93"), (3, 32, 32)).flops / fwd_flops,
+                ),
             )
     if "amp" in args.levers:
         report("bf16 autocast", {"bf16": Step(m, b), "fp32": Step(m, b, amp=False)})

@@ -56,7 +56,7 @@ def test_report_runs_gives_one_row_per_run_and_the_mean(tmp_path):
     bench = load("bench_cifar_fast")
     write_run(tmp_path / "a", [88.0, 89.0], [60.0, 60.0], 400.0, 90.0)
     write_run(tmp_path / "b", [87.0, 88.0], [60.0, 60.0], 400.0, 89.0)
-    lines = bench.report_runs([tmp_path / "a", tmp_path / "b"], [89.1])
+    lines = bench.report_runs([bench.run_summary(tmp_path / r, [89.1]) for r in "ab"])
     rows = [line for line in lines if line.startswith("| a ") or line.startswith("| b ")]
     assert len(rows) == 2
     assert "mean 89.50%, min 89.00%, max 90.00%" in lines[-1]
@@ -66,7 +66,7 @@ def test_report_runs_gives_one_row_per_run_and_the_mean(tmp_path):
 def test_plot_runs_writes_a_png(tmp_path):
     bench = load("bench_cifar_fast")
     write_run(tmp_path / "a", [70.0, 80.0], [60.0, 60.0], 400.0, 81.0)
-    bench.plot_runs([tmp_path / "a"], tmp_path / "fig.png")
+    bench.plot_runs([bench.run_summary(tmp_path / "a", [])], tmp_path / "fig.png")
     assert (tmp_path / "fig.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -34,9 +34,8 @@ def rows_of(name: str, full: bool) -> list[dict]:
 def run(args) -> int:
     names = [get_recipe(args.name).name] if args.name else list(RECIPES)
     rows = [row for name in names for row in rows_of(name, args.full)]
-    if (
-        args.format == "csv"
-    ):  # a list in one cell as the command line takes it (--decay-milestones 32000 48000)
+    if args.format == "csv":
+        # a list in one cell as the command line takes it (--decay-milestones 32000 48000)
         rows = [
             {**r, "value": " ".join(map(str, r["value"]))} if isinstance(r["value"], (list, tuple)) else r
             for r in rows
