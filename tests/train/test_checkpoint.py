@@ -27,6 +27,22 @@ def test_crash_mid_write_leaves_previous_checkpoint_intact(tmp_path, monkeypatch
     assert os.listdir(tmp_path) == ["last.pt"]  # no temporary file left behind
 
 
+def test_a_failed_write_names_the_file_and_the_free_space(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    C.atomic_torch_save({"format": C.FORMAT, "epoch": 1}, path)
+
+    def disk_full(obj, f):  # what torch.save raises when the disk fills mid-write
+        f.write(b"PK\x03\x04")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 6434880 vs 6434776")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match=r"could not write .*last\.pt \(\d+ MiB free.*unexpected pos"):
+        C.atomic_torch_save({"format": C.FORMAT, "epoch": 2}, path)
+    monkeypatch.undo()
+    assert C.load_checkpoint(path)["epoch"] == 1
+    assert os.listdir(tmp_path) == ["last.pt"]
+
+
 def test_plain_torch_save_would_have_destroyed_it(tmp_path):
     """The oracle for the test above: writing in place and crashing does lose the old checkpoint."""
     path = tmp_path / "last.pt"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -118,8 +119,15 @@ def atomic_file(path: str | os.PathLike):
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes it private; caches and weights are shared like any file
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, (OSError, RuntimeError)):
+            # torch.save reports a full disk only as "unexpected pos N vs M"
+            free = shutil.disk_usage(path.parent).free / 2**20
+            raise OSError(
+                f"could not write {path} ({free:.0f} MiB free on its disk; any earlier file there is "
+                f"untouched). Free some space or write elsewhere. ({e})"
+            ) from e
         raise
 
 
