@@ -326,3 +326,62 @@ def test_the_93_recipe_is_airbench93():
         for k, v in d94[g].items():
             if k not in same:
                 assert d93[g][k] == v, k
+
+
+def test_downscale_matches_pil_antialiased_bilinear():
+    from cnnarch.train.fast import downscale
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (37, 29, 3), dtype=np.uint8)  # H 37, W 29: the shorter side is the width
+    want = np.asarray(Image.fromarray(img).resize((20, 26), Image.BILINEAR), dtype=np.float32)  # 37*20/29
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float()
+    got = downscale(x.contiguous(memory_format=torch.channels_last), 20)
+    assert got.shape == (1, 3, 26, 20) and got.is_contiguous(memory_format=torch.channels_last)
+    assert (got[0].permute(1, 2, 0).numpy() - want).__abs__().max() <= 1.0  # PIL rounds to uint8
+    with pytest.raises(ValueError, match="--progressive-size 29 is not smaller than the training images"):
+        downscale(x, 29)
+
+
+def test_progressive_resizing_trains_small_then_full_and_resumes_bit_exactly(tree16):
+    from cnnarch.train import Trainer, build_data, config_for_resume
+    from cnnarch.train.checkpoint import load_checkpoint
+
+    def cfg(out):
+        return _fast_cfg(tree16, out, epochs=3, progressive_size=12, progressive_epochs=2)
+
+    lines, seen = [], []
+    straight = Trainer(cfg("a"), build_data(cfg("a"), progress=False), log=lines.append)
+    straight.model.register_forward_pre_hook(lambda m, a: seen.append((m.training, tuple(a[0].shape[-2:]))))
+    straight.fit()
+    train = [s for t, s in seen if t]
+    assert train == [(12, 12)] * 6 + [(16, 16)] * 3  # 3 steps per epoch
+    assert {s for t, s in seen if not t} == {(16, 16)}  # every evaluation and the TTA at full size
+    assert "progressive resizing: epochs 1-2 on images downscaled to 12 pixels" in "\n".join(lines)
+
+    def crash_after_epoch_1(msg):
+        if msg.startswith("epoch 1/3"):
+            raise _Crash
+
+    with pytest.raises(_Crash):
+        Trainer(cfg("b"), build_data(cfg("b"), progress=False), log=crash_after_epoch_1).fit()
+    resumed = config_for_resume(str(tree16 / "b/last.pt"), {})
+    Trainer(resumed, build_data(resumed, progress=False), log=lambda s: None).fit()
+    a, b = load_checkpoint(tree16 / "a/last.pt"), load_checkpoint(tree16 / "b/last.pt")
+    for k, v in a["model"].items():
+        assert torch.equal(v, b["model"][k]), k
+
+
+def test_progressive_resizing_is_refused_where_it_cannot_work(tree16):
+    from cnnarch.train import Trainer, build_data
+
+    with pytest.raises(ValueError, match="--progressive-size N and --progressive-epochs E go together"):
+        resolve_config(progressive_size=24)
+    with pytest.raises(ValueError, match="go together"):
+        resolve_config(progressive_epochs=2)
+    for kw, message in (
+        (dict(epochs=2, progressive_epochs=2, progressive_size=12), "leaves no epoch at full size"),
+        (dict(epochs=2, progressive_epochs=1, progressive_size=4), r"below the smallest input cifar_fast"),
+    ):
+        cfg = _fast_cfg(tree16, "p", **kw)
+        with pytest.raises(ValueError, match=message):
+            Trainer(cfg, build_data(cfg, progress=False), log=lambda s: None)

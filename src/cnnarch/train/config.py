@@ -165,8 +165,22 @@ class SpeedrunOptions(_Options):
     muon_lr: float = option(0.24, "Muon's peak lr (the schedule scales it as --lr)")
     muon_momentum: float = option(0.6, "Muon's Nesterov momentum")
     muon_ns_steps: int = option(3, "Muon's Newton-Schulz iterations")
+    progressive_size: int | None = option(
+        None, "train the first --progressive-epochs epochs on batches downscaled to NxN", metavar="N"
+    )
+    progressive_epochs: int = option(0, "epochs at --progressive-size before the full size")
 
     def check(self):
+        if (self.progressive_size is None) != (self.progressive_epochs == 0):
+            raise ValueError(
+                "--progressive-size N and --progressive-epochs E go together (the first E epochs at NxN); "
+                f"got {self.progressive_size} and {self.progressive_epochs}"
+            )
+        if self.progressive_epochs < 0 or (self.progressive_size is not None and self.progressive_size < 1):
+            raise ValueError(
+                f"--progressive-size must be >= 1 and --progressive-epochs >= 0, got "
+                f"{self.progressive_size} and {self.progressive_epochs}"
+            )
         if self.whiten_bias_epochs < 0:
             raise ValueError(f"--whiten-bias-epochs must be >= 0, got {self.whiten_bias_epochs}")
         if self.whiten_bias_epochs and not self.whiten:

@@ -7,6 +7,11 @@ options of the one :class:`cnnarch.train.trainer.Trainer` for any run (docs/cifa
 - ``bn_momentum``: torch's batch-norm ``momentum`` (weight of the newest batch in the running
   statistics) for every BN layer; a short run needs statistics that follow the weights quickly.
 
+- ``progressive_size``/``progressive_epochs``: the first epochs train on batches downscaled (shorter
+  side to ``N``, antialiased bilinear), so those steps cost about ``(N/32)^2`` of a full one on CIFAR;
+  the last epochs, evaluation and TTA are at full size (Howard's progressive resizing, fast.ai DAWNBench
+  2018; train-test resolution: Touvron et al., "Fixing the train-test resolution discrepancy", 2019).
+
 The others live where they act: ``bias_lr_scale`` in :func:`cnnarch.train.optim.param_groups`, ``tta``
 in :func:`cnnarch.train.evaluate.tta_logits`, ``target_accuracy`` in the trainer's clock.
 """
@@ -14,6 +19,7 @@ in :func:`cnnarch.train.evaluate.tta_logits`, ``target_accuracy`` in the trainer
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from cnnarch.train.config import TrainConfig
@@ -80,6 +86,46 @@ def apply_speedrun(model: nn.Module, cfg: TrainConfig, train, resuming: bool) ->
     if norm is None or not hasattr(train, "images"):
         raise ValueError("--whiten needs in-memory training images (cnnarch.data.TensorLoader)")
     init_whitening(first_conv(model), norm(train.images[:WHITEN_IMAGES]))
+
+
+def check_progressive(model: nn.Module, cfg: TrainConfig, in_channels: int = 3) -> None:
+    """Refuse a progressive-resizing schedule without a full-size epoch, or a size the network cannot
+    take (checked before any training, not at the first step)."""
+    if cfg.progressive_size is None:
+        return
+    if cfg.progressive_epochs >= cfg.epochs:
+        raise ValueError(
+            f"--progressive-epochs {cfg.progressive_epochs} of --epochs {cfg.epochs} leaves no epoch at full "
+            "size; the network would be tested at a size it never trained on. Use fewer --progressive-epochs"
+        )
+    from cnnarch.models._input_size import min_input_size
+
+    try:
+        smallest = min_input_size(model, in_channels)
+    except ValueError:
+        return  # the network's own check speaks at the first step
+    if cfg.progressive_size < smallest:
+        raise ValueError(
+            f"--progressive-size {cfg.progressive_size} is below the smallest input {cfg.model} accepts "
+            f"({smallest}x{smallest}); use --progressive-size {smallest} or more"
+        )
+
+
+def downscale(x: torch.Tensor, size: int) -> torch.Tensor:
+    """A batch ``(N, C, H, W)`` with its shorter side resized to ``size`` (aspect kept), antialiased
+    bilinear, so every input pixel counts as a lower-resolution camera would see it. Never enlarges."""
+    h, w = x.shape[-2:]
+    if size >= min(h, w):
+        raise ValueError(
+            f"--progressive-size {size} is not smaller than the training images ({h}x{w}); it only "
+            "downscales. Use a smaller size, or drop it"
+        )
+    scale = size / min(h, w)
+    out = F.interpolate(
+        x, size=(round(h * scale), round(w * scale)), mode="bilinear", antialias=True, align_corners=False
+    )
+    last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+    return out.contiguous(memory_format=torch.channels_last if last else torch.contiguous_format)
 
 
 def training_flops(model: nn.Module, image_shape, images_per_epoch: int, epochs: float) -> float:

@@ -39,7 +39,7 @@ from cnnarch.train.checkpoint import FORMAT, atomic_torch_save, get_rng_state, l
 from cnnarch.train.config import RESUMABLE_CHANGES, TrainConfig, resume_conflicts
 from cnnarch.train.device import Placement, autocast, grad_scaler, pick_device, place, slow_bf16
 from cnnarch.train.evaluate import EvalResult, evaluate, logits_for, prepare, split_outputs
-from cnnarch.train.fast import apply_speedrun
+from cnnarch.train.fast import apply_speedrun, check_progressive, downscale
 from cnnarch.train.metrics import MetricsLog, plot_curves, topk_correct
 from cnnarch.train.optim import LRSchedule, build_muon, build_optimizer
 from cnnarch.train.whiten import freeze_whitening_bias, whitening_bias_trainable, whitening_layer
@@ -244,6 +244,7 @@ class Trainer:
                     "does not allow; use --whiten-bias-epochs 0 under torchrun"
                 )
         apply_speedrun(model, cfg, data.train, resuming=ckpt is not None)
+        check_progressive(model, cfg, data.in_channels)
         self.model = model
         self.aux_loss_weight = (
             cfg.aux_loss_weight
@@ -434,6 +435,7 @@ class Trainer:
         bar = self._progress(epoch)
         tf = self.data.train_transform
         transform = None if tf is None else lambda x: tf(x, gen)
+        small = cfg.progressive_size if epoch < cfg.progressive_epochs else None
         t0 = time.perf_counter()
         data_s = 0.0
         it = iter(self.data.train)
@@ -442,6 +444,8 @@ class Trainer:
                 break
             td = time.perf_counter()
             x, y = prepare(*next(it), transform, dev, cfg)
+            if small is not None:
+                x = downscale(x, small)
             data_s += time.perf_counter() - td
             with autocast(cfg, dev):
                 out = self.net(x)
@@ -550,6 +554,11 @@ class Trainer:
             f"device {self.device} x{self.dist.world_size} process(es), {self.steps_per_epoch} steps/epoch, "
             f"{self.total_epochs} epochs ({self.total_steps} steps), starting at epoch {self.start_epoch + 1}"
         )
+        if cfg.progressive_size is not None:
+            self.log(
+                f"progressive resizing: epochs 1-{cfg.progressive_epochs} on images downscaled to "
+                f"{cfg.progressive_size} pixels (shorter side), then full size"
+            )
         metrics = None
         if self.dist.is_main:
             metrics = MetricsLog(self.out / "metrics.csv", self.start_epoch if resumed else None)
