@@ -338,6 +338,8 @@ def test_downscale_matches_pil_antialiased_bilinear():
     got = downscale(x.contiguous(memory_format=torch.channels_last), 20)
     assert got.shape == (1, 3, 26, 20) and got.is_contiguous(memory_format=torch.channels_last)
     assert (got[0].permute(1, 2, 0).numpy() - want).__abs__().max() <= 1.0  # PIL rounds to uint8
+    half = downscale(x.bfloat16(), 20)  # the fast recipes' batches reach it in bfloat16
+    assert half.dtype == torch.bfloat16 and (half.float() - got).abs().max() <= 1.0
     with pytest.raises(ValueError, match="--progressive-size 29 is not smaller than the training images"):
         downscale(x, 29)
 

@@ -121,9 +121,14 @@ def downscale(x: torch.Tensor, size: int) -> torch.Tensor:
             "downscales. Use a smaller size, or drop it"
         )
     scale = size / min(h, w)
+    # the antialiased kernel is float32/64 only on a CPU; the recipe's batches may already be bfloat16
     out = F.interpolate(
-        x, size=(round(h * scale), round(w * scale)), mode="bilinear", antialias=True, align_corners=False
-    )
+        x.float(),
+        size=(round(h * scale), round(w * scale)),
+        mode="bilinear",
+        antialias=True,
+        align_corners=False,
+    ).to(x.dtype)
     last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
     return out.contiguous(memory_format=torch.channels_last if last else torch.contiguous_format)
 
