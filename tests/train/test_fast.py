@@ -328,6 +328,16 @@ def test_the_93_recipe_is_airbench93():
                 assert d93[g][k] == v, k
 
 
+def test_the_muon_recipe_is_cifar_fast_with_muon_for_12_epochs():
+    muon, base = resolve_config("cifar-fast-muon").to_dict(), resolve_config("cifar-fast").to_dict()
+    assert muon["speedrun"]["muon"] and not base["speedrun"]["muon"] and muon["schedule"]["epochs"] == 12
+    assert muon["speedrun"]["muon_lr"] == 0.24 and muon["speedrun"]["muon_momentum"] == 0.6  # airbench94_muon
+    for g in ("optim", "schedule", "regularization", "speedrun", "dataset", "run"):
+        for k, v in base[g].items():
+            if k not in {"muon", "epochs", "target_accuracy"}:
+                assert muon[g][k] == v, k
+
+
 def test_downscale_matches_pil_antialiased_bilinear():
     from cnnarch.train.fast import downscale
 

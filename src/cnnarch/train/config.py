@@ -533,6 +533,17 @@ RECIPES["cifar-fast-93"] = Recipe(
     ),
 )
 
+RECIPES["cifar-fast-muon"] = Recipe(
+    "cifar-fast-muon",
+    "Jordan 2024, airbench94_muon.py (github.com/KellerJordan/cifar10-airbench); docs/cifar_fast.md",
+    {**RECIPES["cifar-fast"].values, "muon": True, "epochs": 12, "target_accuracy": (80.0, 90.0, 91.0)},
+    (
+        "cifar-fast with Muon for the convolution filters (lr 0.24, Nesterov momentum 0.6, 3 Newton-Schulz "
+        "steps) and 12 epochs; the lr still peaks after 2.3 epochs",
+        *RECIPES["cifar-fast"].notes,
+    ),
+)
+
 
 def get_recipe(name: str) -> Recipe:
     try:
