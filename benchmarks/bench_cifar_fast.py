@@ -230,13 +230,18 @@ def run_summary(run: Path, levels) -> dict:
     results = json.loads((run / "results.json").read_text())
     with open(run / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    clock, curve, images = 0.0, [], 0.0
-    for row in rows:
+    model = create_model(cfg.model, num_classes=10)
+    per_image: dict[int, float] = {}  # training FLOPs of one image at each size the run trained at
+    clock, curve, images, flops = 0.0, [], 0.0, 0.0
+    for epoch, row in enumerate(rows):
         clock += float(row["seconds"])
-        images += float(row["images_per_s"]) * float(row["seconds"])
+        seen = float(row["images_per_s"]) * float(row["seconds"])
+        images += seen
+        size = cfg.progressive_size if epoch < cfg.progressive_epochs else cfg.image_size or 32
+        if size not in per_image:
+            per_image[size] = training_flops(model, (3, size, size), 1, 1)
+        flops += per_image[size] * seen
         curve.append((clock, float(row["val_top1"]) if row.get("val_top1") else None))
-    size = cfg.image_size or 32
-    flops = training_flops(create_model(cfg.model, num_classes=10), (3, size, size), images, 1)
     final = results.get("tta_top1", results.get("test_top1"))
     reached = {}
     for level in levels:

@@ -24,9 +24,9 @@ def load(name):
     return module
 
 
-def write_run(path: Path, accs, seconds, rate, tta, model="cifar_fast"):
+def write_run(path: Path, accs, seconds, rate, tta, model="cifar_fast", **options):
     path.mkdir()
-    (path / "config.json").write_text(resolve_config("cifar-fast", model=model).to_json())
+    (path / "config.json").write_text(resolve_config("cifar-fast", model=model, **options).to_json())
     with open(path / "metrics.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["epoch", "val_top1", "images_per_s", "seconds"])
@@ -50,6 +50,24 @@ def test_run_summary_reads_speed_and_time_to_accuracy(tmp_path):
     fwd = profile(create_model("cifar_fast"), (3, 32, 32)).flops
     assert s["gflops"] == pytest.approx(3 * fwd * 500.0 / 1e9)
     assert s["epochs"] == 3 and s["tta"] == 89.4
+
+
+def test_a_progressive_run_counts_its_small_epochs_at_their_size(tmp_path):
+    bench = load("bench_cifar_fast")
+    write_run(
+        tmp_path / "p",
+        [60.0, 80.0, 89.0],
+        [50.0, 50.0, 100.0],
+        500.0,
+        89.4,
+        progressive_size=24,
+        progressive_epochs=2,
+    )
+    s = bench.run_summary(tmp_path / "p", [])
+    net = create_model("cifar_fast")
+    small, full = profile(net, (3, 24, 24)).flops, profile(net, (3, 32, 32)).flops
+    assert small < 0.6 * full
+    assert s["gflops"] == pytest.approx(3 * (small * 2 * 50 * 500 + full * 100 * 500) / 200 / 1e9)
 
 
 def test_report_runs_gives_one_row_per_run_and_the_mean(tmp_path):
