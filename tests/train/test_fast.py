@@ -392,6 +392,8 @@ def test_progressive_resizing_is_refused_where_it_cannot_work(tree16):
         resolve_config(progressive_epochs=2)
     for kw, message in (
         (dict(epochs=2, progressive_epochs=2, progressive_size=12), "leaves no epoch at full size"),
+        # 3 steps per epoch: 6 iterations end the run after epoch 2
+        (dict(epochs=3, iterations=6, progressive_epochs=2, progressive_size=12), "run's 2 epoch"),
         (dict(epochs=2, progressive_epochs=1, progressive_size=4), r"below the smallest input cifar_fast"),
     ):
         cfg = _fast_cfg(tree16, "p", **kw)

@@ -6,7 +6,6 @@ options of the one :class:`cnnarch.train.trainer.Trainer` for any run (docs/cifa
   and the same filters negated; then frozen (its bias still trains): decorrelated, unit-variance input.
 - ``bn_momentum``: torch's batch-norm ``momentum`` (weight of the newest batch in the running
   statistics) for every BN layer; a short run needs statistics that follow the weights quickly.
-
 - ``progressive_size``/``progressive_epochs``: the first epochs train on batches downscaled (shorter
   side to ``N``, antialiased bilinear), so those steps cost about ``(N/32)^2`` of a full one on CIFAR;
   the last epochs, evaluation and TTA are at full size (Howard's progressive resizing, fast.ai DAWNBench
@@ -88,15 +87,16 @@ def apply_speedrun(model: nn.Module, cfg: TrainConfig, train, resuming: bool) ->
     init_whitening(first_conv(model), norm(train.images[:WHITEN_IMAGES]))
 
 
-def check_progressive(model: nn.Module, cfg: TrainConfig, in_channels: int = 3) -> None:
-    """Refuse a progressive-resizing schedule without a full-size epoch, or a size the network cannot
-    take (checked before any training, not at the first step)."""
+def check_progressive(model: nn.Module, cfg: TrainConfig, epochs: int, in_channels: int = 3) -> None:
+    """Refuse a progressive-resizing schedule without a full-size epoch among the run's ``epochs`` (which
+    ``--iterations`` may cut short), or a size the network cannot take; before any training."""
     if cfg.progressive_size is None:
         return
-    if cfg.progressive_epochs >= cfg.epochs:
+    if cfg.progressive_epochs >= epochs:
         raise ValueError(
-            f"--progressive-epochs {cfg.progressive_epochs} of --epochs {cfg.epochs} leaves no epoch at full "
-            "size; the network would be tested at a size it never trained on. Use fewer --progressive-epochs"
+            f"--progressive-epochs {cfg.progressive_epochs} of the run's {epochs} epoch(s) leaves no epoch "
+            "at full size; the network would be tested at a size it never trained on. Use fewer "
+            "--progressive-epochs"
         )
     from cnnarch.models._input_size import min_input_size
 

@@ -244,7 +244,6 @@ class Trainer:
                     "does not allow; use --whiten-bias-epochs 0 under torchrun"
                 )
         apply_speedrun(model, cfg, data.train, resuming=ckpt is not None)
-        check_progressive(model, cfg, data.in_channels)
         self.model = model
         self.aux_loss_weight = (
             cfg.aux_loss_weight
@@ -253,6 +252,7 @@ class Trainer:
         )
         self.optimizer = build_optimizer(model, cfg)
         self.steps_per_epoch = len(data.train)
+        check_progressive(model, cfg, self.total_epochs, data.in_channels)
         self.schedule = LRSchedule(self.optimizer, cfg, self.steps_per_epoch)
         self.muon = self.muon_schedule = None
         if cfg.muon:  # the filters' own optimizer, on the same schedule
