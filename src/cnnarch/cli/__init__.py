@@ -12,6 +12,7 @@ import os
 import sys
 
 from cnnarch import __version__
+from cnnarch.errors import CnnarchError
 
 # in the order `cnnarch --help` lists them: the zoo and its numbers, pictures, training, trained
 # networks in use, the assignment
@@ -38,6 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args) or 0
+    except CnnarchError as e:
+        print(f"cnnarch {args.command}: error: {e}", file=sys.stderr)
+        if e.hint:
+            print(e.hint, file=sys.stderr)
+        return e.exit_code
     except (ValueError, FileNotFoundError) as e:
         print(f"cnnarch {args.command}: error: {e}", file=sys.stderr)
         return 2
