@@ -197,8 +197,9 @@ def test_cli_draw_and_report(tmp_path, capsys):
     assert "layer1: BasicBlock" in out.read_text() and ">x2</text>" in out.read_text()
     assert main(["draw", "alexnet", "--out", str(tmp_path / "d.txt")]) == 2
     assert "must end in .svg or .png" in capsys.readouterr().err
-    assert main(["draw", "alexnet", "--out", str(out), "--depth", "0"]) == 2
-    assert main(["draw", "alexnet", "--out", str(out), "--input", "3x8x8"]) == 2
+    assert main(["draw", "alexnet", "--out", str(out), "--overwrite", "--depth", "0"]) == 2
+    assert "depth must be 1 or more" in capsys.readouterr().err
+    assert main(["draw", "alexnet", "--out", str(out), "--overwrite", "--input", "3x8x8"]) == 2
     assert "alexnet accepts inputs of 227x227" in capsys.readouterr().err  # the zoo's own refusal
     with pytest.raises(ValueError, match="input_size"):
         draw(Tiny())

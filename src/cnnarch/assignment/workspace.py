@@ -20,6 +20,7 @@ import ast
 import importlib
 import inspect
 import json
+import os
 import re
 import textwrap
 from pathlib import Path
@@ -198,6 +199,17 @@ def init_workspace(directory, notebooks=None, force=False) -> dict:
     if notebooks is not None and not Path(notebooks).is_dir():
         raise FileNotFoundError(f"--notebooks {notebooks} is not a directory of .ipynb files")
     notebooks = Path(notebooks) if notebooks is not None else default_notebooks_dir()
+    sources = sorted(notebooks.glob("*.ipynb")) if notebooks else []
+    taken = [directory / nb.name for nb in sources if (directory / nb.name).exists()]
+    if taken and not force:
+        raise FileExistsError(
+            f"{taken[0]} exists: it may hold your work; pick another directory, or pass --force to "
+            "overwrite it"
+        )
+    existing = next(p for p in (directory.absolute(), *directory.absolute().parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        what = "is not a directory" if not existing.is_dir() else "cannot be written"
+        raise ValueError(f"cannot write the workspace {directory}: {existing} {what}; choose another DIR")
     written = []
     files = {f"{m.replace('.', '/')}.py": workspace_module(m) for m in COPIED}
     files.update({f"{m}.py": reexport_module(m) for m in REEXPORTED})
@@ -213,7 +225,7 @@ def init_workspace(directory, notebooks=None, force=False) -> dict:
         path.write_text(text)
         written.append(path)
     copied = []
-    for nb in sorted(notebooks.glob("*.ipynb")) if notebooks else []:
+    for nb in sources:
         target = directory / nb.name
         target.write_text(student_notebook(nb.read_text()))
         copied.append(target)

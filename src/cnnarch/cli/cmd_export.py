@@ -35,15 +35,21 @@ def add_parser(sub):
     p.add_argument(
         "--check", action="store_true", help="run the ONNX file in ONNX Runtime and compare logits"
     )
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     import torch
 
+    from cnnarch.cli._output import output_file, written_whole
     from cnnarch.inference import export, in_channels, load_model
     from cnnarch.models import create_model, get_model_entry
 
+    if args.check and args.format != "onnx":
+        raise ValueError("--check runs ONNX Runtime: use it with --format onnx")
+    inputs = [p for p in (args.source, args.weights) if p and Path(p).is_file()]
+    out = output_file(args.out, overwrite=args.overwrite, inputs=inputs)
     if Path(args.source).is_file():
         net = load_model(checkpoint=args.source)
         net.weights_meta = with_run_record(net.weights_meta, Path(args.source))
@@ -61,15 +67,14 @@ def run(args) -> int:
         shape = (in_channels(net), meta.crop, meta.crop)
     else:
         shape = get_model_entry(args.source).input_size
-    export(net, args.format, args.out, shape)
-    print(f"{args.format} written to {args.out} (input N x {'x'.join(map(str, shape))})")
+    with written_whole(out) as tmp:
+        export(net, args.format, tmp, shape)
+    print(f"{args.format} written to {out} (input N x {'x'.join(map(str, shape))})")
     if args.check:
-        if args.format != "onnx":
-            raise ValueError("--check runs ONNX Runtime: use it with --format onnx")
         import onnxruntime as ort
 
         x = torch.randn(3, *shape)
-        session = ort.InferenceSession(args.out, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
         got = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
         with torch.no_grad():
             diff = (got - net(x)).abs().max().item()
@@ -89,7 +94,15 @@ def with_run_record(meta, checkpoint: Path):
     record = {"config": load_checkpoint(checkpoint)["config"]}
     results = checkpoint.parent / "results.json"
     if results.is_file():
-        r = json.loads(results.read_text())
+        try:
+            r = json.loads(results.read_text())
+            if not isinstance(r, dict):
+                raise ValueError(f"a JSON {type(r).__name__}, not an object")
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ValueError(
+                f"{results} (the test results beside {checkpoint.name}) is not readable JSON ({e}); "
+                "delete or repair it to export without the recorded accuracy"
+            ) from None
         record |= {k: r[k] for k in ("test_top1", "test_top5", "test_images", "tta_top1") if k in r}
     mtime = datetime.fromtimestamp(checkpoint.stat().st_mtime, timezone.utc)
     record["date"] = mtime.strftime("%Y-%m-%d")

@@ -10,6 +10,7 @@ def add_parser(sub):
     p.add_argument("--out", default=None, metavar="FILE", help="FILE.html (default: NAME.html)")
     p.add_argument("--depth", type=int, default=None, help="draw modules nested at depth N as one box (xN)")
     p.add_argument("--input", default=None, help="C x H x W, e.g. 3x224x224 (default: the model's own)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(run=run)
 
 
@@ -18,7 +19,11 @@ def run(args) -> int:
     if out.suffix.lower() not in (".html", ".htm"):
         raise ValueError(f"--out {out}: the file must end in .html")
     from cnnarch.analysis.html_report import report_html
+    from cnnarch.cli._output import output_file, written_whole
 
-    out.write_text(report_html(args.name, args.input, args.depth), encoding="utf-8")
+    out = output_file(out, overwrite=args.overwrite)
+    page = report_html(args.name, args.input, args.depth)
+    with written_whole(out) as tmp:
+        tmp.write_text(page, encoding="utf-8")
     print(f"report on {args.name} written to {out}")
     return 0

@@ -10,6 +10,7 @@ torchrun --nproc-per-node 2 -m cnnarch.cli train ...        # data parallel; -b 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -81,6 +82,7 @@ def run(args) -> int:
         from cnnarch.train.threads import configure_threads, invoked_as_cli
 
         print(configure_threads(cfg.threads, restart=invoked_as_cli()), flush=True)
+    from cnnarch.train.checkpoint import run_lock
     from cnnarch.train.data import build_data
     from cnnarch.train.device import adapt_amp, place
     from cnnarch.train.trainer import Trainer
@@ -92,7 +94,8 @@ def run(args) -> int:
     if note and placement.dist.is_main:
         print(note, flush=True)
     try:
-        Trainer(cfg, build_data(cfg, progress=sys.stderr.isatty(), placement=placement)).fit()
+        with run_lock(cfg.output) if placement.dist.is_main else contextlib.nullcontext():
+            Trainer(cfg, build_data(cfg, progress=sys.stderr.isatty(), placement=placement)).fit()
     except NonFiniteLossError as e:
         print(f"cnnarch train: stopped: {e}")
         return 3

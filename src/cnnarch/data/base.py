@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cnnarch.errors import InputError
+
 
 class CorruptImageError(ValueError):
     """An image file that Pillow cannot decode. ``path`` names the first such file."""
@@ -139,16 +141,25 @@ def atomic_torch_save(obj, path: str | os.PathLike) -> None:
 
 def safe_torch_load(path: Path, what: str = "checkpoint"):
     """``torch.load(weights_only=True)``: tensors and plain containers only, so a file crafted to run code
-    on load is refused (a ValueError naming it), never executed; a truncated file is a ValueError too."""
+    on load is refused (an InputError naming it), never executed; a truncated, empty or text file is an
+    InputError too (torch.load reports a text file as ``KeyError: 101``)."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise ValueError(
+        raise InputError(
             f"{path} was refused by the weights-only loader: it holds objects other than tensors and "
             f"plain containers (possibly code). Load only files you trust. ({str(e).splitlines()[0]})"
         ) from None
-    except (RuntimeError, EOFError) as e:
-        raise ValueError(f"{path} is not a readable {what} (truncated or corrupt?): {e}") from None
+    except (OSError, MemoryError):
+        raise
+    except Exception as e:  # a file that torch.save did not write fails in many ways
+        size = path.stat().st_size if path.is_file() else 0
+        kind = "an empty file" if size == 0 else f"{size} bytes that torch.load cannot read"
+        raise InputError(
+            f"{path} is not a readable {what}: {kind} (truncated, corrupt, or not written by torch.save; "
+            f"{type(e).__name__}: {e})",
+            hint="point to the .pt file itself, or write it again",
+        ) from None
 
 
 def first_per_class(labels: torch.Tensor, limit: int) -> torch.Tensor:

@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from cnnarch.errors import UsageError
 from cnnarch.train import distributed as D
 from cnnarch.train.averaging import Lookahead
 from cnnarch.train.checkpoint import FORMAT, atomic_torch_save, get_rng_state, load_checkpoint, set_rng_state
@@ -122,6 +123,8 @@ def prepare_output(cfg: TrainConfig, keep: bool = True) -> None:
     """Refuse to start over a run already in ``cfg.output``, and learn before any training that the
     directory cannot be written. A run resumed into another directory takes its metrics along.
     ``keep=False`` only checks: directories it had to create are removed again."""
+    if not str(cfg.output).strip():
+        raise UsageError("--output is empty", hint="name the run folder, e.g. --output runs/resnet20")
     out = Path(cfg.output)
     source = Path(cfg.resume).parent if cfg.resume else out
     elsewhere = cfg.resume is not None and out.resolve() != source.resolve()
@@ -138,8 +141,10 @@ def prepare_output(cfg: TrainConfig, keep: bool = True) -> None:
         if not keep:
             for d in created:
                 d.rmdir()
-        elif elsewhere and (source / "metrics.csv").is_file() and not (out / "metrics.csv").exists():
-            shutil.copyfile(source / "metrics.csv", out / "metrics.csv")
+        elif elsewhere:  # the run's history and its best weights so far go with it
+            for name in ("metrics.csv", "best.pt"):
+                if (source / name).is_file() and not (out / name).exists():
+                    shutil.copyfile(source / name, out / name)
     except OSError as e:
         raise ValueError(f"--output {out} cannot be written ({e}); choose another --output") from None
 
@@ -590,9 +595,9 @@ class Trainer:
             if self.dist.is_main:
                 for orphan in (*self.out.glob("last.pt.*.tmp"), *self.out.glob("best.pt.*.tmp")):
                     orphan.unlink(missing_ok=True)  # left by a save that was killed
-                atomic_torch_save(ckpt, self.out / "last.pt")
-                if improved:
+                if improved:  # before last.pt, which records best_epoch: a kill between leaves no gap
                     atomic_torch_save(ckpt, self.out / "best.pt")
+                atomic_torch_save(ckpt, self.out / "last.pt")
                 metrics.append(row)
                 plot_curves(self.out / "metrics.csv", self.out / "curves.png")
             held = f" | {name} loss {res.loss:.4f} top-1 {res.top1:.2f}% top-5 {res.top5:.2f}%" if res else ""
