@@ -5,6 +5,7 @@ memory, MACs, receptive field) and totals; ``report`` prints it; ``lecture.check
 every number of the lecture; ``compare`` sets networks side by side.
 """
 
+from cnnarch.analysis.diagram import Diagram, draw, sheet
 from cnnarch.analysis.inception import LECTURE_INPUT, naive_inception, naive_twin, reduced_inception
 from cnnarch.analysis.profiler import Layer, Profile, profile
 from cnnarch.analysis.zoo import LECTURE_MODULES, build
@@ -14,9 +15,12 @@ __all__ = [
     "LECTURE_MODULES",
     "Layer",
     "Profile",
+    "Diagram",
     "build",
+    "draw",
     "naive_inception",
     "naive_twin",
     "profile",
     "reduced_inception",
+    "sheet",
 ]

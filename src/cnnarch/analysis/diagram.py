@@ -39,6 +39,7 @@ ROW_H, GAP, FAN, PAD_X, JOIN_R = 22, 10, 14, 16, 9
 SMALL, LABEL = 9, 11  # font sizes
 _NORMS = ("BatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm")
 _RESHAPES = ("Flatten", "Unflatten")
+_LISTS = (nn.ModuleList, nn.ModuleDict, nn.Sequential)
 _JOIN_LABELS = {"add": "+", "add_": "+", "mul": "x", "mul_": "x", "cat": "concat"}
 
 
@@ -53,6 +54,8 @@ class Node:
     inputs: list[str] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)  # a collapsed block's layers
     repeat: int = 1  # "x3": the collapsed block holds this many copies of one kind of block
+    parents: tuple[str, ...] = ()  # the calls of the containers it ran in, outermost first
+    output: bool = False  # the network returns what it computes
 
 
 def _hw(v) -> str:
@@ -70,17 +73,20 @@ def classify(r: Layer, n_inputs: int) -> tuple[str, str] | None:
     if n_inputs > 1:
         kind = "add" if t.startswith("add") else "concat" if t == "cat" else "join"
         return kind, _JOIN_LABELS.get(t, t.lower())
-    if t.startswith("Conv"):
-        label = f"{_hw(e['kernel_size'])} conv, {e['out_channels']}"
-        if _first(e.get("stride", 1)) > 1:
-            label += f", /{_first(e['stride'])}"
+    if t.startswith("Conv") or t == "convolution":
+        up = e.get("transposed", False)
+        label = f"{_hw(e['kernel_size'])} {'up-conv' if up else 'conv'}, {e['out_channels']}"
+        if _first(e.get("stride", 1)) > 1:  # a transposed convolution multiplies the size by its stride
+            label += f", {'x' if up else '/'}{_first(e['stride'])}"
         return "conv", label + (f", g={e['groups']}" if e.get("groups", 1) > 1 else "")
-    if "Pool" in t or t.endswith(("pool2d", "pool2d_with_indices")):
-        avg, stride = "Avg" in t or "avg" in t, _first(e.get("stride", 1) or 1)
+    if "Pool" in t or t.endswith(("pool2d", "pool2d_with_indices")) or e.get("global_mean"):
+        avg, stride = "Avg" in t or "avg" in t or t == "mean", _first(e.get("stride", 1) or 1)
         label = ("avg pool" if avg else "pool") + (f", /{stride}" if stride > 1 else "")
         return "pool", (f"{_hw(e['kernel_size'])} {label}" if stride == 1 and "kernel_size" in e else label)
     if t == "Linear":
         return "fc", f"FC {e['out_features']}"
+    if t in ("addmm", "mm", "linear") and r.params:  # a fully connected layer of a loaded graph
+        return "fc", f"FC {r.output_shape[-1]}"
     if t == "LocalResponseNorm":
         return "norm", "LRN"
     if t in ("Softmax", "LogSoftmax", "_softmax", "_log_softmax"):
@@ -92,8 +98,14 @@ def classify(r: Layer, n_inputs: int) -> tuple[str, str] | None:
     return None
 
 
-def graph(p: Profile, model: nn.Module | None = None, depth: int | None = None) -> list[Node]:
-    """The drawn nodes in execution order, each with the drawn nodes it reads (``""``: the input)."""
+def graph(
+    p: Profile, model: nn.Module | None = None, depth: int | None = None, outputs: list[str] | None = None
+) -> list[Node]:
+    """The drawn nodes in execution order, each with the drawn nodes it reads (``""``: the input).
+
+    ``outputs``: the records whose results the network returns (default: ``p.outputs``); with two or
+    more, each is a head of its own, drawn side by side; a layer that reaches none of them (an auxiliary
+    classifier of a training pass) is a side branch."""
     records = {r.name: r for r in p.layers}
     order = {"": 0}  # drawn node -> its position
     resolved: dict[str, set[str]] = {"": {""}}
@@ -110,7 +122,11 @@ def graph(p: Profile, model: nn.Module | None = None, depth: int | None = None) 
         if kind_label:
             order[r.name] = len(nodes)
             shape = "x".join(map(str, r.output_shape[1:]))
-            nodes.append(Node(r.name, *kind_label, shape, sorted(ins, key=order.get)))
+            parents = r.extra.get("_parents", ())
+            nodes.append(Node(r.name, *kind_label, shape, sorted(ins, key=order.get), parents=parents))
+    heads = set().union(*(sources(o) for o in (p.outputs if outputs is None else outputs) if o in records))
+    for n in nodes:
+        n.output = n.name in heads
     return _collapse(nodes, model, depth) if depth else nodes
 
 
@@ -121,31 +137,40 @@ def _inputs(r: Layer) -> set[str]:
 def _collapse(nodes: list[Node], model: nn.Module | None, depth: int) -> list[Node]:
     """Every node nested deeper than ``depth`` merges into its container at that depth."""
 
-    def key(name: str) -> str:
-        parts = name.split("#")[0].split(".")
-        return ".".join(parts[:depth]) if len(parts) > depth else name
+    def key(n: Node) -> str:  # the call of the container at ``depth`` that ran n ("blk#2": its 2nd)
+        return n.parents[depth - 1] if len(n.parents) >= depth else n.name
 
+    keys = {n.name: key(n) for n in nodes}
     groups: dict[str, list[Node]] = {}
     for n in nodes:
-        groups.setdefault(key(n.name), []).append(n)
+        groups.setdefault(keys[n.name], []).append(n)
     position = {k: i for i, k in enumerate(groups)}
     out = []
     for k, members in groups.items():
-        ins = sorted({key(i) for m in members for i in m.inputs} - {k}, key=position.get)
+        ins = sorted({keys[i] for m in members for i in m.inputs} - {k}, key=position.get)
         if len(members) == 1:  # a layer at or above the depth, or a wrapper of one (conv + ReLU): as it is
             n = members[0]
-            out.append(Node(k, n.kind, n.label, n.shape, ins))
+            out.append(Node(k, n.kind, n.label, n.shape, ins, output=n.output))
             continue
-        module = model.get_submodule(k) if model is not None else None
+        module = model.get_submodule(k.split("#")[0]) if model is not None else None
+        base = k.split("#")[0]
         children = list(module.named_children()) if module is not None else []
+        while len(children) == 1 and isinstance(
+            children[0][1], nn.ModuleList | nn.ModuleDict | nn.Sequential
+        ):
+            base = f"{base}.{children[0][0]}"  # a dense block's one ModuleList of layers: its layers
+            children = list(children[0][1].named_children())
         repeat = len(children) if len(children) > 1 and len({type(c) for _, c in children}) == 1 else 1
-        one = f"{k}.{children[-1][0]}" if repeat > 1 else k  # the last copy: the typical one, no stride
+        one = f"{base}.{children[-1][0]}" if repeat > 1 else base  # the last copy: the typical one, no stride
         inside = [m for m in members if m.name.split("#")[0] == one or m.name.startswith(one + ".")]
         lines = [m.label for m in inside if m.kind not in ("add", "concat")]
         if len(lines) > 6:  # too many to list: count them by kind
             lines = [", ".join(f"{c} {kind}" for kind, c in Counter(m.kind for m in inside).items())]
-        title = f"{k}: {type(children[0][1] if repeat > 1 else module).__name__}" if module is not None else k
-        out.append(Node(k, "block", title, members[-1].shape, ins, lines, repeat))
+        title = (
+            f"{k.split('#')[0]}: {type(children[0][1] if repeat > 1 else module).__name__}" if module else k
+        )
+        head = any(m.output for m in members)
+        out.append(Node(k, "block", title, members[-1].shape, ins, lines, repeat, output=head))
     return out
 
 
@@ -162,6 +187,9 @@ class _NotSeriesParallel(Exception):
     pass
 
 
+_OUT = "\0outputs"  # the node after the heads of a network with several outputs (never drawn)
+
+
 class _Structure:
     """Series-parallel decomposition of the node graph: forks meet at their immediate post-dominator."""
 
@@ -172,7 +200,17 @@ class _Structure:
         for n in nodes:
             for i in n.inputs:
                 succ[i].append(n.name)
-        sink = nodes[-1].name
+        heads = [n.name for n in nodes if n.output]
+        self.stop = None  # where the column ends: its last node, or after the heads of several outputs
+        if len(heads) > 1:
+            self.stop = sink = _OUT
+            self.nodes[sink] = Node(sink, "output", "", "", heads)
+            self.idx[sink] = len(nodes)
+            succ[sink] = []
+            for h in heads:
+                succ[h].append(sink)
+        else:
+            sink = heads[0] if heads else nodes[-1].name
         main, todo = {sink}, [sink]
         while todo:  # everything that reaches the output
             for i in self.nodes[todo.pop()].inputs:
@@ -181,6 +219,7 @@ class _Structure:
                     todo.append(i)
         self.succ = {k: [s for s in v if s in main] for k, v in succ.items()}
         self.ipdom: dict[str, str | None] = {}
+        self.ipdom[_OUT] = None
         for n in reversed(nodes):
             if n.name in main:
                 self.ipdom[n.name] = self.meet(self.succ[n.name]) if self.succ[n.name] else None
@@ -299,7 +338,7 @@ def _tw(s: str, size: float) -> float:
 class _Painter:
     def __init__(self, d: Diagram, nodes: list[Node], sides: dict[str, list[list[Node]]]):
         self.d, self.sides = d, sides
-        self.box_w = max([_tw(n.label, LABEL) + 14 for n in nodes if n.kind != "block"] + [110])
+        self.box_w = max([_tw(n.label, LABEL) + 14 for n in nodes] + [110])
         self.box_w = max([self.box_w] + [_tw(s, SMALL) + 14 for n in nodes for s in n.lines])
         self.shape_w = (
             max(_tw(n.shape, SMALL) for n in nodes) + 8 + (26 if any(n.repeat > 1 for n in nodes) else 0)
@@ -496,7 +535,7 @@ def layout(nodes: list[Node], title: str) -> Diagram:
     s = _Structure(nodes)
     painter = _Painter(d, nodes, s.sides)
     try:
-        items = s.seq(s.main[0].name, None)
+        items = s.seq(s.main[0].name, s.stop)
     except _NotSeriesParallel:  # one column in execution order, every other edge an arc
         items = s.main
         d.prims.clear()
@@ -550,12 +589,36 @@ def draw(
     if depth is not None and depth < 1:
         raise ValueError(f"depth must be 1 or more, got {depth}")
     p = profile(model, input_size)
+    outputs = p.outputs  # the inference outputs: what else a training pass returns is auxiliary
     if p.unused:
         try:
             p = profile(model, input_size, train=True)
         except ValueError:
             pass
-    return layout(graph(p, model, depth), title or type(model).__name__)
+
+    def graph_at(d):
+        return graph(p, model, d, outputs)
+
+    nodes = graph_at(depth)
+    if depth is None and not _series_parallel(nodes):
+        # Dense connectivity (DenseNet): hundreds of arcs say less than one box per dense block. Draw the
+        # deepest level of containers at which the graph is series-parallel again, if there is one.
+        deepest = max((len(n.parents) for n in nodes), default=0)
+        for d in range(deepest, 0, -1):
+            collapsed = graph_at(d)
+            if _series_parallel(collapsed):
+                nodes = collapsed
+                break
+    return layout(nodes, title or type(model).__name__)
+
+
+def _series_parallel(nodes: list[Node]) -> bool:
+    s = _Structure(nodes)
+    try:
+        s.seq(s.main[0].name, s.stop)
+    except _NotSeriesParallel:
+        return False
+    return True
 
 
 def sheet(diagrams: list[Diagram], gap: float = 48) -> Diagram:

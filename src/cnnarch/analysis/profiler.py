@@ -264,6 +264,7 @@ class Profile:
     depth: int
     rf: tuple | None  # of the output
     jump: tuple | None
+    outputs: tuple[str, ...] = ()  # the records that wrote the tensors the network returns, in order
 
     @property
     def inference_params(self) -> int:
@@ -476,7 +477,7 @@ class _Tracer(TorchDispatchMode):
             level=name.count(".") + 1 if name else 0,
             output_shape=(),
             input_shape=tuple(inputs[0].shape) if inputs and isinstance(inputs[0], torch.Tensor) else (),
-            extra={"_order": self._next_order(), **_module_extra(module)},
+            extra={"_order": self._next_order(), "_parents": self._parents(), **_module_extra(module)},
         )
         for pname, p in module.named_parameters(recurse=False):
             if id(p) in self.seen_params:
@@ -493,6 +494,11 @@ class _Tracer(TorchDispatchMode):
         outs = [t for t in tree_leaves(output) if isinstance(t, torch.Tensor)]
         self._finish(rec, outs, first_alloc)
         self.records.append(rec)
+
+    def _parents(self) -> tuple[str, ...]:
+        """The enclosing calls' record names, outermost first: a module called twice has two ("blk",
+        "blk#2"), so what ran inside each call stays apart when the diagram collapses it."""
+        return tuple(r.name for r, _ in self.stack if r.name)
 
     def _next_order(self) -> int:
         self.order += 1
@@ -529,7 +535,7 @@ class _Tracer(TorchDispatchMode):
         inputs = _tensors(args, kwargs.values())
         weighted = op.packet in _WEIGHTED and any(a in self.params for a in inputs)
         if op.is_view and source is not None and source in self.params:
-            self.params[outs[0]] = True
+            self.params[outs[0]] = self.params[source]  # a view of a weight (Linear's transpose)
         for t in outs:
             f = self._out_field(func, args, inputs, t, weighted)
             if f is not None:
@@ -545,6 +551,15 @@ class _Tracer(TorchDispatchMode):
             rec.other_ops += other
         elif op.makes_record:
             rec = self._function_record(func, rec, outs[:1], first_alloc, macs, other)
+            rec.extra.update(_op_extra(op.packet, args, outs[0]))
+            for t in inputs:  # the weights a functional layer (F.conv2d, a loaded graph's ops) reads
+                pid = self.params.get(t)
+                if pid is not None and pid not in self.seen_params:
+                    self.seen_params.add(pid)
+                    if t.dim() == 1:
+                        rec.biases += t.numel()
+                    else:
+                        rec.weights += t.numel()
         else:  # a view in a container's forward: its data comes from its source's writer
             rec = None
         if rec is not None:
@@ -568,7 +583,7 @@ class _Tracer(TorchDispatchMode):
             output_shape=(),
             macs=macs,
             other_ops=other,
-            extra={"_order": self._next_order()},
+            extra={"_order": self._next_order(), "_parents": self._parents()},
         )
         self._finish(rec, outs, first_alloc)
         self.records.append(rec)
@@ -593,7 +608,34 @@ def _meta_shortcut(op: _Op, args):
 
 
 _EXTRA_KEYS = ("kernel_size", "stride", "padding", "dilation", "groups", "in_channels", "out_channels")
-_EXTRA_KEYS += ("in_features", "out_features", "size", "output_size")
+_EXTRA_KEYS += ("in_features", "out_features", "size", "output_size", "transposed")
+
+
+def _op_extra(packet, args, out: torch.Tensor) -> dict:
+    """What :func:`_module_extra` gives for a module, read from an operator run in a ``forward``
+    (``F.max_pool2d``, ``F.conv2d``, the ops of a loaded TorchScript or exported graph)."""
+    if packet in _CONV:
+        w, n = args[1], args[1].dim() - 2
+        groups, transposed = args[8], bool(args[6])
+        return {
+            "kernel_size": tuple(w.shape[2:]),
+            "stride": _as_tuple(args[3], n),
+            "groups": groups,
+            "out_channels": w.shape[1] * groups if transposed else w.shape[0],
+            "transposed": transposed,
+        }
+    if packet in _POOL:
+        kernel, stride, _ = _pool_window(packet, args)
+        return {"kernel_size": kernel, "stride": stride}
+    if packet in _ADAPTIVE_POOL:
+        return {"output_size": tuple(out.shape[2:])}
+    if packet is aten.mean and out.dim() == args[0].dim() >= 3 and out.shape[2:].numel() == 1:
+        return {"output_size": tuple(out.shape[2:]), "global_mean": True}  # F.adaptive_avg_pool2d(x, 1)
+    if packet is aten.mean and args[0].dim() >= 3 and len(args) > 1:
+        dims = {d % args[0].dim() for d in args[1]}
+        if dims == set(range(2, args[0].dim())):  # x.mean((2, 3)): a global average pool
+            return {"output_size": (1,) * len(dims), "global_mean": True}
+    return {}
 
 
 def _module_extra(m: nn.Module) -> dict:
@@ -643,8 +685,13 @@ def profile(
     x_shape = (batch_size, *size)
     tracer = _Tracer(model)
     was_training = model.training
+    opaque = _opaque(model)
+    if opaque and device.type == "meta":  # compiled code cannot take meta stand-ins: run it for real
+        device = torch.device(first.device if first is not None else "cpu")
     hooks = []
-    for m in model.modules():
+    for name, m in model.named_modules():
+        if any(name == o or name.startswith(o + ".") for o in opaque):
+            continue
         hooks.append(m.register_forward_pre_hook(tracer.pre_hook))
         hooks.append(m.register_forward_hook(tracer.post_hook))
     try:
@@ -657,7 +704,7 @@ def profile(
                 swap = None
                 x = torch.randn(x_shape, device=device, dtype=dtype)
             for t in (swap or params).values():
-                tracer.params[t] = True
+                tracer.params[t] = id(t)
             tracer._new_alloc(x)
             tracer.producer[x] = ""  # the data flow (``extra["_inputs"]``) starts at the input, ""
             n_spatial = len(size) - 1
@@ -690,6 +737,7 @@ def profile(
         while name:
             name = name.rpartition(".")[0]
             called.add(name)
+    called |= set(opaque)
     unused = [
         (name, sum(p.numel() for p in m.parameters()))
         for name, m in model.named_modules()
@@ -712,7 +760,20 @@ def profile(
         depth=max((tracer._field(t).depth for t in outs if tracer._field(t)), default=0),
         rf=f_out.rf if f_out else None,
         jump=f_out.jump if f_out else None,
+        outputs=tuple(dict.fromkeys(tracer.producer[t] for t in outs if t in tracer.producer)),
     )
+
+
+def _opaque(model: nn.Module) -> list[str]:
+    """Submodules whose code is compiled (TorchScript, an exported graph): hooks cannot see inside, so
+    their operators are recorded as operators of the module that calls them."""
+    out = []
+    for name, m in model.named_modules():
+        if isinstance(m, torch.jit.ScriptModule | torch.fx.GraphModule) and not any(
+            name.startswith(o + ".") for o in out
+        ):
+            out.append(name)
+    return out
 
 
 def _meta_stand_ins(params: dict, buffers: dict, dtype: torch.dtype) -> dict:

@@ -3,10 +3,12 @@ by side on one sheet, aligned at the top."""
 
 from pathlib import Path
 
+from cnnarch.cli._names import HELP, check_network
+
 
 def add_parser(sub):
     p = sub.add_parser("draw", help="diagrams in the lecture's style (SVG or PNG), several side by side")
-    p.add_argument("names", nargs="+", metavar="NAME", help="registered models or lecture modules")
+    p.add_argument("names", nargs="+", metavar="NAME", help=HELP)
     p.add_argument("--out", required=True, metavar="FILE", help="FILE.svg or FILE.png")
     p.add_argument("--depth", type=int, default=None, help="draw modules nested at depth N as one box (xN)")
     p.add_argument("--input", default=None, help="C x H x W, e.g. 3x224x224 (default: each model's own)")
@@ -17,6 +19,8 @@ def add_parser(sub):
 def run(args) -> int:
     if Path(args.out).suffix.lower() not in (".svg", ".png"):
         raise ValueError(f"--out {args.out}: the file must end in .svg or .png")
+    for name in args.names:  # a mistyped name is answered before torch is imported
+        check_network(name)
     from cnnarch.analysis.diagram import draw, sheet
     from cnnarch.cli._output import output_file, written_whole
 

@@ -3,10 +3,12 @@ sortable per-layer table, totals, per-stage bars and the lecture's claims."""
 
 from pathlib import Path
 
+from cnnarch.cli._names import HELP, check_network
+
 
 def add_parser(sub):
     p = sub.add_parser("report", help="a self-contained HTML page: diagram, table, stages, lecture's claims")
-    p.add_argument("name", help="a registered model or lecture module")
+    p.add_argument("name", help=HELP)
     p.add_argument("--out", default=None, metavar="FILE", help="FILE.html (default: NAME.html)")
     p.add_argument("--depth", type=int, default=None, help="draw modules nested at depth N as one box (xN)")
     p.add_argument("--input", default=None, help="C x H x W, e.g. 3x224x224 (default: the model's own)")
@@ -15,7 +17,8 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    out = Path(args.out or f"{args.name}.html")
+    check_network(args.name)  # a mistyped name is answered before torch is imported
+    out = Path(args.out or f"{Path(args.name.replace(':', '_')).stem}.html")
     if out.suffix.lower() not in (".html", ".htm"):
         raise ValueError(f"--out {out}: the file must end in .html")
     from cnnarch.analysis.html_report import report_html

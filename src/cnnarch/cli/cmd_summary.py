@@ -1,16 +1,15 @@
 """``cnnarch summary NAME``: the per-layer profile of a network (shapes, parameters, memory, MACs,
 receptive field), as a table, markdown, JSON, CSV or the lecture's own layout."""
 
+from cnnarch.cli._names import HELP, LECTURE_MODULES, check_network
 from cnnarch.cli._table import add_format_argument
 
-# The names of cnnarch.analysis.LECTURE_MODULES, written out so that `cnnarch --help` needs no torch
-# (tests/cli/test_help.py holds the two lists equal).
-LECTURE_MODULES = ("inception_naive", "inception_reduced")
+__all__ = ["LECTURE_MODULES", "add_parser", "run"]
 
 
 def add_parser(sub):
     p = sub.add_parser("summary", help="per-layer shapes, parameters, memory, MACs, receptive field")
-    p.add_argument("name", help="a registered model, or " + ", ".join(LECTURE_MODULES))
+    p.add_argument("name", help=HELP)
     p.add_argument("--input", default=None, help="C x H x W, e.g. 3x224x224 (default: the model's own)")
     add_format_argument(p, extra=("lecture",))
     p.add_argument("--depth", type=int, default=None, help="collapse modules nested deeper than N")
@@ -26,6 +25,7 @@ def add_parser(sub):
 
 
 def run(args) -> int:
+    check_network(args.name)  # a mistyped name is answered before torch is imported
     from cnnarch.analysis import build, profile
     from cnnarch.analysis.report import format_lecture, format_table, to_csv, to_json
 
