@@ -5,6 +5,7 @@ cnnarch train --model vgg11 --lr 0.01 --sched plateau -b 64 --amp --channels-las
 cnnarch train --resume runs/train/last.pt --epochs 30       # continue, bit-exact on a CPU
 cnnarch train --recipe cifar-fast --data ../shared/data/cifar10-jpeg   # docs/cifar_fast.md
 torchrun --nproc-per-node 2 -m cnnarch.cli train ...        # data parallel; -b stays the global batch
+torchrun --max-restarts 3 ... -m cnnarch.cli train --resume auto ...  # restarts continue from last.pt
 """
 
 from __future__ import annotations
@@ -62,19 +63,27 @@ def overrides_from(args) -> dict:
     return {k: v for k, v in vars(args).items() if k in names}
 
 
+def absolute_data(cfg: TrainConfig) -> TrainConfig:
+    """A ``--data`` directory stored absolute, so that `cnnarch eval` and --resume find it from anywhere."""
+    from cnnarch.train.data import is_dataset_name
+
+    if cfg.data is not None and not is_dataset_name(cfg.data) and Path(cfg.data).expanduser().is_dir():
+        return cfg.replace(data=str(Path(cfg.data).expanduser().resolve()))
+    return cfg
+
+
 def run(args) -> int:
     from cnnarch.train.trainer import NonFiniteLossError, config_for_resume, prepare_output
 
     overrides = overrides_from(args)
+    auto = overrides.get("resume") == "auto"  # decided once the processes of torchrun are joined
+    if auto:
+        del overrides["resume"]
     if "resume" in overrides:
         cfg = config_for_resume(overrides["resume"], overrides)
     else:
         cfg = resolve_config(**overrides)
-    from cnnarch.train.data import is_dataset_name
-
-    if cfg.data is not None and not is_dataset_name(cfg.data) and Path(cfg.data).expanduser().is_dir():
-        # stored absolute, so that `cnnarch eval` and --resume find the data from any directory
-        cfg = cfg.replace(data=str(Path(cfg.data).expanduser().resolve()))
+    cfg = absolute_data(cfg)
     if args.print_config:
         print(cfg.to_json(), end="")
         return 0
@@ -82,12 +91,15 @@ def run(args) -> int:
         from cnnarch.train.threads import configure_threads, invoked_as_cli
 
         print(configure_threads(cfg.threads, restart=invoked_as_cli()), flush=True)
+    from cnnarch.train import distributed as D
     from cnnarch.train.checkpoint import run_lock
     from cnnarch.train.data import build_data
     from cnnarch.train.device import adapt_amp, place
     from cnnarch.train.trainer import Trainer
 
     placement = place(cfg.device)
+    if auto and D.from_main((Path(cfg.output) / "last.pt").is_file(), placement.dist):
+        cfg = absolute_data(config_for_resume(cfg.output, {**overrides, "resume": cfg.output}))
     if not placement.dist.enabled:  # processes of torchrun stop together in the trainer's own check
         prepare_output(cfg, keep=False)  # before loading the data
     cfg, note = adapt_amp(cfg, "amp" in overrides, placement.device)

@@ -235,6 +235,12 @@ class FractalNet(nn.Module):
             return int(torch.randint(1, self.num_columns + 1, ())), 0.0
         return None, self.drop_path_local
 
+    @property
+    def skips_parameters(self) -> bool:
+        """Drop-path leaves whole columns out of a training step, a different set in every step and process:
+        data parallel training must look for the unused parameters (``cnnarch.train.distributed.wrap``)."""
+        return self.column is None and (self.drop_path_local > 0 or self.drop_path_global > 0)
+
     def size_paths(self, training: bool) -> list:
         # every column keeps the size of its block's input: column 1 stands for them all
         return [[self.stem, *(m for b in self.blocks for m in (b.fractal.conv, b.pool)), self.avgpool]]

@@ -238,12 +238,16 @@ class RunOptions(_Options):
     output: str = option("runs/train", "run directory")
     resume: str | None = option(
         None,
-        "continue the run that wrote CHECKPOINT (a file, or a run directory: its last.pt)",
+        "continue the run that wrote CHECKPOINT (a file, or a run directory: its last.pt); auto: "
+        "continue --output's last.pt when there is one, else start (torchrun --max-restarts)",
         metavar="CHECKPOINT",
     )
     overwrite: bool = option(False, "start a new run in an --output that holds one, replacing its files")
     log_interval: int = option(50, "steps between plain log lines off a terminal (0: none)")
-    threads: int | None = option(None, "torch threads (0: one per core); also sets OMP_WAIT_POLICY")
+    threads: int | None = option(
+        None, "torch threads (0: one per core, shared by torchrun's processes); also sets OMP_WAIT_POLICY"
+    )
+    sync_bn: bool = option(False, "under torchrun: batch norm over the global batch, not each share")
 
 
 GROUPS = {

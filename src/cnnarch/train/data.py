@@ -32,6 +32,7 @@ from cnnarch.data import (
 )
 from cnnarch.data.datasets import DATASETS, DatasetNotFoundError
 from cnnarch.data.folder import scan_image_folder
+from cnnarch.train import distributed as D
 from cnnarch.train.config import TrainConfig
 from cnnarch.train.device import Placement, input_dtype, place
 from cnnarch.train.trainer import DataBundle
@@ -186,7 +187,10 @@ def build_data(cfg: TrainConfig, progress: bool = True, placement: Placement | N
     if name == "folder" and cfg.image_size is None and _is_large_folder(root):
         return _stream_data(cfg, root, per_rank, shard, placement)
 
-    train, val, test = load_splits(cfg, progress=progress and info.is_main)
+    # a cold cache is downloaded and decoded by one process per machine, then read by the others
+    train, val, test = D.local_main_first(
+        lambda: load_splits(cfg, progress=progress and info.is_main), info, device
+    )
     c, h, w = train.image_shape
     aug = cfg.augmentations
     padding = h // 8 if cfg.crop_padding is None else cfg.crop_padding  # CIFAR: 4 pixels (He et al. 4.2)

@@ -27,12 +27,13 @@ def available_cores() -> int:
 
 
 def resolve_threads(threads: int | None) -> int | None:
-    """``--threads``: None leaves torch's default, 0 means one per available core."""
+    """``--threads``: None leaves torch's default, 0 means one per available core; the processes that
+    ``torchrun`` starts on one machine (``LOCAL_WORLD_SIZE``) share the cores instead of each taking all."""
     if threads is None:
         return None
     if threads < 0:
         raise ValueError(f"--threads must be >= 0 (0: one per core), got {threads}")
-    return threads or available_cores()
+    return threads or max(1, available_cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
 def invoked_as_cli() -> bool:

@@ -289,12 +289,11 @@ class Trainer:
                 refused = e
         if D.any_true(refused is not None, self.device, self.dist):  # every process stops, not only one
             raise refused or ValueError(f"--output {self.out} was refused by process 0")
+        D.check_shared_output(self.out, self.dist, self.device)
 
-        self.net: nn.Module = model
-        if self.dist.enabled:
-            self.net = nn.parallel.DistributedDataParallel(
-                model, device_ids=[self.device.index] if self.device.type == "cuda" else None
-            )
+        if cfg.sync_bn and self.dist.enabled:  # the same parameters and buffers in new layers
+            D.convert_sync_batchnorm(model, self.device)
+        self.net: nn.Module = D.wrap(model, self.device, self.dist)
         if cfg.compile:
             self.net = torch.compile(self.net)
         if ckpt is None:  # model building and whitening are on the training clock
