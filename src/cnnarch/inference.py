@@ -85,6 +85,8 @@ def image_files(paths: list[str]) -> list[Path]:
             out += sorted(f for f in p.rglob("*") if f.is_file() and f.name.lower().endswith(IMG_EXTENSIONS))
         elif p.exists():
             out.append(p)
+        elif p.is_symlink():
+            raise FileNotFoundError(f"{p}: a symbolic link that leads nowhere (a loop, or a missing target)")
         else:
             raise FileNotFoundError(f"{p}: no such file or directory")
     return out
@@ -125,6 +127,8 @@ def predict(net: nn.Module, files: list[Path], topk: int = 5, batch_size: int = 
                 ready.append((i, preprocess(im, meta, channels)))
         except (UnidentifiedImageError, OSError) as e:
             results[i] = Prediction(str(f), error=f"not an image ({type(e).__name__}: {e})")
+        except Image.DecompressionBombError as e:  # its pixels would fill the memory: refused unread
+            results[i] = Prediction(str(f), error=f"refused: {e}")
         if len(ready) == batch_size:
             flush()
     flush()

@@ -54,6 +54,7 @@ from torch.utils.flop_counter import flop_registry
 from torch.utils.weak import WeakTensorKeyDictionary
 
 from cnnarch.models import input_size_range
+from cnnarch.resources import check_memory
 
 aten = torch.ops.aten
 
@@ -688,6 +689,16 @@ def profile(
     opaque = _opaque(model)
     if opaque and device.type == "meta":  # compiled code cannot take meta stand-ins: run it for real
         device = torch.device(first.device if first is not None else "cpu")
+    if device.type != "meta":  # a real pass: know the memory it needs before allocating it
+        need = math.prod(x_shape) * dtype.itemsize
+        if not opaque:  # at least the input, and one layer's input and output at the same time
+            shapes = profile(model, size, batch_size=batch_size, dtype=dtype, train=train)
+            need += 2 * max((layer.activation_bytes for layer in shapes.layers), default=0)
+        what = f"a {device} pass of {type(model).__name__} on a {'x'.join(map(str, x_shape))} input"
+        hint = (
+            "the meta device gives the same table without allocating (--device meta), or use a smaller input"
+        )
+        check_memory(need, what, device=str(device), hint=hint)
     hooks = []
     for name, m in model.named_modules():
         if any(name == o or name.startswith(o + ".") for o in opaque):

@@ -15,10 +15,12 @@ atomically.
 from __future__ import annotations
 
 import concurrent.futures
+import errno
 import hashlib
 import multiprocessing
 import os
 import re
+import sys
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -35,6 +37,8 @@ from cnnarch.data.base import (
     default_cache_dir,
     first_per_class,
 )
+from cnnarch.errors import InputError
+from cnnarch.resources import check_memory
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 CACHE_VERSION = 3
@@ -63,8 +67,8 @@ def _scan(directory: Path, limit: int | None, expected: list[str] | None = None)
     if not directory.is_dir():
         raise FileNotFoundError(f"image folder {directory} does not exist; expected {_LAYOUT}")
     entries = sorted(os.scandir(directory), key=lambda e: e.name)
-    classes = [e.name for e in entries if e.is_dir() and not e.name.startswith(".")]
-    stray = [e.name for e in entries if e.is_file() and e.name.lower().endswith(IMG_EXTENSIONS)]
+    classes = [e.name for e in entries if _resolves(e, e.is_dir) and not e.name.startswith(".")]
+    stray = [e.name for e in entries if _resolves(e, e.is_file) and e.name.lower().endswith(IMG_EXTENSIONS)]
     if stray:
         raise ValueError(
             f"{directory} has images directly inside it ({stray[0]}, ...), not in class "
@@ -86,7 +90,9 @@ def _scan(directory: Path, limit: int | None, expected: list[str] | None = None)
             (
                 e
                 for e in os.scandir(directory / name)
-                if e.name.lower().endswith(IMG_EXTENSIONS) and not e.name.startswith(".") and e.is_file()
+                if e.name.lower().endswith(IMG_EXTENSIONS)
+                and not e.name.startswith(".")
+                and _resolves(e, e.is_file)
             ),
             key=lambda e: e.name,
         )[:per_class]
@@ -104,6 +110,19 @@ def _scan(directory: Path, limit: int | None, expected: list[str] | None = None)
         keep = first_per_class(torch.tensor(labels), limit).tolist()
         files, labels, stats = [files[i] for i in keep], [labels[i] for i in keep], [stats[i] for i in keep]
     return classes, files, labels, stats
+
+
+def _resolves(entry: os.DirEntry, test) -> bool:
+    """``entry.is_dir()`` or ``entry.is_file()`` (``test``), with a symbolic link loop named."""
+    try:
+        return test()
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise InputError(
+                f"{entry.path} is a symbolic link loop (it leads back to itself)",
+                hint="remove or repair the link, then load the data again",
+            ) from None
+        raise
 
 
 def _fingerprint(directory: Path, files: list[str], stats: list[tuple[int, int]], options: str) -> str:
@@ -152,6 +171,12 @@ def _decode_all(files: list[Path], size: int | None, mode: str, workers: int, pr
             continue
     if shape is None:
         shape = (1, 1, 1)  # every file is bad; let the chunks report them
+    h, w, c = shape
+    check_memory(  # the decoded array, and the tensor made from it
+        2 * len(files) * h * w * c,
+        f"holding {len(files)} decoded {w}x{h} images of {files[0].parent.parent}",
+        hint="use fewer images (--limit-train) or smaller ones (--image-size)",
+    )
     chunk = 256
     jobs = [(s, files[s : s + chunk], shape, size, mode) for s in range(0, len(files), chunk)]
     out = np.zeros((len(files), *shape), dtype=np.uint8)
@@ -270,21 +295,26 @@ def load_image_folder(
     paths = [p for p, k in zip(rel, keep, strict=True) if k]
     skipped = [rel[i] for i in bad]
     if use_cache:
-        atomic_torch_save(
-            {
-                "key": key,
-                "images": images,
-                "labels": label_t,
-                "classes": classes,
-                # one string, not 50,000: weights_only unpickling is slow per object
-                "paths": "\n".join(paths),
-                "skipped": "\n".join(skipped),
-            },
-            cache_file,
-        )
-        for old in cache_file.parent.glob(f"{name}-*.pt"):  # stale versions of the same tree
-            if old != cache_file and re.fullmatch(re.escape(name) + r"-[0-9a-f]{24}\.pt", old.name):
-                old.unlink(missing_ok=True)
+        blob = {
+            "key": key,
+            "images": images,
+            "labels": label_t,
+            "classes": classes,
+            # one string, not 50,000: weights_only unpickling is slow per object
+            "paths": "\n".join(paths),
+            "skipped": "\n".join(skipped),
+        }
+        try:
+            atomic_torch_save(blob, cache_file)
+            for old in cache_file.parent.glob(f"{name}-*.pt"):  # stale versions of the same tree
+                if old != cache_file and re.fullmatch(re.escape(name) + r"-[0-9a-f]{24}\.pt", old.name):
+                    old.unlink(missing_ok=True)
+        except OSError:  # a read-only or full cache: the decoded images in memory serve this run
+            print(
+                f"note: the cache {cache_file.parent} cannot be written; {directory} was decoded in memory "
+                "and will be decoded again next time (set $CNNARCH_CACHE to a writable directory)",
+                file=sys.stderr,
+            )
     data = ImageTensors(images, label_t, classes, paths, skipped, str(directory))
     return data
 

@@ -10,14 +10,18 @@ accepts:
 - a weights name shipped inside the package (``"cifar10"``: the file
   ``weights_data/NAME-cifar10.safetensors``, with its test accuracy, training configuration and date;
   ``cifar_fast`` has one), for networks trained with cnnarch's recipes;
-- a local file or a URL (``file://``, ``https://``): a plain state_dict, a torchvision, timm or
+- a local file or a URL (``file://``, ``https://``; downloads are cached under a hash of the URL, and
+  a file named like torch.hub's ``NAME-<sha256 prefix>.EXT`` is checked against that prefix): a plain
+  state_dict, a torchvision, timm or
   Lightning checkpoint (a dict holding ``state_dict``, ``model`` or ``model_state_dict``), a cnnarch
   training checkpoint, or a ``.safetensors`` file. ``module.`` (DDP) and ``_orig_mod.`` (torch.compile)
   prefixes are removed.
 
 Every set of weights carries a :class:`WeightsMeta`: class names, the preprocessing its network expects
 (resize, centre crop, mean, std) and where it came from. Files loaded with ``torch.load`` use
-``weights_only=True``.
+``weights_only=True``. Every set is checked on load: tensors all finite, class names as many as the
+classes, and (in :func:`build_with_weights`) shapes that fit the network; a failed check is an
+:class:`~cnnarch.errors.InputError` naming the file.
 
 torchvision's GoogLeNet weights expect ``transform_input=True``, a rescaling that cnnarch's GoogLeNet does
 not have; the same rescaling is expressed here as the preprocessing ``mean = std = 0.5`` applied to
@@ -26,19 +30,26 @@ not have; the same rescaling is expressed here as the preprocessing ``mean = std
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import torch
 from torch import nn
 
 from cnnarch.data.base import safe_torch_load
+from cnnarch.errors import InputError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 SHIPPED_DIR = Path(__file__).with_name("weights_data")
+# torch.hub's convention NAME-<first hex digits of the file's sha256>.EXT, with at least 8 digits so
+# that a name such as "net-1.pt" is not read as a hash
+HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,})\.")
 
 # cnnarch name -> torchvision builder name, for the networks whose state_dicts load unchanged
 TORCHVISION_TWINS = {
@@ -133,7 +144,17 @@ def load_weights(name: str, weights: str | os.PathLike) -> Weights:
 def _from_torchvision(name: str, w) -> Weights:
     tf = w.transforms()
     google = TORCHVISION_TWINS[name] == "googlenet"
-    state = w.get_state_dict(progress=False, check_hash=True)
+    try:
+        state = w.get_state_dict(progress=False, check_hash=True)
+    except OSError as e:  # offline (URLError), or an unwritable cache
+        from torch.hub import get_dir
+
+        cache = Path(get_dir()) / "checkpoints"
+        raise InputError(
+            f"torchvision's {name} weights {w.name} could not be fetched from {w.url} ({e})",
+            hint=f"connect to the internet once (they are kept in {cache}), or download the file there "
+            "yourself, or pass a local file as the weights",
+        ) from None
     meta = WeightsMeta(
         num_classes=len(w.meta["categories"]),
         classes=tuple(w.meta["categories"]),
@@ -147,14 +168,33 @@ def _from_torchvision(name: str, w) -> Weights:
     return Weights(state, meta)
 
 
+def url_cache_path(url: str) -> Path:
+    """Where ``url`` is cached: ``$TORCH_HOME/hub/checkpoints/<sha256 of the URL>-<its file name>``, so
+    that two URLs ending in the same name never share a file."""
+    from torch.hub import get_dir
+
+    name = Path(urlsplit(url).path).name or "weights"
+    return Path(get_dir()) / "checkpoints" / f"{hashlib.sha256(url.encode()).hexdigest()[:16]}-{name}"
+
+
 def _from_url(url: str) -> Weights:
     """Fetch through ``torch.hub``'s cache (``$TORCH_HOME/hub/checkpoints``), then read like a file."""
-    from torch.hub import download_url_to_file, get_dir
+    from torch.hub import download_url_to_file
 
-    cache = Path(get_dir()) / "checkpoints" / Path(url.split("?")[0]).name
+    cache = url_cache_path(url)
     if not cache.is_file():
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        download_url_to_file(url, str(cache), progress=False)
+        given = HASH_IN_NAME.search(Path(urlsplit(url).path).name)
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            download_url_to_file(url, str(cache), hash_prefix=given and given.group(1), progress=False)
+        except (
+            OSError,
+            RuntimeError,
+        ) as e:  # URLError and HTTPError are OSErrors; a wrong hash a RuntimeError
+            raise InputError(
+                f"could not fetch the weights {url} into {cache} ({e})",
+                hint="check the address and the network, or download the file and pass its path",
+            ) from None
     weights = load_weights_file(cache)
     return Weights(weights.state_dict, _replace(weights.meta, source=f"{url} (cached at {cache})"))
 
@@ -162,12 +202,18 @@ def _from_url(url: str) -> Weights:
 def load_weights_file(path: Path) -> Weights:
     """A state_dict, a torchvision/timm/Lightning/cnnarch checkpoint, or safetensors, with its metadata."""
     if path.suffix == ".safetensors":
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
 
-        with safe_open(str(path), framework="pt") as f:
-            state = {k: f.get_tensor(k) for k in f.keys()}
-            header = f.metadata() or {}
-        meta = WeightsMeta.from_json(header["cnnarch"]) if "cnnarch" in header else None
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                state = {k: f.get_tensor(k) for k in f.keys()}
+                header = f.metadata() or {}
+            meta = WeightsMeta.from_json(header["cnnarch"]) if "cnnarch" in header else None
+        except (SafetensorError, ValueError, TypeError, KeyError) as e:
+            raise InputError(
+                f"{path} is not a readable .safetensors file ({path.stat().st_size} bytes; {e})",
+                hint="the file is truncated or damaged: download or export it again",
+            ) from None
         return _finish(state, meta, path)
     obj = safe_torch_load(path, "weights file")
     if not isinstance(obj, dict):
@@ -191,9 +237,26 @@ def load_weights_file(path: Path) -> Weights:
     return _finish(obj, None, path)
 
 
+def check_finite(state: dict, path) -> None:
+    """Refuse weights holding NaN or infinity (a diverged run): they would classify every image alike."""
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        names = ", ".join(bad[:3]) + (", ..." if len(bad) > 3 else "")
+        raise InputError(
+            f"{path}: {len(bad)} of {len(state)} weight tensors hold NaN or infinite values ({names})",
+            hint="the weights are broken (a run that diverged?): use an earlier checkpoint or others",
+        )
+
+
 def _finish(state: dict, meta: WeightsMeta | None, path: Path) -> Weights:
     if not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path}: no state_dict found (expected tensors keyed by parameter name)")
+        raise InputError(f"{path}: no state_dict found (expected tensors keyed by parameter name)")
+    check_finite(state, path)
+    if meta is not None and meta.classes and len(meta.classes) != meta.num_classes:
+        raise InputError(
+            f"{path}: its metadata names {len(meta.classes)} classes for {meta.num_classes} outputs",
+            hint="the file's metadata is inconsistent: export the weights again",
+        )
     for prefix in ("module.", "_orig_mod."):
         if all(k.startswith(prefix) for k in state):
             state = {k.removeprefix(prefix): v for k, v in state.items()}
@@ -253,7 +316,7 @@ def build_with_weights(entry, weights: str | os.PathLike, num_classes: int | Non
         model.load_state_dict(w.state_dict)
     except RuntimeError as e:
         detail = " ".join(line.strip() for line in str(e).splitlines()[1:3])
-        raise ValueError(
+        raise InputError(
             f"the weights {w.meta.source} do not fit {name}: {detail[:300]} "
             f"(are they for another network? `cnnarch info {name}` shows its layers)"
         ) from None

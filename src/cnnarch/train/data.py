@@ -15,6 +15,7 @@ eval`` normalises test images the same way.
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import torch
@@ -130,7 +131,15 @@ def load_split(
         return None
     if name == "folder" and size is not None:
         kw["size"] = size
-    return load_dataset(name, split, root, limit=limit, **kw)
+    data = load_dataset(name, split, root, limit=limit, **kw)
+    if data.skipped:  # --skip-corrupt: say what was left out, never drop images silently
+        shown = ", ".join(data.skipped[:3]) + (", ..." if len(data.skipped) > 3 else "")
+        print(
+            f"--skip-corrupt: left out {len(data.skipped)} of {len(data) + len(data.skipped)} images of "
+            f"{data.source} that cannot be decoded ({shown})",
+            file=sys.stderr,
+        )
+    return data
 
 
 def check_classes(split: str, classes: list[str], trained: list[str]) -> None:

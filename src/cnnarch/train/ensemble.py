@@ -59,7 +59,11 @@ def evaluate_ensemble(members: dict[str, torch.Tensor], labels: torch.Tensor) ->
 
 def load_members(paths: list[str]) -> dict[str, dict]:
     """Checkpoints by path; all must classify the same classes, or their probabilities cannot be averaged."""
+    from cnnarch.models.weights import check_finite
+
     ckpts = {p: load_checkpoint(p) for p in paths}
+    for p, c in ckpts.items():
+        check_finite(c["model"], p)
     first = next(iter(ckpts.values()))
     for p, c in ckpts.items():
         if c["num_classes"] != first["num_classes"] or c.get("classes") != first.get("classes"):
