@@ -98,6 +98,10 @@ def test_compare_table_and_plots(capsys, tmp_path):
     assert code == 0 and "<svg" in svg.read_text()
     code, _, err = run(capsys, "compare", "resnet18", "--plot", str(tmp_path / "chart.pdf"))
     assert code == 2 and ".png or .svg" in err
+    # CIFAR networks have no published ImageNet result: no empty chart, a refusal that says why
+    empty = tmp_path / "empty.png"
+    code, _, err = run(capsys, "compare", "resnet20", "wrn16_4", "--plot", str(empty))
+    assert code == 2 and "nothing to plot" in err and "resnet20, wrn16_4" in err and not empty.exists()
 
 
 def test_no_real_weights_are_allocated_for_the_cli(capsys, monkeypatch):

@@ -238,3 +238,27 @@ def test_very_deep_residual_network():
     assert p.unused == [] and p.inference_params == p.params  # a ModuleList has no forward, yet it ran
     d = draw(model, (2, 1, 1))
     assert len(kinds(d, "conv")) == len(kinds(d, "add")) == len(d.arcs) == 400
+
+
+def test_lecture_comparison_lines_up_stage_by_stage():
+    """He et al. (2016) Fig. 3: VGG-19, plain-34 and ResNet-34 side by side, the same layers on the same
+    rows, each output size starting at the same height."""
+    names = ("vgg19", "plain34", "resnet34")
+    diagrams = [draw(n) for n in names]
+    s = sheet(diagrams)
+    columns, x = {}, 0.0
+    for name, d in zip(names, diagrams, strict=True):
+        columns[name] = [(p[2], p[5]) for p in s.prims if p[0] == "box" and x <= p[1] <= x + d.width]
+        x += d.width + 48
+    plain = [(y, n.label) for y, n in columns["plain34"] if n.kind == "conv"]
+    residual = [(y, n.label) for y, n in columns["resnet34"] if n.kind == "conv"]
+    model, _ = build("plain34")
+    assert len(plain) == sum(isinstance(m, nn.Conv2d) for m in model.modules())
+    assert residual == plain  # same labels at the same heights: the shortcuts add no rows
+    first = {}  # (network, output size) -> the top of its first box
+    for name, boxes in columns.items():
+        for y, n in boxes:
+            first.setdefault((name, n.shape.partition("x")[2] or "flat"), y)
+    for size in ("112x112", "56x56", "28x28", "14x14", "7x7", "flat"):
+        tops = {name: first[name, size] for name in names if (name, size) in first}
+        assert len(tops) >= 2 and len(set(tops.values())) == 1, (size, tops)

@@ -20,6 +20,7 @@ graph layouter (Graphviz) does not produce.
 from __future__ import annotations
 
 import html
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import reduce
@@ -35,7 +36,8 @@ COLORS = {
 }  # fmt: skip
 FONT = "DejaVu Sans, Verdana, sans-serif"
 CHAR = 0.6  # average glyph width of DejaVu Sans, in font sizes
-ROW_H, GAP, FAN, PAD_X, JOIN_R = 22, 10, 14, 16, 9
+ROW_H, GAP, FAN, PAD_X, JOIN_R = 22, 14, 14, 16, 9
+SUM_R = 6  # a residual sum sits in the gap below its branch, so a block is as tall as its layers
 SMALL, LABEL = 9, 11  # font sizes
 _NORMS = ("BatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm")
 _RESHAPES = ("Flatten", "Unflatten")
@@ -181,6 +183,7 @@ def _collapse(nodes: list[Node], model: nn.Module | None, depth: int) -> list[No
 class _Par:
     branches: list[list]  # each a list of items (Node or _Par)
     join: Node | None  # None: the branches end open, into the enclosing join
+    heads: bool = False  # the branches are the network's outputs: they end where they end
 
 
 class _NotSeriesParallel(Exception):
@@ -292,7 +295,8 @@ class _Structure:
             g.append(e) if g is not None else groups.append([e])
         if len(groups) == 1 or k is None:
             raise _NotSeriesParallel(k)
-        return _Par([self.branch(g, k) for g in groups], self.item(k) if k != stop else None), k
+        branches = [self.branch(g, k) for g in groups]
+        return _Par(branches, self.item(k) if k != stop else None, k == _OUT), k
 
 
 # ----- drawing into primitives
@@ -311,6 +315,7 @@ class Diagram:
     arcs: list[tuple[str, str, bool]] = field(default_factory=list)
     groups: list[tuple[str, int, str]] = field(default_factory=list)
     sides: list[list[Node]] = field(default_factory=list)
+    stages: list[tuple[float, int]] = field(default_factory=list)  # (top, stage) of the column's items
     width: float = 0
     height: float = 0
 
@@ -367,7 +372,7 @@ class _Painter:
             left, right, h = self.size(main)
             _, jr, jh = self.size(it.join)
             arc = left + 20 + (_tw(", ".join(n.label for n in short), SMALL) + 6 if short else 0)
-            return arc, max(right, jr), h + GAP + jh
+            return arc, right, h + GAP
         xs, l0, r_last, h = self._branch_x(it)
         jl, jr, jh = self.size(it.join) if it.join else (0, 0, 0)
         pad = 8 if self._frame(it) else 0
@@ -405,12 +410,15 @@ class _Painter:
         return ".".join(prefix) if prefix and (par.join.kind == "concat" or len(prefix) == 1) else ""
 
     # drawing: each returns the y below the item
-    def draw(self, it, cx: float, y: float) -> float:
+    def draw(self, it, cx: float, y: float, tops: list | None = None) -> float:
+        """Draw ``it`` from ``y`` down; ``tops`` collects (top, item) of the items of a list."""
         if isinstance(it, list):
             for i, sub in enumerate(it):
-                if i:
+                if i and not (isinstance(it[i - 1], _Par) and self._residual(it[i - 1])):  # ends in its gap
                     self.d.prims.append(("line", [(cx, y), (cx, y + GAP)], False))
                     y += GAP
+                if tops is not None:
+                    tops.append((y, sub))
                 y = self.draw(sub, cx, y)
             return y
         if isinstance(it, Node):
@@ -420,12 +428,15 @@ class _Painter:
             main, short = res
             y0, edge = y - GAP / 2, self.size(main)[0]
             y = self.draw(main, cx, y)
+            # the "+" in the gap below the branch, as the paper draws it: a block is as tall as the
+            # same layers without the shortcut (plain-34 and ResNet-34 line up row by row)
             self.d.prims.append(("line", [(cx, y), (cx, y + GAP)], False))
-            yj = y + GAP
-            y = self.draw(it.join, cx, yj)
+            self.d.nodes.append(it.join)
+            yb, dashed = y + GAP / 2, bool(short)
+            self.d.prims.append(("circle", cx, yb, SUM_R, it.join))
+            y += GAP
             # the shortcut leaves the connector above the branch and bows out left of everything in it
-            yb, dashed = yj + JOIN_R, bool(short)
-            self.arc(cx, y0, yb, dashed, edge)
+            self.arc(cx, y0, yb, dashed, edge, r=SUM_R)
             if short:
                 label = ", ".join(n.label for n in short)
                 self.d.prims.append(("text", cx - edge - 22, (y0 + yb) / 2, label, SMALL, "end", "#555"))
@@ -433,13 +444,15 @@ class _Painter:
             return y
         return self.parallel(it, cx, y)
 
-    def arc(self, cx, y0, y1, dashed: bool, edge: float, bow: float = 24, into_box: bool = False) -> None:
+    def arc(
+        self, cx, y0, y1, dashed: bool, edge: float, bow: float = 24, into_box: bool = False, r=JOIN_R
+    ) -> None:
         """A shortcut from the column at ``y0`` to the column at ``y1`` (a "+" or, ``into_box``, a box's
         left side), bowing out ``bow`` beyond ``edge``, the column's extent left of its centre."""
         bl = cx - edge
         self.d.prims.append(("line", [(cx, y0), (bl, y0)], dashed))
         self.d.prims.append(("curve", (bl, y0), (bl - bow, y0), (bl - bow, y1), (bl, y1), dashed))
-        self.d.prims.append(("line", [(bl, y1), (cx - (self.box_w / 2 if into_box else JOIN_R), y1)], dashed))
+        self.d.prims.append(("line", [(bl, y1), (cx - (self.box_w / 2 if into_box else r), y1)], dashed))
 
     def parallel(self, par: _Par, cx: float, y: float) -> float:
         frame = self._frame(par)
@@ -457,7 +470,10 @@ class _Painter:
         for x, b in zip(xs, par.branches, strict=True):
             self.d.prims.append(("line", [(x, y + FAN / 2), (x, top)], False))
             end = self.draw(b, x, top) if b else top
-            self.d.prims.append(("line", [(x, end), (x, bottom)], False))
+            if not par.heads:
+                self.d.prims.append(("line", [(x, end), (x, bottom)], False))
+        if par.heads:
+            return bottom
         self.d.prims.append(("line", [(xs[0], bottom), (xs[-1], bottom)], False))
         if par.join is None:
             return bottom
@@ -542,7 +558,8 @@ def layout(nodes: list[Node], title: str) -> Diagram:
         for a, b in ((i, n.name) for n in s.main for i in n.inputs):
             if s.main.index(s.nodes[b]) - s.main.index(s.nodes[a]) > 1:
                 d.arcs.append((a, b, False))
-    painter.draw(items, 0, 0)
+    tops: list = []
+    painter.draw(items, 0, 0, tops)
     if items is s.main:
         pos = {p[-1].name: p[2] for p in d.prims if p[0] in ("box", "circle")}  # top (box) or centre
         for k, (a, b, _) in enumerate(d.arcs):
@@ -567,7 +584,18 @@ def layout(nodes: list[Node], title: str) -> Diagram:
     x0, y0, x1, y1 = _bbox(d.prims)
     d.prims = _shift(d.prims, -x0, -y0)
     d.width, d.height = x1 - x0, y1 - y0
+    d.stages = [(top - y0, _stage(it)) for top, it in tops]
     return d
+
+
+def _stage(item) -> int:
+    """The stage an item of the column belongs to: the spatial size of its output (height x width;
+    0 for flat features, the classifier; -1 for the input)."""
+    last = _flat(item)[-1]
+    if last.kind == "input":
+        return -1
+    dims = [int(v) for v in last.shape.split("x")[1:] if v.isdigit()]
+    return math.prod(dims) if dims else 0
 
 
 def draw(
@@ -621,19 +649,66 @@ def _series_parallel(nodes: list[Node]) -> bool:
     return True
 
 
-def sheet(diagrams: list[Diagram], gap: float = 48) -> Diagram:
-    """Several diagrams side by side on one sheet, aligned at the top, each under its title."""
+def sheet(diagrams: list[Diagram], gap: float = 48, align: bool = True) -> Diagram:
+    """Several diagrams side by side on one sheet, each under its title.
+
+    ``align``: stage by stage, as He et al. (2016, Fig. 3) set VGG-19, plain-34 and ResNet-34 side by
+    side: where the columns reach a new output size (224, 112, 56, ... then the classifier), each
+    column's connector is stretched so that the stage starts at the same height in all of them. A column
+    whose sizes do not only shrink (a U-Net) is left as it is."""
+    shifts = _stage_shifts(diagrams) if align and len(diagrams) > 1 else [[] for _ in diagrams]
     out = Diagram(" | ".join(d.title for d in diagrams))
-    x = 0.0
-    for d in diagrams:
+    x, height = 0.0, 0.0
+    for d, cuts in zip(diagrams, shifts, strict=True):
         out.prims.append(("text", x + d.width / 2, 14, d.title, 15, "middle", "#000"))
-        out.prims += _shift(d.prims, x, 30)
+        out.prims += _shift(_stretch(d.prims, cuts), x, 30)
         out.nodes += d.nodes
         out.arcs += d.arcs
         out.groups += d.groups
         out.sides += d.sides
         x += d.width + gap
-    out.width, out.height = x - gap, 30 + max(d.height for d in diagrams)
+        height = max(height, d.height + sum(delta for _, delta in cuts))
+    out.width, out.height = x - gap, 30 + height
+    return out
+
+
+def _stage_shifts(diagrams: list[Diagram]) -> list[list[tuple[float, float]]]:
+    """Per diagram, (y, extra space inserted there) so that equal stages start at equal heights."""
+    starts = []  # per diagram: stage -> the top of its first item
+    for d in diagrams:
+        first: dict[int, float] = {}
+        for top, stage in d.stages:
+            first.setdefault(stage, top)
+        order = [stage for stage in first if stage >= 0]
+        shrinking = all(a > b for a, b in zip(order, order[1:], strict=False))
+        starts.append(first if shrinking else {})
+    cuts: list[list[tuple[float, float]]] = [[] for _ in diagrams]
+    for stage in sorted({k for f in starts for k in f if k >= 0}, reverse=True):
+        have = [i for i, f in enumerate(starts) if stage in f]
+        now = {i: starts[i][stage] + sum(dy for _, dy in cuts[i]) for i in have}
+        target = max(now.values())
+        for i in have:
+            if target > now[i]:
+                cuts[i].append((starts[i][stage] - 0.5, target - now[i]))
+    return cuts
+
+
+def _stretch(prims, cuts: list[tuple[float, float]]) -> list:
+    """Move every point at or below a cut down by its extra space: the lines that cross it stretch."""
+    if not cuts:
+        return prims
+
+    def y_of(y):
+        return y + sum(dy for c, dy in cuts if y >= c)
+
+    out = []
+    for p in prims:
+        if p[0] in ("box", "frame", "circle", "text"):
+            out.append((p[0], p[1], y_of(p[2]), *p[3:]))
+        elif p[0] == "line":
+            out.append(("line", [(x, y_of(y)) for x, y in p[1]], p[2]))
+        else:
+            out.append(("curve", *[(x, y_of(y)) for x, y in p[1:5]], p[5]))
     return out
 
 
@@ -687,7 +762,7 @@ def _svg(d: Diagram, m: float = 8) -> str:
             if k == "circle":
                 x, y, r = p[1:4]
                 parts += [_el("circle", cx=x, cy=y, r=r, fill=COLORS[n.kind], stroke="#333"),
-                          _text(x, y, n.label, LABEL + 2)]  # fmt: skip
+                          _text(x, y, n.label, LABEL + 2 if r >= JOIN_R else LABEL)]  # fmt: skip
             else:
                 x, y, bw, bh = p[1:5]
                 box = _el("rect", x=x, y=y, width=bw, height=bh, rx=3, fill=COLORS[n.kind], stroke="#333")
@@ -733,7 +808,8 @@ def _png(d: Diagram, path: str, dpi: int) -> None:
         elif k == "circle":
             x, y, r, n = p[1:]
             ax.add_patch(Circle((x, y), r, fc=COLORS[n.kind], ec="#333", lw=1))
-            ax.text(x, y, n.label, fontsize=LABEL + 2, ha="center", va="center", **font)
+            size = LABEL + 2 if r >= JOIN_R else LABEL
+            ax.text(x, y, n.label, fontsize=size, ha="center", va="center", **font)
         else:
             x, y, bw, bh, n = p[1:]
             ax.add_patch(FancyBboxPatch((x, y), bw, bh, boxstyle="round,pad=0,rounding_size=3",

@@ -29,6 +29,12 @@ def run(args) -> int:
     else:
         print(format_compare(rows, markdown=args.format == "markdown"))
     if args.plot:
+        if all(r.top1_err is None and r.top5_err is None for r in rows):
+            names = ", ".join(r.name for r in rows)
+            raise ValueError(
+                f"--plot: nothing to plot, no published ImageNet result for {names}; compare networks "
+                "with one (the default list: alexnet, vgg16, googlenet, resnet50, ...), or leave out --plot"
+            )
         left_out = plot(rows, args.plot)
         print(f"\nplot written to {args.plot}")
         if left_out:
