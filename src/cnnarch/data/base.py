@@ -18,7 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cnnarch.errors import InputError
+from cnnarch.errors import InputError, ResourceError
+
+
+class WriteError(ResourceError, OSError):
+    """A file that could not be written (a full disk, a folder that cannot be written); the earlier file
+    at its path is untouched. An OSError for callers that fall back (the decoded-image cache)."""
 
 
 class CorruptImageError(ValueError):
@@ -126,7 +131,7 @@ def atomic_file(path: str | os.PathLike):
         if isinstance(e, (OSError, RuntimeError)):
             # torch.save reports a full disk only as "unexpected pos N vs M"
             free = shutil.disk_usage(path.parent).free / 2**20
-            raise OSError(
+            raise WriteError(
                 f"could not write {path} ({free:.0f} MiB free on its disk; any earlier file there is "
                 f"untouched). Free some space or write elsewhere. ({e})"
             ) from e
