@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 
-from cnnarch.experiments import dropout, ensemble, normalization, run_experiment
-from cnnarch.experiments.runner import read_rows
+from cnnarch.experiments import degradation, dropout, ensemble, normalization, run_experiment
+from cnnarch.experiments.runner import adoptable, read_machines, read_rows
 
 
 def stop_after(ctx, checks):
@@ -58,6 +58,13 @@ def test_degradation_stops_resumes_and_reports(tiny):
         run_experiment(tiny("degradation", budget=0.0125, output=ctx.output))
     with pytest.raises(ValueError, match="budget"):
         run_experiment(tiny("degradation", budget=0.02, output=ctx.output, resume=True))
+    # a run folder is resumed only by the configuration that made it
+    spec = degradation.plan(ctx)[0][0]
+    with pytest.raises(ValueError, match=r"lr: checkpoint has 0.1, the experiment has 0.2"):
+        adoptable(spec.cfg.replace(lr=0.2), runs / "plain20" / "last.pt")
+    assert adoptable(spec.cfg, runs / "plain20" / "last.pt").resume == str(runs / "plain20" / "last.pt")
+    machines = read_machines(runs / "plain20")
+    assert len(machines) == 1 and machines[0]["from_epoch"] == 0 and machines[0]["cores"] > 0
 
     again = tiny("degradation", budget=0.0125, output=ctx.output, resume=True)
     run_experiment(again)

@@ -77,6 +77,30 @@ def test_resume_is_bit_identical(tmp_path, syn):
     assert not torch.equal(straight["6.weight"], halfway["6.weight"])  # the resumed epochs did train
 
 
+def test_a_paused_cosine_run_resumes_bit_identically(tmp_path, syn):
+    """fit(until_epoch=k) stops after epoch k with the cosine still over the whole run: a pause, then a
+    resume, equals the straight run; a run stopped with --epochs k would have decayed to 0 at epoch k."""
+    x, y = syn.blob_images(192)
+    kw = dict(epochs=4, sched="cosine", sched_unit="iter", warmup_epochs=1, nesterov=True, smoothing=0.1)
+    Trainer(make_cfg(tmp_path / "a", **kw), syn.bundle(x, y, 32, 4), model=syn.tiny_cnn, log=quiet).fit()
+    straight = final_weights(tmp_path / "a/run/last.pt")
+
+    cfg = make_cfg(tmp_path / "b", **kw)
+    row = Trainer(cfg, syn.bundle(x, y, 32, 4), model=syn.tiny_cnn, log=quiet).fit(until_epoch=1)
+    steps = 192 * 3 // 4 // 32
+    assert row["epoch"] == 1 and row["step"] == steps
+    with open(tmp_path / "a/run/metrics.csv") as f:
+        assert row["lr"] == float(next(csv.DictReader(f))["lr"]) > 0.02  # the 4-epoch cosine's, not decayed
+    assert not (tmp_path / "b/run/results.json").exists()
+    again = cfg.replace(resume=str(tmp_path / "b/run/last.pt"))
+    Trainer(again, syn.bundle(x, y, 32, 4), model=syn.tiny_cnn, log=quiet).fit(until_epoch=3)
+    Trainer(again, syn.bundle(x, y, 32, 4), model=syn.tiny_cnn, log=quiet).fit()
+    resumed = final_weights(tmp_path / "b/run/last.pt")
+    for k in straight:
+        assert torch.equal(straight[k], resumed[k]), k
+    assert (tmp_path / "b/run/results.json").exists()
+
+
 def test_resume_refuses_other_model_and_changed_hyperparameters(tmp_path, syn):
     x, y = syn.blob_images(64)
     Trainer(make_cfg(tmp_path, epochs=1), syn.bundle(x, y, 16, 4), model=syn.tiny_cnn, log=quiet).fit()

@@ -15,9 +15,21 @@ examples:
   cnnarch experiment degradation --data ../shared/data/cifar10-jpeg           # about an hour, 2 CPU cores
   cnnarch experiment degradation --data D --output runs/deg --resume        # continue where it stopped
   cnnarch experiment degradation --data D --budget 100                      # the paper's 64k iterations (GPU)
+  cnnarch experiment degradation --data D --budget cosine15 --output runs/d15   # Fig. 6, Table 6: 8 h
+  cnnarch experiment degradation --budget cosine15 --output runs/d15 --report-only   # report what is there
   cnnarch experiment inception-cost --output docs/experiments/inception-cost
 """
 )
+
+
+def budget(text: str) -> float | str:
+    """A number (a scale) or a name (the experiment checks it has that schedule)."""
+    try:
+        return float(text)
+    except ValueError:
+        if not text.replace("-", "").replace("_", "").isalnum():
+            raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor a schedule name") from None
+        return text
 
 
 def add_parser(sub) -> None:
@@ -31,9 +43,10 @@ def add_parser(sub) -> None:
     p.add_argument("name", metavar="NAME", help=", ".join(EXPERIMENTS))
     p.add_argument(
         "--budget",
-        type=float,
+        type=budget,
         default=1.0,
-        help="scale of the training schedule: 1 fits about an hour on 2 CPU cores (default 1)",
+        help="scale of the training schedule: 1 fits about an hour on 2 CPU cores (default 1); or a named "
+        "schedule: degradation's cosine15 (15 cosine epochs, ~8 core-hours) and paper (He et al.'s, a GPU)",
     )
     p.add_argument("--output", help="report folder (default runs/experiments/NAME)")
     p.add_argument("--data", help="CIFAR-10: an ImageFolder tree with train/ and test/, or a dataset name")

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from cnnarch.experiments.runner import Context
 
 EXPERIMENTS = {
-    "degradation": "plain-20/56 against ResNet-20/56: training and test error against iterations",
+    "degradation": "plain-20/56 against ResNet-20/56: training and test error against iterations; "
+    "--budget cosine15 or paper for the CIFAR ResNet family beside the paper's Table 6",
     "ensemble": "k networks that differ only in seed, and their softmax average, as k grows",
     "normalization": "the same small network with no normalization, LRN and batch norm, at two "
     "learning rates",
@@ -42,8 +43,13 @@ def run_experiment(ctx: Context, report_only: bool = False):
     from cnnarch.experiments.runner import begin, finish
 
     module = get_experiment(ctx.name)
+    named = getattr(module, "BUDGETS", {})
+    if ctx.named_budget is not None and ctx.named_budget not in named:
+        known = f"a number or one of {', '.join(named)}" if named else "a number (it has no named budgets)"
+        raise ValueError(f"{ctx.name} has no budget {ctx.named_budget!r}: --budget takes {known}")
     if report_only:
-        if not (ctx.output / "state.json").exists():
+        # run folders that `cnnarch train` made (a named budget's commands) are reported as they are
+        if not (ctx.output / "state.json").exists() and not (ctx.named_budget and ctx.runs.is_dir()):
             raise FileNotFoundError(f"--report-only: {ctx.output} holds no run of {ctx.name} (no state.json)")
         return module.report(ctx)
     begin(ctx)

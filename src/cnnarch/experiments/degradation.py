@@ -14,9 +14,20 @@ training and 2,000 test images (up to the whole of CIFAR-10); ``--budget 100`` i
 Differences from the paper: it trains on 45k images and picks hyperparameters on 5k; here all training
 images are used and the held-out curve is the test set, as its figures show. Training error is the
 running error of each epoch's augmented batches (as the paper's thin curves), not a separate pass.
+
+Named budgets (``--budget NAME``, :data:`BUDGETS`) are whole schedules with more networks and seeds, each
+run exactly the ``cnnarch train`` command that :func:`train_command` writes (a run folder that command
+made is adopted and resumed): ``cosine15``, a modern compressed schedule for one CPU core per run, and
+``paper``, He et al.'s own schedule (a GPU's work). Their report sets the numbers beside the paper's
+Table 6 and judges the three claims of Fig. 6 from them, saying how many epochs each run has reached.
 """
 
 from __future__ import annotations
+
+import math
+import shlex
+import statistics
+from dataclasses import dataclass
 
 from matplotlib.figure import Figure
 
@@ -34,10 +45,13 @@ from cnnarch.experiments.runner import (
     RunSpec,
     base_config,
     collect,
+    fast_precision,
     load_data,
+    read_machines,
     schedule,
     train_rounds,
 )
+from cnnarch.train.config import resolve_config
 
 NETS = (
     ("plain20", "plain-20"),
@@ -74,6 +88,9 @@ def plan(ctx: Context) -> tuple[list[RunSpec], object]:
 
 
 def run(ctx: Context) -> bool:
+    if ctx.named_budget:
+        specs = named_specs(ctx)
+        return train_rounds(ctx, specs, load_data(specs[0].cfg))
     specs, data = plan(ctx)
     return train_rounds(ctx, specs, data)
 
@@ -164,6 +181,8 @@ def plot(runs: dict, path) -> None:
 
 
 def report(ctx: Context):
+    if ctx.named_budget:
+        return report_named(ctx)
     specs, data = plan(ctx)
     runs = collect(ctx, specs)
     final = {
@@ -210,3 +229,438 @@ def report(ctx: Context):
         *conclusions_section(lines, runs),
     ]
     return write_report(ctx, "Degradation: deeper plain networks train worse", CLAIM, setup, sections)
+
+
+# ---------------------------------------------------------------------------------------------- named budgets
+
+DEPTHS = (20, 32, 44, 56, 110)
+# He et al. (2016), Table 6: CIFAR-10 test error (%) of the ResNets (ResNet-110: best of 5 runs; their
+# mean was 6.61 +- 0.16); parameters in millions as the table gives them
+PAPER_TABLE6 = {
+    "resnet20": (0.27, 8.75),
+    "resnet32": (0.46, 7.51),
+    "resnet44": (0.66, 7.17),
+    "resnet56": (0.85, 6.97),
+    "resnet110": (1.7, 6.43),
+}
+DATA_LABEL = "CIFAR-10 (JPEG copy)"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A named budget: its runs ``(model, seed)`` in the order they are worth training (the comparisons
+    of Fig. 6 first), and the options of ``cnnarch train --recipe resnet-cifar`` that every run shares."""
+
+    about: str
+    runs: tuple[tuple[str, int], ...]
+    options: dict
+
+
+FIG6_RUNS = (
+    ("plain20", 0),
+    ("resnet20", 0),
+    ("plain56", 0),
+    ("resnet56", 0),
+    ("plain20", 1),
+    ("resnet20", 1),
+    ("plain56", 1),
+    ("resnet56", 1),
+    ("resnet32", 0),
+    ("resnet44", 0),
+    ("resnet110", 0),
+)
+BUDGETS = {
+    "cosine15": Schedule(
+        "15 epochs of cosine decay with 1 epoch of warm-up, SGD with Nesterov momentum 0.9, weight decay "
+        "5e-4, label smoothing 0.1, batch 128, all 50,000 training images (the shipped ResNet-20's recipe "
+        "at 15 instead of 50 epochs): about 8 hours of one AMD EPYC Zen 4 core for the runs up to "
+        "ResNet-56, ResNet-110 another 2.5",
+        FIG6_RUNS,
+        dict(
+            epochs=15,
+            iterations=1_000_000,  # the recipe's 64k cap would not bind; the epochs end the run
+            sched="cosine",
+            sched_unit="iter",
+            warmup_epochs=1.0,
+            val_split=0.0,
+            weight_decay=5e-4,
+            nesterov=True,
+            smoothing=0.1,
+            target_accuracy=(80.0, 85.0, 90.0),
+        ),
+    ),
+    "paper": Schedule(
+        "He et al. sec. 4.2 unchanged (the resnet-cifar recipe): 64k iterations at batch 128 on 45k "
+        "training images (5k held out), lr 0.1 divided by 10 at 32k and 48k, weight decay 1e-4; plain-32 "
+        "and plain-44 as in Fig. 6 (a GPU's work: hours)",
+        (*FIG6_RUNS, ("plain32", 0), ("plain44", 0)),
+        {},
+    ),
+}
+
+
+def budget_schedule(ctx: Context) -> Schedule:
+    if ctx.named_budget not in BUDGETS:
+        raise ValueError(
+            f"degradation has no budget {ctx.budget!r}: give a number (a scale of the default schedule) or "
+            f"one of {', '.join(BUDGETS)}"
+        )
+    return BUDGETS[ctx.named_budget]
+
+
+def run_name(model: str, seed: int) -> str:
+    return f"{model}-s{seed}"
+
+
+def depth(model: str) -> int:
+    return int(model.removeprefix("plain").removeprefix("resnet"))
+
+
+def label(model: str) -> str:
+    return f"{'plain' if model.startswith('plain') else 'ResNet'}-{depth(model)}"
+
+
+def named_specs(ctx: Context) -> list[RunSpec]:
+    """The runs of a named budget, configured as :func:`train_command` configures them (``ctx``'s
+    device, data and caps added; bf16 autocast and channels-last where they are fast)."""
+    sched = budget_schedule(ctx)
+    specs = []
+    for model, seed in sched.runs:
+        name = run_name(model, seed)
+        cfg = resolve_config(
+            "resnet-cifar",
+            model=model,
+            seed=seed,
+            data=ctx.data,
+            output=str(ctx.runs / name),
+            device=ctx.device,
+            limit_train=ctx.limit_train,
+            limit_val=ctx.limit_val,
+            log_interval=0,
+            workers=0,
+            **fast_precision(ctx),
+            **sched.options,
+        )
+        specs.append(RunSpec(name, f"{label(model)} (seed {seed})", cfg))
+    return specs
+
+
+def train_command(ctx: Context, spec: RunSpec) -> str:
+    """The ``cnnarch train`` command that trains ``spec`` exactly (its folder is then adopted)."""
+    sched = budget_schedule(ctx)
+    cfg = spec.cfg
+    values = {
+        "recipe": "resnet-cifar",
+        "model": cfg.model,
+        "data": cfg.data or "cifar10",
+        **sched.options,
+        "amp": cfg.amp,
+        "channels_last": cfg.channels_last,
+        "seed": cfg.seed,
+        "threads": 1,
+        "output": cfg.output,
+    }
+    words = ["cnnarch", "train"]
+    for k, v in values.items():
+        flag = "--" + k.replace("_", "-")
+        if isinstance(v, bool):
+            words.append(flag if v else f"--no-{k.replace('_', '-')}")
+        elif isinstance(v, tuple):
+            words += [flag, *(f"{x:g}" for x in v)]
+        else:
+            words += [flag, f"{v:g}" if isinstance(v, float) else str(v)]
+    return shlex.join(words)
+
+
+def planned(cfg, curve: list[dict]) -> int:
+    """Epochs the run will train (as the trainer counts them): steps per epoch from its first logged
+    epoch, else from CIFAR-10's 50,000 training images less the held-out split."""
+    spe = curve[0]["step"] if curve else None
+    if not spe:
+        n = cfg.limit_train or round(50_000 * (1 - cfg.val_split))
+        spe = max(1, n // cfg.batch_size)
+    steps = cfg.epochs * spe
+    if cfg.iterations:
+        steps = min(steps, cfg.iterations)
+    return math.ceil(steps / spe)
+
+
+def cpus(machines: list[dict]) -> str:
+    """Each machine a run was trained on, once: CPU (cores; the flags that set its speed), threads, GPU."""
+    seen = []
+    for m in machines:
+        s = f"{m.get('cpu', '?')} ({m.get('cores', '?')} cores; {m.get('cpu_flags') or 'no AVX flags'})"
+        s += f", {m.get('threads', '?')} thread(s)" + (f", {m['gpu']}" if m.get("gpu") else "")
+        if s not in seen:
+            seen.append(s)
+    return "; ".join(seen) or "not recorded"
+
+
+def collect_named(ctx: Context, specs: list[RunSpec]) -> dict:
+    """``collect``'s runs with each run's model, seed, planned and trained epochs, state and machines."""
+    runs = collect(ctx, specs)
+    for s in specs:
+        r = runs[s.name]
+        r["seed"] = s.cfg.seed
+        r["planned_epochs"] = planned(s.cfg, r["curve"])
+        r["epochs"] = len(r["curve"])
+        r["state"] = (
+            "done" if r["epochs"] >= r["planned_epochs"] else "partial" if r["epochs"] else "not started"
+        )
+        r["machines"] = read_machines(ctx.runs / s.name)
+        r["train_minutes"] = sum(c["seconds"] for c in r["curve"] if not math.isnan(c["seconds"])) / 60
+    return runs
+
+
+def by_model(runs: dict, state: str | None = "done") -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for r in runs.values():
+        if state is None or r["state"] == state:
+            out.setdefault(r["model"], []).append(r)
+    return out
+
+
+def spread(values: list[float]) -> float:
+    return max(values) - min(values)
+
+
+def named_conclusions(runs: dict, skip: int) -> list[str]:
+    """The three claims of Fig. 6 and Table 6 judged from the runs (``collect_named``'s dict), each said
+    to hold or not, or to be not yet judged with the epochs the runs have reached. ``skip``: the first
+    epochs left out of the epoch-by-epoch comparison of plain-56 with plain-20."""
+    out = []
+    # 1. degradation: plain-56 above plain-20 in training and test error at every epoch after the first few
+    seeds = sorted({r["seed"] for r in runs.values() if r["model"] in ("plain20", "plain56")})
+    for seed in seeds:
+        p20, p56 = runs.get(run_name("plain20", seed)), runs.get(run_name("plain56", seed))
+        if not (p20 and p56):
+            continue
+        e20 = {c["epoch"]: c for c in p20["curve"]}
+        e56 = {c["epoch"]: c for c in p56["curve"]}
+        judged = sorted(e for e in e20.keys() & e56.keys() if e > skip)
+        total = p56["planned_epochs"]
+        if not judged:
+            out.append(
+                f"plain-56 against plain-20 (seed {seed}): not judged yet; plain-20 has {p20['epochs']} and "
+                f"plain-56 {p56['epochs']} of {total} epochs, and the first {skip} are left out."
+            )
+            continue
+        worse = {
+            what: [e for e in judged if not e56[e][key] > e20[e][key]]
+            for key, what in (("train_err", "training"), ("test_err", "test"))
+        }
+        last = judged[-1]
+        at = (
+            f"at epoch {last}: training {pct(e56[last]['train_err'])} against {pct(e20[last]['train_err'])}, "
+            f"test {pct(e56[last]['test_err'])} against {pct(e20[last]['test_err'])}"
+        )
+        span = f"epochs {judged[0]}-{last} of {total}" + (
+            "" if last >= total else f"; the runs have reached {last} of {total} epochs"
+        )
+        if not any(worse.values()):
+            out.append(
+                f"Holds (seed {seed}): plain-56 has higher training and higher test error than plain-20 at "
+                f"every logged epoch after the first {skip} ({span}); {at}."
+            )
+        else:
+            fails = "; ".join(
+                f"not higher in {what} error at epoch(s) {', '.join(map(str, es))}"
+                for what, es in worse.items()
+                if es
+            )
+            out.append(f"Does not hold (seed {seed}): plain-56 against plain-20, {fails} ({span}); {at}.")
+    if not seeds:
+        out.append("plain-56 against plain-20: not judged; neither run has started.")
+    done = by_model(runs)
+    everything = by_model(runs, None)
+
+    def progress(model: str) -> str:
+        rs = everything.get(model, [])
+        done_epochs = (f"seed {r['seed']}: {r['epochs']} of {r['planned_epochs']} epochs" for r in rs)
+        return ", ".join(done_epochs) or "none"
+
+    # 2. ResNet-56 below ResNet-20 in final test error by more than the seed-to-seed spread
+    if "resnet20" in done and "resnet56" in done:
+        t20 = [r["final"]["test_err"] for r in done["resnet20"]]
+        t56 = [r["final"]["test_err"] for r in done["resnet56"]]
+        gap = statistics.mean(t20) - statistics.mean(t56)
+        means = (
+            f"mean final test error of {len(t56)} and {len(t20)} seed(s): {pct(statistics.mean(t56))} "
+            f"against {pct(statistics.mean(t20))}"
+        )
+        if max(len(t20), len(t56)) < 2:
+            out.append(
+                f"ResNet-56 against ResNet-20: not judged, only one finished seed each, so no seed-to-seed "
+                f"spread yet ({means})."
+            )
+        else:
+            noise = max(spread(t) for t in (t20, t56) if len(t) > 1)
+            verdict = "Holds" if gap > noise else "Does not hold"
+            out.append(
+                f"{verdict}: ResNet-56 is below ResNet-20 by {gap:.2f} points ({means}); the largest "
+                f"seed-to-seed spread of the two is {noise:.2f} points."
+            )
+    else:
+        out.append(
+            "ResNet-56 against ResNet-20: not judged yet, it needs finished runs (ResNet-20: "
+            f"{progress('resnet20')}; ResNet-56: {progress('resnet56')})."
+        )
+    # 3. ResNet test error falls with depth
+    finished = [d for d in DEPTHS if f"resnet{d}" in done]
+    missing = [d for d in DEPTHS if f"resnet{d}" not in done]
+    errs = {d: statistics.mean(r["final"]["test_err"] for r in done[f"resnet{d}"]) for d in finished}
+    listed = ", ".join(f"ResNet-{d} {pct(errs[d])}" for d in finished)
+    unfinished = "; not finished: " + "; ".join(f"ResNet-{d} ({progress(f'resnet{d}')})" for d in missing)
+    if len(finished) < 2:
+        out.append(f"ResNet error against depth: not judged yet{unfinished}.")
+    else:
+        rises = [(a, b) for a, b in zip(finished, finished[1:], strict=False) if not errs[b] < errs[a]]
+        verdict = (
+            "Holds" if not rises else "Does not hold (" + ", ".join(f"{a} to {b}" for a, b in rises) + ")"
+        )
+        out.append(
+            f"{verdict}: ResNet test error falls with depth among the finished ResNets (seed means): {listed}"
+            + (unfinished if missing else "")
+            + "."
+        )
+    # the same depth with and without shortcuts
+    if "plain56" in done and "resnet56" in done:
+        tp = statistics.mean(r["final"]["train_err"] for r in done["plain56"])
+        tr = statistics.mean(r["final"]["train_err"] for r in done["resnet56"])
+        out.append(
+            ("ResNet-56 ended with lower" if tr < tp else "ResNet-56 did not end with lower")
+            + f" training error than plain-56: {pct(tr)} against {pct(tp)} (seed means)."
+        )
+    return out
+
+
+def plot_named(runs: dict, path, title: str) -> None:
+    """Fig. 6 per epoch: plain networks left, ResNets right; thin lines training error, bold lines test
+    error; seed 0 labelled, other seeds fainter."""
+    colors = {20: "tab:orange", 32: "tab:blue", 44: "tab:green", 56: "tab:red", 110: "black"}
+    fig = Figure(figsize=(11, 4.4))
+    axes = fig.subplots(1, 2, sharey=True)
+    errs = [c[k] for r in runs.values() for c in r["curve"][1:] for k in ("train_err", "test_err")]
+    top = min(60.0, 5 * math.ceil(max(errs) / 5)) if errs else 30.0
+    for ax, family, name in ((axes[0], "plain", "plain networks"), (axes[1], "resnet", "ResNets")):
+        for r in runs.values():
+            if not r["model"].startswith(family) or not r["curve"]:
+                continue
+            epochs = [c["epoch"] for c in r["curve"]]
+            color, alpha = colors.get(depth(r["model"]), "tab:gray"), 1.0 if r["seed"] == 0 else 0.45
+            tag = label(r["model"]) if r["seed"] == 0 else None
+            ax.plot(epochs, [c["train_err"] for c in r["curve"]], lw=0.9, color=color, alpha=alpha)
+            ax.plot(epochs, [c["test_err"] for c in r["curve"]], lw=2.4, color=color, alpha=alpha, label=tag)
+        planned_max = max((r["planned_epochs"] for r in runs.values()), default=1)
+        ax.set_xlim(0, planned_max)
+        ax.set_ylim(0, top)
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, title="bold: test, thin: train", title_fontsize=8)
+    axes[0].set_ylabel("error (%)")
+    fig.suptitle(title)
+    save_figure(fig, path)
+
+
+def report_named(ctx: Context):
+    from cnnarch.models import create_model
+
+    sched = budget_schedule(ctx)
+    specs = named_specs(ctx)
+    runs = collect_named(ctx, specs)
+    total = max(r["planned_epochs"] for r in runs.values())
+    skip = max(1, round(0.2 * total))  # "after the first few": the first fifth of the schedule
+    lines = named_conclusions(runs, skip)
+    trained = sum(r["epochs"] for r in runs.values())
+    planned_all = sum(r["planned_epochs"] for r in runs.values())
+    n_done = sum(r["state"] == "done" for r in runs.values())
+    progress = (
+        f"{trained} of {planned_all} epochs trained over the {len(runs)} runs; {n_done} of {len(runs)} runs "
+        "finished" + ("" if n_done == len(runs) else " (the others continue with `--resume`)")
+    )
+    info = {"budget": ctx.budget, "about": sched.about, "progress": progress}
+    write_metrics(ctx, runs, {"conclusions": lines, "schedule": info})
+    plot_named(
+        runs,
+        ctx.output / "degradation.png",
+        f"{DATA_LABEL}, schedule {ctx.budget}: thin lines training error (augmented batches), bold lines "
+        "test error",
+    )
+    params = {m: sum(p.numel() for p in create_model(m).parameters()) for m, _ in sched.runs}
+    all_runs = by_model(runs, None)
+    table6 = []
+    for model in sorted(all_runs, key=lambda m: (not m.startswith("plain"), depth(m))):
+        rs = all_runs[model]
+        fin = [r["final"]["test_err"] for r in rs if r["state"] == "done"]
+        if fin:
+            ours = pct(statistics.mean(fin)) + (
+                f" (seeds {', '.join(pct(v) for v in fin)})" if len(fin) > 1 else " (1 seed)"
+            )
+        else:
+            ours = "not finished"
+        now = "; ".join(
+            f"seed {r['seed']}: {pct(r['final']['test_err'])} at epoch {r['epochs']} of {r['planned_epochs']}"
+            for r in rs
+            if r["state"] == "partial"
+        )
+        paper = PAPER_TABLE6.get(model)
+        table6.append(
+            [
+                label(model),
+                f"{params[model] / 1e6:.2f}M",
+                ours,
+                now or "",
+                f"{paper[1]:.2f}% ({paper[0]}M)" if paper else "(Fig. 6 only)",
+            ]
+        )
+    run_rows = [
+        [
+            r["label"],
+            r["state"],
+            f"{r['epochs']}/{r['planned_epochs']}",
+            pct(r["final"]["train_err"]) if r["final"] else "n/a",
+            pct(r["final"]["test_err"]) if r["final"] else "n/a",
+            f"{r['train_minutes']:.1f}",
+            cpus(r["machines"]),
+        ]
+        for r in runs.values()
+    ]
+    setup = [
+        f"schedule `{ctx.budget}`: {sched.about}",
+        "every run is this command with its own `--model`, `--seed` and `--output`: "
+        f"`{train_command(ctx, specs[0])}`",
+        f"data: {DATA_LABEL} ({specs[0].cfg.data or 'cifar10'}); test error on the test split after every "
+        "epoch; training error is the running error of each epoch's augmented batches, as the paper's thin "
+        "curves",
+        f"mixed precision: {'bf16 autocast, channels-last' if specs[0].cfg.amp else 'none (fp32)'}",
+        f"progress: {progress}",
+    ]
+    sections = [
+        f"## Beside the paper's Table 6 (test error, {DATA_LABEL}; the paper's: CIFAR-10, 64k iterations)",
+        "",
+        md_table(
+            [
+                "network",
+                "parameters",
+                f"test error, {DATA_LABEL}, finished runs",
+                "unfinished runs so far",
+                "He et al. Table 6 (parameters)",
+            ],
+            table6,
+        ),
+        "",
+        "![training and test error per epoch](degradation.png)",
+        "",
+        f"## Runs ({DATA_LABEL}; the CPU each ran on)",
+        "",
+        md_table(["run", "state", "epochs", "training error", "test error", "minutes", "machine"], run_rows),
+        "",
+        *conclusions_section(
+            [*lines, f"The data: {progress}; the figure and tables show every epoch reached."], runs
+        ),
+    ]
+    return write_report(
+        ctx, "Degradation: deeper plain networks train worse, deeper ResNets better", CLAIM, setup, sections
+    )

@@ -101,6 +101,8 @@ def write_report(ctx: Context, title: str, claim: str, setup: list[str], section
         + (" (and a killed one, not recorded)" if any(i["wall_s"] is None for i in inv) else "")
         + f"; report written {now()}",
         f"- budget: {ctx.budget:g}"
+        if ctx.named_budget is None
+        else f"- budget: {ctx.budget} (a named schedule)"
         + (f" (tiny-subset caps: train {ctx.limit_train}, test {ctx.limit_val})" if ctx.limit_train else ""),
     ]
     if inv and inv[-1]["wall_s"] is None:

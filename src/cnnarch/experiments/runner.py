@@ -10,9 +10,12 @@ Layout of an experiment's output folder::
     state.json       command, budget, and the wall time of every invocation (resumes add theirs)
     runs/<run>/      cnnarch.train run directories (config.json, metrics.csv, last.pt, ...)
 
-A run is resumed from its ``last.pt``; a finished run (``status.json``) is not trained again. Training
-runs advance in rounds, one epoch of every run per round, so that a time limit (``--time-limit``) stops
-all of them at the same point of their schedules and the report compares like with like.
+A run is resumed from its ``last.pt`` (refused when the checkpoint's configuration differs from the
+experiment's in anything that changes the computation); a finished run (``status.json``) is not trained
+again. Training runs advance in rounds, one epoch of every run per round (each paused, its schedule left
+whole), so that a time limit (``--time-limit``) stops all of them at the same point of their schedules
+and the report compares like with like. Every start or resume of a run appends the machine that trains
+it to the run's ``machines.jsonl``.
 
 This module is the experiments' only user of :mod:`cnnarch.train` (besides ``evaluate_ensemble``).
 """
@@ -25,6 +28,7 @@ import datetime as dt
 import json
 import math
 import os
+import platform
 import shlex
 import sys
 import time
@@ -45,6 +49,8 @@ from cnnarch.train import (
     resolve_config,
 )
 from cnnarch.train.checkpoint import load_checkpoint
+from cnnarch.train.config import resume_conflicts
+from cnnarch.train.device import cpu_has_fast_bf16
 from cnnarch.train.ensemble import model_from_checkpoint
 
 
@@ -54,7 +60,7 @@ class Context:
 
     name: str
     output: Path
-    budget: float = 1.0
+    budget: float | str = 1.0  # a scale of the experiment's default schedule, or a named schedule
     data: str | None = None
     resume: bool = False
     device: str | None = None
@@ -69,7 +75,12 @@ class Context:
 
     def __post_init__(self):
         self.output = Path(self.output)
-        if not self.budget > 0:
+        if isinstance(self.budget, str):
+            try:
+                self.budget = float(self.budget)
+            except ValueError:
+                pass  # a name: the experiment checks that it has it
+        if isinstance(self.budget, float | int) and not self.budget > 0:
             raise ValueError(f"--budget must be > 0, got {self.budget}")
         if not self.command:
             self.command = "cnnarch " + shlex.join(sys.argv[1:])
@@ -84,6 +95,10 @@ class Context:
     @property
     def torch_device(self) -> torch.device:
         return torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+    @property
+    def named_budget(self) -> str | None:
+        return self.budget if isinstance(self.budget, str) else None
 
     def scaled(self, n: float, cap: int | None = None, minimum: int = 1) -> int:
         """``n`` times the budget, rounded, at least ``minimum`` and at most ``cap``."""
@@ -229,6 +244,55 @@ def planned_epochs(cfg: TrainConfig, data: DataBundle) -> int:
     return math.ceil(steps / spe)
 
 
+def adoptable(cfg: TrainConfig, checkpoint: Path) -> TrainConfig:
+    """``cfg`` resuming ``checkpoint``, which must come from a run of the same configuration (a run folder
+    made by ``cnnarch train`` with the same options is adopted); anything else is refused by name."""
+    saved = TrainConfig.from_dict(load_checkpoint(checkpoint)["config"])
+    ours = {k: getattr(cfg, k) for k in TrainConfig.option_names() if k != "notes"}
+    bad = resume_conflicts(saved, ours)
+    if bad:
+        raise ValueError(
+            f"{checkpoint} was trained with another configuration than this experiment's:\n  "
+            + "\n  ".join(bad).replace("command line gives", "the experiment has")
+            + f"\nmove {checkpoint.parent} away (or choose another --output) to train it anew"
+        )
+    return cfg.replace(resume=str(checkpoint))
+
+
+def machine_record(from_epoch: int, threads: int | None = None) -> dict:
+    """Where a run (re)starts: the date, the CPU with the flags that decide its speed, the GPU if any."""
+    cpu, flags = platform.processor() or platform.machine(), ""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        cpu = next(ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name"))
+        have = set(next(ln for ln in info.splitlines() if ln.startswith("flags")).split(":", 1)[1].split())
+        flags = " ".join(sorted(have & {"avx2", "avx512f", "avx512_bf16", "amx_bf16"}))
+    except (OSError, StopIteration):
+        pass
+    record = {
+        "started": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "cpu_flags": flags,
+        "threads": threads or torch.get_num_threads(),
+        "from_epoch": from_epoch,
+    }
+    if torch.cuda.is_available():
+        record["gpu"] = torch.cuda.get_device_name(0)
+    return record
+
+
+def read_machines(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / "machines.jsonl"
+    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()] if path.exists() else []
+
+
+def fast_precision(ctx: Context) -> dict:
+    """bf16 autocast and channels-last where they are fast (a GPU, a CPU with AVX512-BF16 or AMX)."""
+    on = ctx.torch_device.type == "cuda" or cpu_has_fast_bf16()
+    return {"amp": on, "channels_last": on}
+
+
 def train_rounds(ctx: Context, specs: list[RunSpec], data: DataBundle) -> bool:
     """Train every run to the end of its schedule, one epoch of each per round; returns False when the
     time limit stopped them first. A run whose loss became NaN/inf is marked "diverged" and left.
@@ -239,6 +303,7 @@ def train_rounds(ctx: Context, specs: list[RunSpec], data: DataBundle) -> bool:
     data = dataclasses.replace(data, test=None)  # the trainer would test after every round
     total = {s.name: planned_epochs(s.cfg, data) for s in specs}
     done = {s.name: _epochs_done(dirs[s.name]) for s in specs}
+    recorded: set[str] = set()
     for round_ in range(1, max(total.values()) + 1):
         for s in specs:
             d = dirs[s.name]
@@ -250,11 +315,16 @@ def train_rounds(ctx: Context, specs: list[RunSpec], data: DataBundle) -> bool:
                 )
                 ctx.stopped_early = True
                 return False
-            cfg = s.cfg.replace(output=str(d), epochs=round_)
+            cfg = s.cfg.replace(output=str(d))
             if (d / "last.pt").exists():
-                cfg = cfg.replace(resume=str(d / "last.pt"))
+                cfg = adoptable(cfg, d / "last.pt")
+            if s.name not in recorded:
+                d.mkdir(parents=True, exist_ok=True)
+                with (d / "machines.jsonl").open("a") as f:
+                    f.write(json.dumps(machine_record(done[s.name], cfg.threads)) + "\n")
+                recorded.add(s.name)
             try:
-                row = Trainer(cfg, data, model=s.model, log=lambda _: None).fit()
+                row = Trainer(cfg, data, model=s.model, log=lambda _: None).fit(until_epoch=round_)
             except NonFiniteLossError as e:
                 ctx.log(f"{s.name}: {e}")
                 write_json(d / "status.json", {"state": "diverged", "message": str(e), "epoch": round_})

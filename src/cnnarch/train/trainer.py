@@ -539,9 +539,12 @@ class Trainer:
             if a not in done and top1 >= a:
                 self.clock["reached"].append([a, epoch, self.clock["train_seconds"]])
 
-    def fit(self) -> dict:
+    def fit(self, until_epoch: int | None = None) -> dict:
         """Train to the end of the schedule; returns the final row of metrics plus the test results
-        (also written to ``results.json``)."""
+        (also written to ``results.json``).
+
+        ``until_epoch`` pauses the run after that epoch (its checkpoint written) and returns its row: the
+        schedule stays the whole run's (a cosine keeps its length), so a resume continues it exactly."""
         cfg, data, clock = self.cfg, self.data, self.clock
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -570,7 +573,8 @@ class Trainer:
         held_out = data.val if data.val is not None else data.test if cfg.target_accuracy else None
         row: dict = {}
         test = None
-        for epoch in range(self.start_epoch, self.total_epochs):
+        last = self.total_epochs if until_epoch is None else min(until_epoch, self.total_epochs)
+        for epoch in range(self.start_epoch, last):
             row = {"epoch": epoch + 1, **self.train_epoch(epoch)}
             clock["train_seconds"] += row["seconds"]
             res = None
@@ -606,6 +610,8 @@ class Trainer:
                 f"{row['images_per_s']:.0f} img/s, {row['seconds']:.1f} s, "
                 f"training clock {clock['train_seconds']:.1f} s"
             )
+        if last < self.total_epochs:
+            return row
         row.update(self._final_results(test))
         D.barrier(self.dist)
         return row
