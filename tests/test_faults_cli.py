@@ -90,15 +90,16 @@ def test_export_never_writes_over_its_own_input(trained, capsys):
         ["export", "resnet20", "--format", "torchscript", "--input", "3x32x32", "--out"],
         ["report", "resnet20", "--out"],
         ["draw", "resnet20", "--out"],
+        ["compare", "resnet18", "--plot"],
     ],
-    ids=["export", "report", "draw"],
+    ids=["export", "report", "draw", "compare"],
 )
 def test_an_existing_out_is_replaced_only_with_overwrite(tmp_path, capsys, command):
-    suffix = {"export": ".pt", "report": ".html", "draw": ".svg"}[command[0]]
+    suffix = {"export": ".pt", "report": ".html", "draw": ".svg", "compare": ".svg"}[command[0]]
     out = tmp_path / f"mine{suffix}"
     out.write_text("the user's own file")
     assert main([*command, str(out)]) == 2
-    assert f"--out {out} exists" in error_of(capsys) and out.read_text() == "the user's own file"
+    assert f"{command[-1]} {out} exists" in error_of(capsys) and out.read_text() == "the user's own file"
     assert main([*command, str(out), "--overwrite"]) == 0
     assert out.read_bytes() != b"the user's own file"
     assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no temporary file left beside it
@@ -144,6 +145,12 @@ def test_an_empty_output_is_refused_and_nothing_is_written(tree, tmp_path, monke
     assert train(tree, "") == 2
     assert "--output is empty" in error_of(capsys)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_an_empty_experiment_output_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["experiment", "inception-cost", "--output", ""]) == 2
+    assert "--output is empty" in error_of(capsys) and list(tmp_path.iterdir()) == []
 
 
 def test_a_second_run_into_a_live_runs_folder_is_refused_at_once(tree, tmp_path, capsys):

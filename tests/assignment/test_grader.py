@@ -131,3 +131,14 @@ def test_bad_arguments_name_the_way_out(workspace, tmp_path, capsys):
     assert "cnnarch assignment init" in capsys.readouterr().err
     assert main(["assignment", "check", str(workspace), "--timeout", "0"]) == 2
     assert "--timeout must be a positive number" in capsys.readouterr().err
+
+
+def test_code_that_allocates_past_the_memory_cap_fails_its_check_with_a_memory_error(workspace):
+    big = "        np.ones(2**27).sum()  # 1 GiB\n        return (dout * mask)"
+    solve(workspace, {"layers": [("        return (dout * mask)", big)]})
+    capped = grade(workspace, parts=["dropout"], memory_limit=256 * 2**20)
+    detail = {r["function"]: r["detail"] for r in capped if r["result"] != "pass"}
+    assert set(detail) == {"dropout_backward"}
+    assert detail["dropout_backward"].startswith("raised MemoryError")
+    # the oracle: without the cap the same code allocates its GiB and passes
+    assert all(r["result"] == "pass" for r in grade(workspace, parts=["dropout"], memory_limit=None))

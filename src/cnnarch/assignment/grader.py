@@ -5,6 +5,8 @@ first on ``sys.path``). The parent waits for each check at most ``timeout`` seco
 (an infinite loop) is failed as "timed out", the worker is killed, and a new one carries on with the
 checks after it; a worker that dies (a crash, ``os._exit``) fails the check it was running the same
 way. An exception fails its check with its type, message and the line of the workspace it came from.
+The worker may allocate at most ``memory_limit`` bytes (4 GiB by default, on Linux): code that allocates
+without end fails its check with a MemoryError instead of taking the machine's memory.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from cnnarch.assignment.exercises import PACKAGE, PARTS
 
 STARTUP_TIMEOUT = 120.0  # the first worker waits for the server to import numpy and torch
+MEMORY_LIMIT = 4 * 2**30  # the assignment's checks need a few MB; an endless allocation stops here
 
 
 def _where(exc: BaseException, workspace: Path) -> str:
@@ -79,7 +82,20 @@ def run_check(c, get, workspace: Path) -> dict:
     return {"error": error, "passed": passed, "detail": "" if passed else f"error above {c.limit:.0e}"}
 
 
-def _worker(conn, workspace: str, indices: list[int]) -> None:
+def _cap_memory(limit: int) -> None:
+    """Let this process allocate at most ``limit`` more bytes of data (Linux counts every private
+    mapping, NumPy's arrays included): student code that allocates without end gets a MemoryError and
+    fails its check, instead of taking the machine's memory."""
+    import resource
+
+    with open("/proc/self/status") as f:
+        used = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmData:"))
+    resource.setrlimit(resource.RLIMIT_DATA, (used + limit, resource.getrlimit(resource.RLIMIT_DATA)[1]))
+
+
+def _worker(conn, workspace: str, indices: list[int], memory_limit: int | None) -> None:
+    if memory_limit is not None and Path("/proc/self/status").is_file():
+        _cap_memory(memory_limit)
     workspace = Path(workspace).resolve()
     sys.path.insert(0, str(workspace))
     from cnnarch.assignment.checks import CHECKS
@@ -110,9 +126,12 @@ def check_workspace(workspace) -> Path:
     return workspace
 
 
-def grade(workspace, parts=None, timeout: float = 30.0) -> list[dict]:
+def grade(
+    workspace, parts=None, timeout: float = 30.0, memory_limit: int | None = MEMORY_LIMIT
+) -> list[dict]:
     """Rows ``{"part", "function", "check", "error", "limit", "result", "detail"}``, one per check of
-    ``parts`` (default: all), in the assignment's order."""
+    ``parts`` (default: all), in the assignment's order. ``memory_limit``: the bytes the student's code
+    may allocate (on Linux; None for no cap)."""
     from cnnarch.assignment.checks import CHECKS
 
     if not timeout > 0:
@@ -126,7 +145,7 @@ def grade(workspace, parts=None, timeout: float = 30.0) -> list[dict]:
     ctx.set_forkserver_preload(["cnnarch.assignment.checks"])
     while pending:
         receiver, sender = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_worker, args=(sender, str(workspace), pending), daemon=True)
+        proc = ctx.Process(target=_worker, args=(sender, str(workspace), pending, memory_limit), daemon=True)
         proc.start()
         sender.close()
         try:

@@ -35,6 +35,13 @@ def add_parser(sub):
     check.add_argument(
         "--timeout", type=float, default=30.0, metavar="S", help="seconds each check may run (default 30)"
     )
+    check.add_argument(
+        "--memory",
+        type=float,
+        default=4.0,
+        metavar="GB",
+        help="GiB the student's code may allocate (default 4)",
+    )
     add_format_argument(check)
     p.set_defaults(run=run)
 
@@ -68,7 +75,9 @@ def run(args) -> int:
 
     from cnnarch.assignment.grader import grade
 
-    rows = grade(args.dir, parts=args.part, timeout=args.timeout)
+    if not args.memory > 0:
+        raise ValueError(f"--memory must be a positive number of GiB, got {args.memory}")
+    rows = grade(args.dir, parts=args.part, timeout=args.timeout, memory_limit=int(args.memory * 2**30))
     print(render(rows, args.format, columns=COLUMNS, text=_cell))
     passed = sum(r["result"] == "pass" for r in rows)
     functions = {}

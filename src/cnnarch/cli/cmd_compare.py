@@ -14,6 +14,7 @@ def add_parser(sub):
         help="models (default: the lecture's AlexNet, VGG-16/19, GoogLeNet, ResNet-18/34/50/152)",
     )
     p.add_argument("--plot", metavar="FILE", help="write the chart to FILE.png or FILE.svg")
+    p.add_argument("--overwrite", action="store_true", help="replace --plot if it exists")
     add_format_argument(p)
     p.set_defaults(run=run)
 
@@ -22,6 +23,9 @@ def run(args) -> int:
     if args.plot and Path(args.plot).suffix.lower() not in (".png", ".svg"):
         raise ValueError(f"--plot {args.plot}: the file must end in .png or .svg")
     from cnnarch.analysis.compare import DEFAULT_MODELS, compare, format_compare, plot, records
+    from cnnarch.cli._output import output_file, written_whole
+
+    out = args.plot and output_file(args.plot, overwrite=args.overwrite, flag="--plot")
 
     rows = compare(args.names or DEFAULT_MODELS)
     if args.format in ("json", "csv"):
@@ -35,7 +39,8 @@ def run(args) -> int:
                 f"--plot: nothing to plot, no published ImageNet result for {names}; compare networks "
                 "with one (the default list: alexnet, vgg16, googlenet, resnet50, ...), or leave out --plot"
             )
-        left_out = plot(rows, args.plot)
+        with written_whole(out) as tmp:
+            left_out = plot(rows, tmp)
         print(f"\nplot written to {args.plot}")
         if left_out:
             print(f"not on the plot (no published ImageNet result): {', '.join(left_out)}")

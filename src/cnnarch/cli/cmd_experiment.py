@@ -69,9 +69,15 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from cnnarch.errors import UsageError
     from cnnarch.experiments import run_experiment
     from cnnarch.experiments.runner import Context
 
+    if args.output is not None and not args.output.strip():
+        raise UsageError(
+            "--output is empty",
+            hint=f"name the report folder, or leave out --output for runs/experiments/{args.name}",
+        )
     ctx = Context(
         name=args.name,
         output=args.output or f"runs/experiments/{args.name}",
