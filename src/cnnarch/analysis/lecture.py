@@ -230,6 +230,33 @@ class Network:
         train = self.p.train_bytes_per_image
         return Fact(train / self.p.forward_bytes_per_image, megabytes(train))
 
+    @cached_property
+    def _measured(self):
+        from cnnarch.analysis.measure import measure_memory
+
+        model, size = build(self.name, "cpu")
+        return measure_memory(model, size)
+
+    def measured_forward_mb(self) -> Fact:
+        """The forward pass measured on the CPU (batch 1): peak tensor memory with autograd on."""
+        m = self._measured
+        mb = m.forward / 1e6
+        shown = f"{mb:.1f} MB measured (CPU; {m.inference / 1e6:.1f} MB under no_grad)"
+        return Fact(
+            mb, shown, {"inference": m.inference / 1e6, "estimate": self.p.forward_bytes_per_image / 1e6}
+        )
+
+    def measured_train_over_forward(self) -> Fact:
+        """A training step measured on the CPU: its peak beyond the weights' gradients, over the
+        measured forward's."""
+        m = self._measured
+        rest = m.train_step - m.weight_grads
+        shown = (
+            f"step peak {m.train_step / 1e6:.0f} MB = {m.weight_grads / 1e6:.0f} MB weight gradients + "
+            f"{rest / 1e6:.0f} MB; forward {m.forward / 1e6:.0f} MB"
+        )
+        return Fact(rest / m.forward, shown, {"ratio": rest / m.forward})
+
     def fits_5gb(self) -> Fact:
         fits = self.p.images_that_fit(5e9, training=False, with_params=False)
         fits_w = self.p.images_that_fit(5e9, training=False, with_params=True)

@@ -231,6 +231,7 @@ class Layer:
     activations: int = 0  # elements of the output (all tensor outputs)
     activation_bytes: int = 0  # bytes newly allocated for the output
     macs: int = 0
+    train_macs: int = 0  # forward + backward MACs of one training step (see ``Profile.train_flops``)
     other_ops: int = 0
     rf: tuple | None = None
     jump: tuple | None = None
@@ -283,6 +284,17 @@ class Profile:
     @property
     def flops(self) -> int:
         return 2 * self.macs
+
+    @property
+    def train_flops(self) -> int:
+        """FLOPs of a training step (forward + backward) for the batch: every product's forward, and
+        in the backward one product of the same size per operand that gets a gradient (the weights',
+        and the input's except where it is the network's input); as ``FlopCounterMode`` counts them."""
+        return 2 * sum(layer.train_macs for layer in self.layers)
+
+    @property
+    def train_flops_per_image(self) -> int:
+        return self.train_flops // self.batch_size
 
     @property
     def other_ops(self) -> int:
@@ -365,6 +377,7 @@ class _Tracer(TorchDispatchMode):
         self.producer = WeakTensorKeyDictionary()  # tensor -> name of the record that wrote it last
         self.alloc_bytes: dict[int, int] = {}
         self.params = WeakTensorKeyDictionary()
+        self.learns = WeakTensorKeyDictionary()  # tensors computed from a parameter: they get gradients
         self.stack: list[tuple[Layer, int]] = []  # (record, last allocation id before the call)
         self.names = {m: n for n, m in root.named_modules(remove_duplicate=False)}
         self.records: list[Layer] = []
@@ -450,6 +463,18 @@ class _Tracer(TorchDispatchMode):
         if packet in flop_registry:  # attention and other fused products: torch's own formula
             return flop_registry[packet](*args, **kwargs, out_val=out) // 2
         return 0
+
+    def _backward_factor(self, packet, args) -> int:
+        """1 (the forward) + 1 per operand of a product that gets a gradient in training: the backward
+        of ``y = x W`` is ``dx = dy W^T`` (only where x comes from a parameter: not for the first
+        layer, which reads the input) and ``dW = x^T dy``, each as many MACs as the forward."""
+        if packet in _CONV or packet is aten.mm or packet is aten.bmm:
+            operands = args[:2]
+        elif packet is aten.addmm or packet is aten.baddbmm:
+            operands = args[1:3]
+        else:  # fused products (attention): both operands, as their weights are
+            return 3
+        return 1 + sum(t in self.params or t in self.learns for t in operands)
 
     @staticmethod
     def _other_ops(func, args, out) -> int:
@@ -543,15 +568,21 @@ class _Tracer(TorchDispatchMode):
                 self.fields[t] = f
         macs = self._macs(func, args, kwargs, outs[0])
         other = self._other_ops(func, args, outs[0])
+        if any(t in self.params or t in self.learns for t in inputs):
+            for t in outs:  # a gradient flows back to here in training
+                self.learns[t] = True
+        train = macs * self._backward_factor(op.packet, args) if macs else 0
         if not self.stack:
             return out
         sources = {self.producer[t] for t in inputs if t in self.producer}
         rec = self.stack[-1][0]
         if rec.kind == "module":
             rec.macs += macs
+            rec.train_macs += train
             rec.other_ops += other
         elif op.makes_record:
             rec = self._function_record(func, rec, outs[:1], first_alloc, macs, other)
+            rec.train_macs = train
             rec.extra.update(_op_extra(op.packet, args, outs[0]))
             for t in inputs:  # the weights a functional layer (F.conv2d, a loaded graph's ops) reads
                 pid = self.params.get(t)
@@ -816,6 +847,7 @@ def _aggregate_blocks(blocks: list[Layer], layers: list[Layer]) -> None:
                 b.biases += layer.biases
                 b.activation_bytes += layer.activation_bytes
                 b.macs += layer.macs
+                b.train_macs += layer.train_macs
                 b.other_ops += layer.other_ops
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import asdict
 
 from torch import nn
 
@@ -72,6 +73,8 @@ def totals_lines(p: Profile, gpu_memory_gb: float | None = None) -> list[str]:
         f"MACs per image: {p.macs_per_image:,} = {p.macs_per_image / 1e9:.3f} G "
         f"(FLOPs = 2 x MACs = {2 * p.macs_per_image / 1e9:.3f} G; pooling, norm, ReLU, sums: "
         f"{p.other_ops // per / 1e9:.3f} G other ops)",
+        f"training FLOPs per image (forward + backward): {p.train_flops_per_image / 1e9:.3f} G "
+        f"= {p.train_flops_per_image / max(p.flops // per, 1):.2f} x forward",
         f"forward activations per image: {p.activations_per_image:,} values = "
         f"{megabytes(p.forward_bytes_per_image)}; forward+backward ~ {megabytes(p.train_bytes_per_image)}",
         f"depth: {p.depth} weighted layers on the longest path; output receptive field {axes_str(p.rf)}",
@@ -141,7 +144,20 @@ def records(p: Profile, depth: int | None = None) -> list[dict]:
     return out
 
 
-def to_json(p: Profile, depth: int | None = None) -> str:
+def measured_lines(p: Profile, m) -> list[str]:
+    """A :class:`~cnnarch.analysis.measure.Measured` beside the profile's estimate, per image."""
+    est_train = p.train_bytes_per_image + p.param_bytes
+    return [
+        f"measured on {m.device}, batch {m.batch_size}, peak tensor memory per image: forward "
+        f"{megabytes(m.per_image('forward'))} with autograd, {megabytes(m.per_image('inference'))} "
+        f"without (estimate {megabytes(p.forward_bytes_per_image)})",
+        f"measured training step: {megabytes(m.per_image('train_step'))} per image, of which weight "
+        f"gradients {megabytes(m.weight_grads / m.batch_size)} (estimate: activations x 2 + weight gradients "
+        f"= {megabytes(est_train)})",
+    ]
+
+
+def to_json(p: Profile, depth: int | None = None, measured=None) -> str:
     totals = {
         "model": p.model,
         "input_shape": list(p.input_shape),
@@ -151,6 +167,7 @@ def to_json(p: Profile, depth: int | None = None) -> str:
         "biases": p.biases,
         "macs": p.macs,
         "flops": p.flops,
+        "train_flops_per_image": p.train_flops_per_image,
         "other_ops": p.other_ops,
         "activations_per_image": p.activations_per_image,
         "forward_bytes_per_image": p.forward_bytes_per_image,
@@ -158,6 +175,8 @@ def to_json(p: Profile, depth: int | None = None) -> str:
         "depth": p.depth,
         "unused": [{"name": n, "params": c} for n, c in p.unused],
     }
+    if measured is not None:
+        totals["measured"] = asdict(measured)
     return json.dumps({"totals": totals, "layers": records(p, depth)}, indent=1)
 
 
