@@ -324,6 +324,9 @@ def named_specs(ctx: Context) -> list[RunSpec]:
     """The runs of a named budget, configured as :func:`train_command` configures them (``ctx``'s
     device, data and caps added; bf16 autocast and channels-last where they are fast)."""
     sched = budget_schedule(ctx)
+    options = dict(sched.options)
+    if ctx.limit_train is not None:  # a tiny subset (tests, rehearsals) still gets a few batches per epoch
+        options["batch_size"] = max(1, min(128, ctx.limit_train // 4))
     specs = []
     for model, seed in sched.runs:
         name = run_name(model, seed)
@@ -339,7 +342,7 @@ def named_specs(ctx: Context) -> list[RunSpec]:
             log_interval=0,
             workers=0,
             **fast_precision(ctx),
-            **sched.options,
+            **options,
         )
         specs.append(RunSpec(name, f"{label(model)} (seed {seed})", cfg))
     return specs
