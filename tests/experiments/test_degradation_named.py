@@ -116,6 +116,7 @@ def test_report_of_partial_runs_says_how_far_they_got(tmp_path):
     path = run_experiment(ctx, report_only=True)
     text = path.read_text()
     assert "CIFAR-10 (JPEG copy)" in text and "8.75% (0.27M)" in text and "6.43% (1.7M)" in text
+    assert "- command: `test degradation`: a report of run folders that `cnnarch train` made" in text
     # the 6th epoch: 70 - 55 * 5/14 = 50.357 and 72 - 54 * 5/14 = 52.714
     assert "| plain-56 (seed 0) | partial | 6/15 | 50.36% | 52.71% | 15.0 |" in text
     planned = 15 * 11

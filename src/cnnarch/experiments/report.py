@@ -95,14 +95,18 @@ def write_report(ctx: Context, title: str, claim: str, setup: list[str], section
         f"- command: `{i['command']}` ({i['started']}, {'?' if i['wall_s'] is None else i['wall_s']} s)"
         for i in inv
     ]
+    if not inv:
+        lines.append(
+            f"- command: `{ctx.command}`: a report of run folders that `cnnarch train` made (their "
+            "commands, machines and minutes are below)"
+        )
+    budget = f"{ctx.budget:g}" if ctx.named_budget is None else f"{ctx.budget} (a named schedule)"
     lines += [
         f"- machine: {machine()}",
         f"- wall time: {wall:.0f} s in {len(inv)} invocation(s)"
         + (" (and a killed one, not recorded)" if any(i["wall_s"] is None for i in inv) else "")
         + f"; report written {now()}",
-        f"- budget: {ctx.budget:g}"
-        if ctx.named_budget is None
-        else f"- budget: {ctx.budget} (a named schedule)"
+        f"- budget: {budget}"
         + (f" (tiny-subset caps: train {ctx.limit_train}, test {ctx.limit_val})" if ctx.limit_train else ""),
     ]
     if inv and inv[-1]["wall_s"] is None:
