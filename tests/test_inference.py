@@ -191,12 +191,15 @@ def test_a_run_ships_as_safetensors_and_evaluates_to_its_recorded_accuracy(tmp_p
         main(["train", "--data", str(cifar_jpeg_root), "--val-split", "0", "--output", str(run), *args]) == 0
     )
     recorded = json.loads((run / "results.json").read_text())
+    machine = {"cpu": "AMD EPYC", "cores": 2, "cpu_flags": "avx512_bf16", "threads": 1, "from_epoch": 0}
+    (run / "machines.jsonl").write_text(json.dumps(machine) + "\n")
     out = tmp_path / "resnet20-cifar10.safetensors"
     assert main(["export", str(run / "last.pt"), "--format", "safetensors", "--out", str(out)]) == 0
     net = create_model("resnet20", weights=out)
     meta = net.weights_meta
     assert meta.classes == tuple(sorted(p.name for p in (cifar_jpeg_root / "train").iterdir()))
     assert meta.extra["test_top1"] == recorded["test_top1"] and meta.extra["config"]["model"] == "resnet20"
+    assert meta.extra["machines"] == [machine]
     capsys.readouterr()
     evaluated = ["eval", "--model", "resnet20", "--weights", str(out), "--data", str(cifar_jpeg_root)]
     assert main([*evaluated, "--limit-val", "50", "--format", "json"]) == 0

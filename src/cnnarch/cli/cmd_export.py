@@ -84,7 +84,8 @@ def run(args) -> int:
 
 def with_run_record(meta, checkpoint: Path):
     """The metadata of a checkpoint's weights, with what its run folder records: test accuracy
-    (``results.json``), the configuration it was trained with and the checkpoint's date."""
+    (``results.json``), the configuration it was trained with, the checkpoint's date, and the machines
+    that trained it (``machines.jsonl``, written by ``cnnarch experiment`` and its run scripts)."""
     import json
     from dataclasses import replace
     from datetime import datetime, timezone
@@ -104,6 +105,9 @@ def with_run_record(meta, checkpoint: Path):
                 "delete or repair it to export without the recorded accuracy"
             ) from None
         record |= {k: r[k] for k in ("test_top1", "test_top5", "test_images", "tta_top1") if k in r}
+    machines = checkpoint.parent / "machines.jsonl"
+    if machines.is_file():
+        record["machines"] = [json.loads(ln) for ln in machines.read_text().splitlines() if ln.strip()]
     mtime = datetime.fromtimestamp(checkpoint.stat().st_mtime, timezone.utc)
     record["date"] = mtime.strftime("%Y-%m-%d")
     return replace(meta, extra={**meta.extra, **record})
