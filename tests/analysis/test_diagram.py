@@ -181,6 +181,7 @@ def test_notebook_and_terminal_forms():
     assert f"params: {sum(t.numel() for t in model.parameters()):,}" in text
     page = p._repr_html_()
     assert page.count("<tr data-name=") == len(p.layers) and "params:" in page
+    assert "<style>" in page and "border-collapse" in page  # its own style: a notebook gives none
 
 
 def test_jupyter_picks_the_rich_forms():
