@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 from cnnarch.assignment.exercises import COPIED, EXERCISES, REEXPORTED
-from cnnarch.assignment.workspace import END, START, default_notebooks_dir, init_workspace, stub_source
+from cnnarch.assignment.workspace import (
+    END,
+    REGION_BEGIN,
+    REGION_TODO,
+    START,
+    default_notebooks_dir,
+    init_workspace,
+    stub_source,
+)
 from cnnarch.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -103,32 +111,38 @@ def test_workspace_stubs_every_exercise_and_keeps_the_rest_of_the_reference(work
                 stub = ws[name]
                 assert ast.dump(stub.args) == ast.dump(node.args)
                 assert ast.get_docstring(stub) == ast.get_docstring(node)
-                body = ws_source.splitlines()[stub.end_lineno - 2 : stub.end_lineno + 1]
-                assert [line.strip() for line in body] == [
-                    START,
-                    f'raise NotImplementedError("implement {name}")',
-                    END,
-                ]
+                lines = [line.strip() for line in ws_source.splitlines()]
+                if name.endswith("__init__"):  # only the marked region is the exercise
+                    assert REGION_BEGIN in ref_source
+                    body = lines[stub.lineno - 1 : stub.end_lineno + 3]
+                    k = body.index(START)
+                    assert body[k : k + 3] == [START, f"# {REGION_TODO['__init__']}", END]
+                    assert "self.params = {}" in body[:k]
+                    continue
+                body = lines[stub.end_lineno - 2 : stub.end_lineno + 1]
+                assert body == [START, f'raise NotImplementedError("implement {name}")', END]
             elif name.startswith("_") and module == "layers":
                 assert name not in ws  # _check_tiles, _normalize_backward: only the solutions used them
             else:
                 assert ast.dump(ws[name]) == ast.dump(node), name
 
 
-def test_workspace_imports_from_itself_and_reexports_the_rest(workspace):
+def test_workspace_imports_from_itself_and_its_graded_modules_need_no_cnnarch(workspace):
     code = (
         "import cs231n.layers, cs231n.layer_utils, cs231n.optim, cs231n.solver\n"
         "from cs231n.classifiers.fc_net import FullyConnectedNet\n"
         "from cs231n.classifiers import cnn\n"
-        "import cnnarch.scratch.fast_layers as F, cnnarch.scratch.data_utils as D\n"
         "from cs231n.fast_layers import conv_forward_fast, conv_forward_im2col, max_pool_forward_reshape\n"
         "from cs231n.gradient_check import eval_numerical_gradient_array\n"
-        "from cs231n.data_utils import get_CIFAR10_data, load_CIFAR10\n"
         "from cs231n.vis_utils import visualize_grid\n"
+        "import sys\n"
+        "assert not [m for m in sys.modules if m.startswith('cnnarch')], 'graded code imported cnnarch'\n"
+        "from cs231n.data_utils import get_CIFAR10_data, load_CIFAR10\n"
+        "import cnnarch.scratch.data_utils as D\n"
         "assert cs231n.layer_utils.affine_forward is cs231n.layers.affine_forward\n"
         "assert cs231n.solver.optim is cs231n.optim\n"
         "assert cnn.affine_forward is cs231n.layers.affine_forward\n"
-        "assert conv_forward_im2col is F.conv_forward_fast and get_CIFAR10_data is D.get_CIFAR10_data\n"
+        "assert conv_forward_im2col is conv_forward_fast and get_CIFAR10_data is D.get_CIFAR10_data\n"
         "try:\n"
         "    cs231n.layers.affine_forward(0, 0, 0)\n"
         "except NotImplementedError as e:\n"
@@ -177,9 +191,9 @@ def test_init_copies_notebooks_with_imports_pointed_at_the_workspace_and_outputs
         "from cs231n import layers as L",
         "from cnnarch.scratch import data, modules",
         "import cs231n.layer_utils as lu",
-        "from cnnarch.scratch.gradient_check import rel_error",
+        "from cs231n.gradient_check import rel_error",
         "from cnnarch.scratch.data import get_CIFAR10_data",
-        "from cnnarch.scratch.fast_layers import conv_forward_fast",
+        "from cs231n.fast_layers import conv_forward_fast",
     ]
     assert copy.cells[1].outputs == [] and copy.cells[1].execution_count is None
 

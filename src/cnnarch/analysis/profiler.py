@@ -358,9 +358,9 @@ class Profile:
 
     def _repr_html_(self) -> str:
         """The table with its totals, for Jupyter."""
-        from cnnarch.analysis.html_report import profile_page
+        from cnnarch.analysis.html_report import profile_html
 
-        return profile_page(self)
+        return profile_html(self)
 
 
 def _execution_order(p: Profile) -> list[Layer]:

@@ -1,7 +1,9 @@
 """Which functions of the assignment the student writes, by part of the assignment.
 
 Each exercise is ``(module, name)``: ``module`` relative to the workspace package ``cs231n`` (and to
-``cnnarch.scratch``, whose code is the reference), ``name`` a function or ``Class.method``.
+``cnnarch.scratch``, whose code is the reference), ``name`` a function or ``Class.method``. The
+student writes the whole body, or, where the reference marks a region with ``# >>> exercise`` and
+``# <<< exercise`` (the weight initialization in the networks' ``__init__``), that region only.
 """
 
 PACKAGE = "cs231n"
@@ -12,7 +14,11 @@ PARTS = {
         ("layers", "affine_backward"),
         ("layers", "relu_forward"),
         ("layers", "relu_backward"),
+        ("layers", "svm_loss"),
         ("layers", "softmax_loss"),
+        ("classifiers.fc_net", "TwoLayerNet.__init__"),
+        ("classifiers.fc_net", "TwoLayerNet.loss"),
+        ("classifiers.fc_net", "FullyConnectedNet.__init__"),
         ("classifiers.fc_net", "FullyConnectedNet.loss"),
         ("optim", "sgd_momentum"),
         ("optim", "rmsprop"),
@@ -38,6 +44,7 @@ PARTS = {
         ("layers", "spatial_batchnorm_backward"),
         ("layers", "spatial_groupnorm_forward"),
         ("layers", "spatial_groupnorm_backward"),
+        ("classifiers.cnn", "ThreeLayerConvNet.__init__"),
         ("classifiers.cnn", "ThreeLayerConvNet.loss"),
     ],
 }
@@ -45,6 +52,17 @@ PARTS = {
 EXERCISES = [ex for part in PARTS.values() for ex in part]
 
 # Workspace modules written from the reference with their exercises stubbed (or none), in import order.
-COPIED = ["layers", "layer_utils", "optim", "solver", "classifiers.fc_net", "classifiers.cnn"]
+# Every module the grader imports is a copy, so that the student's package runs without cnnarch.
+COPIED = [
+    "fast_layers",
+    "layers",
+    "layer_utils",
+    "optim",
+    "solver",
+    "gradient_check",
+    "vis_utils",
+    "classifiers.fc_net",
+    "classifiers.cnn",
+]
 # Workspace modules that only re-export ``cnnarch.scratch``'s, so the assignment's imports work.
-REEXPORTED = ["fast_layers", "gradient_check", "data_utils", "vis_utils"]
+REEXPORTED = ["data_utils"]

@@ -1,119 +1,155 @@
 """Grade a workspace: every check of :mod:`cnnarch.assignment.checks` on the student's functions.
 
-The student's code runs in a worker process (forked from a clean server process, with the workspace
-first on ``sys.path``). The parent waits for each check at most ``timeout`` seconds: a check that runs longer
-(an infinite loop) is failed as "timed out", the worker is killed, and a new one carries on with the
-checks after it; a worker that dies (a crash, ``os._exit``) fails the check it was running the same
-way. An exception fails its check with its type, message and the line of the workspace it came from.
-The worker may allocate at most ``memory_limit`` bytes (4 GiB by default, on Linux): code that allocates
-without end fails its check with a MemoryError instead of taking the machine's memory.
+The student's code never runs in the grader's process. It runs in a child process
+(:mod:`cnnarch.assignment.harness`) whose ``sys.path`` holds the workspace, NumPy and the standard
+library only, under an audit hook that refuses any use of cnnarch's files and any new process, with its
+address space capped. The grader computes the expected values here (numerical gradients, torch, the
+reference engine), sends the child only the inputs, and compares what comes back; so the student's
+files can neither reach the grader's code nor see its expected values.
+
+- An import of a workspace module that raises, hangs or kills the process is reported once, as its
+  own row, and the checks that need that module are marked "not graded" at once.
+- A check that runs longer than ``timeout`` seconds (an endless loop) fails as timed out; a check that
+  kills the process fails as such; in both cases a fresh child carries on with the next check.
+- The student's process may allocate at most ``memory_limit`` bytes (4 GiB by default, on Linux):
+  code that allocates without end fails its check with a MemoryError, not the machine.
+- Every failure names the function, the output that is wrong, its worst element (index, expected,
+  got), the relative error against the tolerance, and a hint written for that check.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-import multiprocessing
+import os
+import re
+import selectors
+import shutil
+import subprocess
 import sys
-import traceback
+import tempfile
+import time
 from pathlib import Path
 
+import numpy as np
+
+import cnnarch
+from cnnarch.assignment import harness
 from cnnarch.assignment.exercises import PACKAGE, PARTS
 
-STARTUP_TIMEOUT = 120.0  # the first worker waits for the server to import numpy and torch
+IMPORT_TIMEOUT = 30.0
 MEMORY_LIMIT = 4 * 2**30  # the assignment's checks need a few MB; an endless allocation stops here
+# The workspace modules the checks need, in the order the child imports them.
+MODULES = ["layers", "fast_layers", "layer_utils", "optim", "classifiers.fc_net", "classifiers.cnn"]
 
 
-def _where(exc: BaseException, workspace: Path) -> str:
-    """`` (layers.py line 52)`` for the innermost frame inside the workspace, else ''."""
-    frames = [
-        fr for fr in traceback.extract_tb(exc.__traceback__) if Path(fr.filename).is_relative_to(workspace)
-    ]
-    if not frames:
-        return ""
-    fr = frames[-1]
-    return f" ({Path(fr.filename).relative_to(workspace)} line {fr.lineno})"
+class ChildDied(Exception):
+    """The child exited or stopped answering; ``reason`` says which."""
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
 
 
-def _getter(workspace: Path):
-    def get(module, name):
-        mod = importlib.import_module(f"{PACKAGE}.{module}")
-        origin = Path(mod.__file__).resolve()
-        if not origin.is_relative_to(workspace):
-            raise ImportError(
-                f"{PACKAGE}.{module} was imported from {origin}, not from the workspace {workspace}"
-            )
-        obj = mod
-        for part in name.split("."):
-            obj = getattr(obj, part)
-        return obj
+class Child:
+    """One student process: start it, import the workspace, run requests with a time limit."""
 
-    return get
+    def __init__(self, workspace: Path, modules: list[str], memory_limit: int | None, rpc):
+        self.workspace, self.modules, self.rpc = workspace, modules, rpc
+        self.tmp = Path(tempfile.mkdtemp(prefix="cnnarch-grader-"))
+        libs = self.tmp / "libs"
+        libs.mkdir()
+        numpy_dir = Path(np.__file__).resolve().parent
+        for name in ("numpy", "numpy.libs"):  # numpy.libs: the BLAS a NumPy wheel carries
+            if (numpy_dir.parent / name).exists():
+                (libs / name).symlink_to(numpy_dir.parent / name)
+        script = self.tmp / "harness.py"
+        shutil.copyfile(harness.__file__, script)
+        forbidden = [str(Path(cnnarch.__file__).resolve().parent)]
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8"}
+        env.update({k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
+        self.stderr = open(self.tmp / "stderr.txt", "wb")  # noqa: SIM115 (closed in close())
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", str(script), str(workspace), str(libs), str(memory_limit or 0)]
+            + forbidden,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            bufsize=0,  # unbuffered: select() must see every byte that has not been read yet
+            cwd=workspace,
+            env=env,
+        )
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.proc.stdout, selectors.EVENT_READ)
+
+    def _receive(self, deadline: float):
+        """The next message, or ChildDied when the deadline passes or the child exits."""
+        if not self.selector.select(max(0.0, deadline - time.monotonic())):
+            raise ChildDied("timeout")
+        try:
+            return harness.receive(self.proc.stdout)
+        except EOFError:
+            self.proc.wait()
+            raise ChildDied(f"exit code {self.proc.returncode}") from None
+        except (ValueError, KeyError, TypeError, OSError) as e:  # a garbled answer: not trusted further
+            self.proc.kill()
+            raise ChildDied(f"it sent an answer the grader cannot read: {e}") from None
+
+    def start(self, timeout: float) -> tuple[dict, str | None]:
+        """Import the workspace: ``({module: None or exception}, module that hung or crashed)``."""
+        harness.send(self.proc.stdin, {"modules": self.modules})
+        deadline = time.monotonic() + timeout
+        current = None
+        while True:
+            try:
+                message = self._receive(deadline)
+            except ChildDied as e:
+                return {}, f"{current}: {e.reason}"
+            if "importing" in message:
+                current = message["importing"]
+            else:
+                return message["imports"], None
+
+    def request(self, steps: list[dict], timeout: float) -> list[dict]:
+        try:
+            harness.send(self.proc.stdin, {"steps": steps})
+        except (BrokenPipeError, OSError):
+            self.proc.wait()
+            raise ChildDied(f"exit code {self.proc.returncode}") from None
+        deadline = time.monotonic() + timeout
+        while True:
+            message = self._receive(deadline)
+            if "rpc" not in message:
+                return message["answers"]
+            harness.send(self.proc.stdin, self.rpc(message))
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.proc.stdin.close()
+        self.proc.stdout.close()
+        self.selector.close()
+        self.stderr.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def run_check(c, get, workspace: Path) -> dict:
-    """One check in this process: ``{"error", "passed", "detail"}``."""
-    import numpy as np
-
-    from cnnarch.assignment.checks import Mismatch, seed_of
-
-    try:
-        target = get(c.module, c.function)
-        with contextlib.redirect_stdout(sys.stderr):  # a student's prints must not garble the table
-            error = float(c.run(target, get, np.random.RandomState(seed_of(c) % 2**32)))
-    except NotImplementedError as e:
-        return {
-            "error": None,
-            "passed": False,
-            "detail": f"not implemented ({e})" if str(e) else "not implemented",
-        }
-    except Mismatch as e:
-        return {"error": None, "passed": False, "detail": str(e)}
-    except BaseException as e:  # noqa: BLE001 (SystemExit and the like from student code fail the check too)
-        if isinstance(e, KeyboardInterrupt):
-            raise
-        message = str(e).splitlines()[0] if str(e) else ""
-        return {
-            "error": None,
-            "passed": False,
-            "detail": f"raised {type(e).__name__}: {message}{_where(e, workspace)}",
-        }
-    passed = error <= c.limit  # False for NaN
-    return {"error": error, "passed": passed, "detail": "" if passed else f"error above {c.limit:.0e}"}
+def _importers(workspace: Path, module: str) -> set[str]:
+    """The workspace modules whose source imports ``module`` (so an import that hangs in it hangs
+    theirs too)."""
+    leaf = module.split(".")[-1]
+    pattern = re.compile(rf"\b{PACKAGE}\.{re.escape(module)}\b|from \.+{leaf}\b|import .*\b{leaf}\b")
+    out = set()
+    for name in MODULES:
+        path = workspace / PACKAGE / f"{name.replace('.', '/')}.py"
+        if name != module and path.is_file() and pattern.search(path.read_text(errors="replace")):
+            out.add(name)
+    return out
 
 
-def _cap_memory(limit: int) -> None:
-    """Let this process allocate at most ``limit`` more bytes of data (Linux counts every private
-    mapping, NumPy's arrays included): student code that allocates without end gets a MemoryError and
-    fails its check, instead of taking the machine's memory."""
-    import resource
-
-    with open("/proc/self/status") as f:
-        used = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmData:"))
-    resource.setrlimit(resource.RLIMIT_DATA, (used + limit, resource.getrlimit(resource.RLIMIT_DATA)[1]))
-
-
-def _worker(conn, workspace: str, indices: list[int], memory_limit: int | None) -> None:
-    if memory_limit is not None and Path("/proc/self/status").is_file():
-        _cap_memory(memory_limit)
-    workspace = Path(workspace).resolve()
-    sys.path.insert(0, str(workspace))
-    from cnnarch.assignment.checks import CHECKS
-
-    get = _getter(workspace)
-    conn.send(("ready",))
-    for i in indices:
-        conn.send(("result", i, run_check(CHECKS[i], get, workspace)))
-    conn.close()
-
-
-def _selected(parts) -> list[int]:
-    from cnnarch.assignment.checks import CHECKS
-
-    unknown = sorted(set(parts or ()) - set(PARTS))
-    if unknown:
-        raise ValueError(f"unknown part {', '.join(unknown)}; choose from {', '.join(PARTS)}")
-    return [i for i, c in enumerate(CHECKS) if not parts or c.part in parts]
+def _import_problem(exc: dict) -> str:
+    if exc.get("violation"):
+        return f"{exc['violation']}: graded code must not use it"
+    message = f": {exc['message']}" if exc["message"] else ""
+    return f"raised {exc['type']}{message}{exc['where']}"
 
 
 def check_workspace(workspace) -> Path:
@@ -126,75 +162,160 @@ def check_workspace(workspace) -> Path:
     return workspace
 
 
+def selected(parts=None, functions=None) -> list:
+    from cnnarch.assignment.checks import CHECKS
+
+    unknown = sorted(set(parts or ()) - set(PARTS))
+    if unknown:
+        raise ValueError(f"unknown part {', '.join(unknown)}; choose from {', '.join(PARTS)}")
+    known = {c.function for c in CHECKS}
+    unknown = sorted(set(functions or ()) - known)
+    if unknown:
+        raise ValueError(f"unknown function {', '.join(unknown)}; choose from {', '.join(sorted(known))}")
+    return [
+        c for c in CHECKS if (not parts or c.part in parts) and (not functions or c.function in functions)
+    ]
+
+
+def _row(c, error, passed, detail) -> dict:
+    return {
+        "part": c.part,
+        "function": c.function,
+        "check": c.name,
+        "error": error,
+        "limit": c.limit,
+        "result": "pass" if passed else "FAIL",
+        "detail": detail,
+    }
+
+
 def grade(
-    workspace, parts=None, timeout: float = 30.0, memory_limit: int | None = MEMORY_LIMIT
+    workspace,
+    parts=None,
+    timeout: float = 30.0,
+    memory_limit: int | None = MEMORY_LIMIT,
+    *,
+    functions=None,
+    import_timeout: float = IMPORT_TIMEOUT,
 ) -> list[dict]:
     """Rows ``{"part", "function", "check", "error", "limit", "result", "detail"}``, one per check of
-    ``parts`` (default: all), in the assignment's order. ``memory_limit``: the bytes the student's code
-    may allocate (on Linux; None for no cap)."""
-    from cnnarch.assignment.checks import CHECKS
+    ``parts`` and ``functions`` (default: all) in the assignment's order, preceded by one row per
+    workspace module whose import failed (check "import"). ``memory_limit``: the bytes the student's
+    code may allocate (on Linux; None for no cap)."""
+    from cnnarch.assignment.checks import Session, run_check
 
     if not timeout > 0:
         raise ValueError(f"--timeout must be a positive number of seconds, got {timeout}")
     workspace = check_workspace(workspace)
-    pending = _selected(parts)
-    results: dict[int, dict] = {}
-    # Workers fork from a server process that has imported the checks (and with them numpy and torch)
-    # once: a fresh, clean worker after a timeout or a crash then costs milliseconds, not an import.
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["cnnarch.assignment.checks"])
+    checks = selected(parts, functions)
+    needed = [m for m in MODULES if any(c.needs(m) for c in checks)]
+    session = Session()
+    problems: dict[str, str] = {}  # module -> why it is not importable
+    rows: dict[int, dict] = {}
+    pending = list(range(len(checks)))
     while pending:
-        receiver, sender = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_worker, args=(sender, str(workspace), pending, memory_limit), daemon=True)
-        proc.start()
-        sender.close()
+        modules = [m for m in needed if m not in problems]
+        child = Child(workspace, modules, memory_limit, session.serve)
         try:
-            try:
-                started = receiver.poll(STARTUP_TIMEOUT) and receiver.recv() == ("ready",)
-            except EOFError:
-                started = False
-            if not started:
-                raise RuntimeError(
-                    f"the grading process did not start within {STARTUP_TIMEOUT:.0f} s (exit code "
-                    f"{proc.exitcode}); run `python -c 'import cnnarch.assignment.checks'` to see why"
+            imports, hung = child.start(import_timeout)
+            if hung is not None:
+                module, reason = hung.split(": ", 1)
+                if module == "None":  # the child died before importing anything: not the student's doing
+                    raise RuntimeError(f"the grading process did not start ({reason})")
+                why = (
+                    f"did not finish within {import_timeout:g} s (an endless loop or a long computation "
+                    "at import time?)"
+                    if reason == "timeout"
+                    else f"killed the grading process ({reason})"
                 )
-            for n, i in enumerate(pending):
-                message, died = None, False
-                try:
-                    if receiver.poll(timeout):
-                        message = receiver.recv()
-                except EOFError:  # the worker's end of the pipe closed: it exited
-                    died = True
-                if message is not None:
-                    results[i] = message[2]
+                problems[module] = f"importing {PACKAGE}.{module} {why}"
+                for other in _importers(workspace, module):
+                    problems.setdefault(
+                        other, f"imports {PACKAGE}.{module}, whose import {why.split(' (')[0]}"
+                    )
+                continue
+            for module, exc in imports.items():
+                if exc is not None:
+                    problems[module] = _import_problem(exc)
+            while pending:
+                i = pending[0]
+                c = checks[i]
+                blocked = [m for m in c.modules if m in problems]
+                if blocked:
+                    detail = f"not graded: {PACKAGE}.{blocked[0]} could not be imported (see its import row)"
+                    rows[i] = _row(c, None, False, detail)
+                    pending.pop(0)
                     continue
-                if died:
-                    proc.join(STARTUP_TIMEOUT)
-                    detail = f"the grading process died (exit code {proc.exitcode}) while running it"
-                else:
-                    detail = f"timed out after {timeout:g} s (an endless loop?)"
-                results[i] = {"error": None, "passed": False, "detail": detail}
-                pending = pending[n + 1 :]
-                break
-            else:
-                pending = []
+                try:
+                    error, passed, detail = run_check(c, session, child, timeout, memory_limit)
+                except ChildDied as e:
+                    if e.reason == "timeout":
+                        detail = f"timed out after {timeout:g} s (an endless loop?)"
+                    else:
+                        detail = f"the grading process died ({e.reason}) while running it"
+                    rows[i] = _row(c, None, False, detail)
+                    pending.pop(0)
+                    break
+                rows[i] = _row(c, error, passed, detail)
+                pending.pop(0)
         finally:
-            if proc.is_alive():
-                proc.kill()
-            proc.join()
-            receiver.close()
-    rows = []
-    for i in sorted(results):
-        c, r = CHECKS[i], results[i]
-        rows.append(
+            child.close()
+    import_rows = [
+        {
+            "part": "",
+            "function": f"{PACKAGE}/{module.replace('.', '/')}.py",
+            "check": "import",
+            "error": None,
+            "limit": None,
+            "result": "FAIL",
+            "detail": problem,
+        }
+        for module, problem in problems.items()
+    ]
+    return import_rows + [rows[i] for i in sorted(rows)]
+
+
+def gradescope(rows: list[dict]) -> dict:
+    """Gradescope's autograder results (``results.json``): one test per check, one point each."""
+    tests = []
+    for r in rows:
+        passed = r["result"] == "pass"
+        tests.append(
             {
-                "part": c.part,
-                "function": c.function,
-                "check": c.name,
-                "error": r["error"],
-                "limit": c.limit,
-                "result": "pass" if r["passed"] else "FAIL",
-                "detail": r["detail"],
+                "name": f"{r['function']}: {r['check']}",
+                "score": 1.0 if passed else 0.0,
+                "max_score": 0.0 if r["check"] == "import" else 1.0,
+                "output": r["detail"] or "passed",
+                "status": "passed" if passed else "failed",
             }
         )
-    return rows
+    return {"score": sum(t["score"] for t in tests), "tests": tests}
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Checks and functions passed, and the functions that fail, of one graded workspace."""
+    graded = [r for r in rows if r["check"] != "import"]
+    functions: dict[str, bool] = {}
+    for r in graded:
+        functions[r["function"]] = functions.get(r["function"], True) and r["result"] == "pass"
+    return {
+        "checks_passed": sum(r["result"] == "pass" for r in graded),
+        "checks": len(graded),
+        "functions_passed": sum(functions.values()),
+        "functions": len(functions),
+        "failing": [f for f, ok in functions.items() if not ok],
+        "import_problems": [r["function"] for r in rows if r["check"] == "import"],
+    }
+
+
+def submissions(folder) -> list[Path]:
+    """The workspaces in ``folder``: its subfolders holding a ``cs231n`` package, sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder of submissions")
+    found = sorted(p for p in folder.iterdir() if (p / PACKAGE / "__init__.py").is_file())
+    if not found:
+        raise FileNotFoundError(
+            f"{folder} holds no submissions: each student's folder needs a {PACKAGE}/ package inside"
+        )
+    return found

@@ -75,6 +75,22 @@ def _has_docstring(node) -> bool:
     )
 
 
+REGION_BEGIN, REGION_END = "# >>> exercise", "# <<< exercise"
+REGION_TODO = {"__init__": "fill self.params: the weights and biases named in the class docstring"}
+
+
+def _region(lines: list[str], node) -> tuple[int, int, str] | None:
+    """(first line, last line, indent) of the ``# >>> exercise`` region inside ``node``, 0-based."""
+    begin = [i for i in range(node.lineno - 1, node.end_lineno) if lines[i].strip() == REGION_BEGIN]
+    if not begin:
+        return None
+    # the closing marker may follow the function's last statement
+    end = next((i for i in range(begin[0], len(lines)) if lines[i].strip() == REGION_END), None)
+    if len(begin) != 1 or end is None:
+        raise ValueError(f"line {node.lineno}: expected one '{REGION_BEGIN}' ... '{REGION_END}' region")
+    return begin[0], end, lines[begin[0]][: len(lines[begin[0]]) - len(lines[begin[0]].lstrip())]
+
+
 def stub_source(source: str, names: set[str]) -> str:
     """``source`` with the bodies of the functions/methods in ``names`` replaced by marked stubs, and
     then the private top-level functions nothing uses any more removed."""
@@ -86,6 +102,15 @@ def stub_source(source: str, names: set[str]) -> str:
     lines = source.splitlines()
     # Replace from the bottom up so that earlier line numbers stay valid.
     for name, node in sorted(found.items(), key=lambda kv: -kv[1].lineno):
+        region = _region(lines, node)
+        if region is not None:
+            begin, end, indent = region
+            lines[begin : end + 1] = [
+                f"{indent}{START}",
+                f"{indent}# {REGION_TODO.get(name.split('.')[-1], 'write this part of ' + name)}",
+                f"{indent}{END}",
+            ]
+            continue
         first = node.body[0]
         if _has_docstring(node):
             start = first.end_lineno

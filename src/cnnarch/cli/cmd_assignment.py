@@ -1,11 +1,13 @@
 """``cnnarch assignment init DIR`` and ``cnnarch assignment check DIR``: CS231n assignment 2 as exercises
 on the NumPy engine, graded function by function."""
 
+import json
 import sys
 
 from cnnarch.cli._table import add_format_argument, render
 
 COLUMNS = ["function", "check", "error", "limit", "result", "detail"]
+SUMMARY_COLUMNS = ["student", "checks", "functions", "score", "failing"]
 
 
 def add_parser(sub):
@@ -33,6 +35,9 @@ def add_parser(sub):
         "--part", action="append", choices=list(PARTS), help="grade only this part (repeatable)"
     )
     check.add_argument(
+        "--function", action="append", metavar="NAME", help="grade only this function (repeatable)"
+    )
+    check.add_argument(
         "--timeout", type=float, default=30.0, metavar="S", help="seconds each check may run (default 30)"
     )
     check.add_argument(
@@ -43,6 +48,15 @@ def add_parser(sub):
         help="GiB the student's code may allocate (default 4)",
     )
     add_format_argument(check)
+
+    summary = actions.add_parser(
+        "summary", help="grade every submission in DIR (one subfolder per student): one row each"
+    )
+    summary.add_argument("dir", help="a folder of workspaces, each holding a cs231n/ package")
+    summary.add_argument("--part", action="append", choices=list(PARTS), help="grade only this part")
+    summary.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds per check")
+    summary.add_argument("--memory", type=float, default=4.0, metavar="GB", help="GiB per student process")
+    add_format_argument(summary)
     p.set_defaults(run=run)
 
 
@@ -73,19 +87,48 @@ def run(args) -> int:
         )
         return 0
 
-    from cnnarch.assignment.grader import grade
+    from cnnarch.assignment import grader
 
     if not args.memory > 0:
         raise ValueError(f"--memory must be a positive number of GiB, got {args.memory}")
-    rows = grade(args.dir, parts=args.part, timeout=args.timeout, memory_limit=int(args.memory * 2**30))
-    print(render(rows, args.format, columns=COLUMNS, text=_cell))
-    passed = sum(r["result"] == "pass" for r in rows)
-    functions = {}
-    for r in rows:
-        functions[r["function"]] = functions.get(r["function"], True) and r["result"] == "pass"
-    if args.format in ("table", "markdown"):
+    options = {"timeout": args.timeout, "memory_limit": int(args.memory * 2**30)}
+    if args.action == "summary":
+        return _summary(args, options)
+    rows = grader.grade(args.dir, parts=args.part, functions=args.function, **options)
+    summary = grader.summarize(rows)
+    if args.format == "json":  # Gradescope's results.json
+        print(json.dumps(grader.gradescope(rows), indent=2))
+    elif args.format == "csv":
+        print(render(rows, "csv", columns=COLUMNS))
+    else:
+        print(render(rows, args.format, columns=COLUMNS[:-1], text=_cell))
+        failed = [r for r in rows if r["result"] != "pass"]
+        if failed:
+            print("\nwhy:")
+            for r in failed:
+                print(f"- {r['function']} ({r['check']}): {r['detail']}")
         print(
-            f"\ntotal: {passed}/{len(rows)} checks passed; {sum(functions.values())}/{len(functions)} "
-            "functions pass all their checks"
+            f"\ntotal: {summary['checks_passed']}/{summary['checks']} checks passed; "
+            f"{summary['functions_passed']}/{summary['functions']} functions pass all their checks"
         )
-    return 0 if passed == len(rows) else 1
+    return 0 if all(r["result"] == "pass" for r in rows) else 1
+
+
+def _summary(args, options) -> int:
+    """One row per student: checks and functions passed, what fails."""
+    from cnnarch.assignment import grader
+
+    rows = []
+    for folder in grader.submissions(args.dir):
+        s = grader.summarize(grader.grade(folder, parts=args.part, **options))
+        rows.append(
+            {
+                "student": folder.name,
+                "checks": f"{s['checks_passed']}/{s['checks']}",
+                "functions": f"{s['functions_passed']}/{s['functions']}",
+                "score": round(100 * s["checks_passed"] / max(1, s["checks"]), 1),
+                "failing": ", ".join(s["import_problems"] + s["failing"]),
+            }
+        )
+    print(render(rows, args.format, columns=SUMMARY_COLUMNS))
+    return 0

@@ -19,7 +19,17 @@ and rebuilds the matrix. ``max_pool_forward_fast`` returns ``(x, pool_param, arg
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from cnnarch.scratch.layers import _check_tiles
+
+def _check_tiles(size, kernel, stride, pad, what):
+    """Output size ``1 + (size + 2 * pad - kernel) // stride``, as torch computes it (rows and columns
+    that no window reaches at the end are skipped)."""
+    span = size + 2 * pad - kernel
+    if span < 0:
+        raise ValueError(
+            f"{what}: input size {size} with padding {pad} is smaller than the kernel {kernel}; "
+            "use a larger input or more padding"
+        )
+    return 1 + span // stride
 
 
 def _windows_nhwc(xp_nhwc, kh, kw, stride, Ho, Wo):

@@ -43,14 +43,17 @@ class ThreeLayerConvNet:
         self.reg = reg
         self.dtype = dtype
         self.filter_size = filter_size
-        self.params = {
-            "W1": weight_scale * np.random.randn(num_filters, C, filter_size, filter_size),
-            "b1": np.zeros(num_filters),
-            "W2": weight_scale * np.random.randn(num_filters * (H // 2) * (W // 2), hidden_dim),
-            "b2": np.zeros(hidden_dim),
-            "W3": weight_scale * np.random.randn(hidden_dim, num_classes),
-            "b3": np.zeros(num_classes),
-        }
+        self.params = {}
+        # >>> exercise
+        F, HH = num_filters, filter_size
+        self.params["W1"] = weight_scale * np.random.randn(F, C, HH, HH)
+        self.params["b1"] = np.zeros(F)
+        # the pool halves the height and the width of the convolution's output (of the input's size)
+        self.params["W2"] = weight_scale * np.random.randn(F * (H // 2) * (W // 2), hidden_dim)
+        self.params["b2"] = np.zeros(hidden_dim)
+        self.params["W3"] = weight_scale * np.random.randn(hidden_dim, num_classes)
+        self.params["b3"] = np.zeros(num_classes)
+        # <<< exercise
         for k, v in self.params.items():
             self.params[k] = v.astype(dtype)
 

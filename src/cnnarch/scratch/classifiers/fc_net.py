@@ -32,12 +32,13 @@ class TwoLayerNet:
 
     def __init__(self, input_dim=3 * 32 * 32, hidden_dim=100, num_classes=10, weight_scale=1e-3, reg=0.0):
         self.reg = reg
-        self.params = {
-            "W1": weight_scale * np.random.randn(input_dim, hidden_dim),
-            "b1": np.zeros(hidden_dim),
-            "W2": weight_scale * np.random.randn(hidden_dim, num_classes),
-            "b2": np.zeros(num_classes),
-        }
+        self.params = {}
+        # >>> exercise
+        self.params["W1"] = weight_scale * np.random.randn(input_dim, hidden_dim)
+        self.params["b1"] = np.zeros(hidden_dim)
+        self.params["W2"] = weight_scale * np.random.randn(hidden_dim, num_classes)
+        self.params["b2"] = np.zeros(num_classes)
+        # <<< exercise
 
     def loss(self, X, y=None):
         """Scores (N, C) if ``y`` is None, else ``(loss, grads)``."""
@@ -98,6 +99,7 @@ class FullyConnectedNet:
         self.num_layers = 1 + len(hidden_dims)
         self.dtype = dtype
         self.params = {}
+        # >>> exercise
         dims = [input_dim, *hidden_dims, num_classes]
         for i in range(self.num_layers):
             self.params[f"W{i + 1}"] = weight_scale * np.random.randn(dims[i], dims[i + 1])
@@ -105,6 +107,7 @@ class FullyConnectedNet:
             if normalization and i < self.num_layers - 1:
                 self.params[f"gamma{i + 1}"] = np.ones(dims[i + 1])
                 self.params[f"beta{i + 1}"] = np.zeros(dims[i + 1])
+        # <<< exercise
 
         self.dropout_param = {}
         if self.use_dropout:
