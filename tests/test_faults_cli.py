@@ -147,6 +147,24 @@ def test_an_empty_output_is_refused_and_nothing_is_written(tree, tmp_path, monke
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
+@pytest.mark.parametrize(
+    "size, message",
+    [
+        ("3x32", "--input 3x32: give three positive sizes"),
+        ("0x0x0", "--input 0x0x0: give three positive sizes"),
+        ("1x32x32", "resnet20 expects 3 input channels, got 1"),
+    ],
+)
+def test_a_wrong_export_input_is_one_line_and_writes_nothing(tmp_path, capsys, size, message):
+    assert main(["export", "resnet20", "--input", size, "--out", str(tmp_path / "m.onnx")]) == 2
+    assert message in error_of(capsys) and list(tmp_path.iterdir()) == []
+
+
+def test_export_of_alexnet_at_32_pixels_says_what_it_accepts(tmp_path, capsys):
+    assert main(["export", "alexnet", "--input", "3x32x32", "--out", str(tmp_path / "a.onnx")]) == 2
+    assert "alexnet accepts inputs of 227x227" in error_of(capsys) and list(tmp_path.iterdir()) == []
+
+
 def test_an_empty_experiment_output_is_refused(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["experiment", "inception-cost", "--output", ""]) == 2

@@ -3,8 +3,8 @@
 Each image is preprocessed exactly as its weights say (:class:`cnnarch.models.weights.WeightsMeta`):
 converted to the network's channel count, its shorter side resized to ``resize``, centre-cropped to
 ``crop`` (torchvision's ``Resize`` and ``CenterCrop``), scaled to ``[0, 1]`` and normalised with the
-weights' ``mean`` and ``std``. Weights without that metadata (a bare state_dict) get the network's own
-input size and ImageNet statistics, as torchvision's ImageNet weights use.
+weights' ``mean`` and ``std``. Weights without that metadata (a bare state_dict) get the preprocessing
+the registry declares for the network (``get_model_entry(name).preprocessing``).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from PIL import Image, UnidentifiedImageError
 from torch import nn
 
 from cnnarch.data.folder import IMG_EXTENSIONS
-from cnnarch.models import create_model, get_model_entry
-from cnnarch.models.weights import WeightsMeta, _replace
+from cnnarch.models import create_model, first_conv
+from cnnarch.models.weights import WeightsMeta
 
 
 def load_model(
@@ -40,12 +40,7 @@ def load_model(
         weights = checkpoint
     if weights is None:
         raise ValueError(f"--model {model} needs --weights (a weight name, a file or a URL)")
-    net = create_model(model, weights=weights, num_classes=num_classes).eval()
-    meta = net.weights_meta
-    if meta.crop is None:
-        _, h, _ = get_model_entry(model).input_size
-        net.weights_meta = _replace(meta, crop=h, resize=h * 8 // 7 if h >= 224 else h)
-    return net
+    return create_model(model, weights=weights, num_classes=num_classes).eval()
 
 
 def preprocess(image: Image.Image, meta: WeightsMeta, channels: int = 3) -> torch.Tensor:
@@ -101,7 +96,7 @@ class Prediction:
 
 
 def in_channels(net: nn.Module) -> int:
-    return next(m for m in net.modules() if isinstance(m, nn.Conv2d)).in_channels
+    return first_conv(net).in_channels
 
 
 @torch.no_grad()

@@ -181,6 +181,7 @@ def test_notebook_and_terminal_forms():
     assert f"params: {sum(t.numel() for t in model.parameters()):,}" in text
     page = p._repr_html_()
     assert page.count("<tr data-name=") == len(p.layers) and "params:" in page
+    assert "<style>" in page and "border-collapse" in page  # its own style: a notebook gives none
 
 
 def test_jupyter_picks_the_rich_forms():
@@ -262,3 +263,21 @@ def test_lecture_comparison_lines_up_stage_by_stage():
     for size in ("112x112", "56x56", "28x28", "14x14", "7x7", "flat"):
         tops = {name: first[name, size] for name in names if (name, size) in first}
         assert len(tops) >= 2 and len(set(tops.values())) == 1, (size, tops)
+
+
+@pytest.mark.parametrize("name,depth", [("vgg16", 1), ("resnet152", 1), ("zfnet", None)])
+def test_labels_fit_their_boxes(name, depth):
+    """Each box's label measured with the real font (matplotlib's DejaVu Sans outlines), not with the
+    layout's own width estimate: "features: Sequential" spilled out of VGG-16's box at depth 1."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextPath
+
+    from cnnarch.analysis.diagram import LABEL, SMALL
+
+    font = FontProperties(family="DejaVu Sans")
+    d = draw(name, depth=depth)
+    boxes = [p for p in d.prims if p[0] == "box"]
+    assert boxes
+    for _, _, _, width, _, node in boxes:
+        for text, size in [(node.label, LABEL), *((line, SMALL) for line in node.lines)]:
+            assert TextPath((0, 0), text, size=size, prop=font).get_extents().width < width - 4, text

@@ -1,6 +1,7 @@
 """`cnnarch report` as a person sees it: a real headless Chromium opens the page offline, runs its script
 and takes a screenshot."""
 
+import html
 import re
 import shutil
 import subprocess
@@ -64,3 +65,38 @@ def test_table_sorts_in_the_browser(page):
         dom = chromium("--dump-dom", page.as_uri() + f"#sort={key}").stdout
         rows = re.findall(r'<tr data-name="([^"]*)"', dom)
         assert rows == [r.name for r in sorted(p.layers, key=lambda r: -value(r))]
+
+
+# Measured in the page by the browser itself: the smallest font of the diagram's labels and of the
+# tables, and where the parts sit, written into the DOM for --dump-dom to read.
+_PROBE = """<script>
+window.addEventListener('load', function () {
+  function smallest(sel) {
+    return Math.min.apply(null, Array.prototype.map.call(document.querySelectorAll(sel),
+      function (e) { return parseFloat(getComputedStyle(e).fontSize); }));
+  }
+  function rect(sel) { return document.querySelector(sel).getBoundingClientRect(); }
+  var svg = rect('.diagram svg'), layers = rect('table.layers'), claims = rect('.claims-box');
+  var arrow = getComputedStyle(document.querySelector('th.sortable'), '::after').content;
+  document.body.setAttribute('data-probe', JSON.stringify({
+    svg_text: smallest('.diagram svg text'), table: smallest('table.layers td'),
+    svg_right: svg.right, layers_left: layers.left, layers_top: layers.top,
+    claims_top: claims.top, arrow: arrow, bars: document.querySelectorAll('table.bars tr').length - 1}));
+});
+</script></body>"""
+
+
+def test_readable_at_1x_on_a_laptop_screen(page, tmp_path):
+    import json
+
+    probed = tmp_path / "probed.html"
+    probed.write_text(page.read_text().replace("</body>", _PROBE))
+    dom = chromium("--window-size=1366,768", "--dump-dom", probed.as_uri()).stdout
+    got = json.loads(html.unescape(re.search(r'data-probe="([^"]*)"', dom).group(1)))
+    assert got["svg_text"] >= 11 and got["table"] >= 11  # px at 1x: no 9 px labels
+    assert got["layers_left"] >= got["svg_right"]  # the table beside the diagram, not below it
+    assert got["claims_top"] < 200 and got["layers_top"] < 768  # claims at the top, the table on screen
+    assert "21c5" in got["arrow"].lower() or "\u21c5" in got["arrow"]  # a sort arrow on each sortable header
+    model, size = build("alexnet")
+    stages = {r.name.split(".")[0] for r in profile(model, size).layers if r.params or r.macs}
+    assert got["bars"] == len(stages)  # a bar only for a stage with parameters or operations

@@ -358,9 +358,9 @@ class Profile:
 
     def _repr_html_(self) -> str:
         """The table with its totals, for Jupyter."""
-        from cnnarch.analysis.html_report import profile_html
+        from cnnarch.analysis.html_report import profile_page
 
-        return profile_html(self)
+        return profile_page(self)
 
 
 def _execution_order(p: Profile) -> list[Layer]:

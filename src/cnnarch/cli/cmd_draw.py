@@ -1,5 +1,5 @@
 """``cnnarch draw NAME [NAME ...] --out FILE.svg|FILE.png``: the networks as the lecture draws them, side
-by side on one sheet, aligned at the top."""
+by side on one sheet, aligned stage by stage."""
 
 from pathlib import Path
 

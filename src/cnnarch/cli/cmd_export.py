@@ -44,7 +44,7 @@ def run(args) -> int:
 
     from cnnarch.cli._output import output_file, written_whole
     from cnnarch.inference import export, in_channels, load_model
-    from cnnarch.models import create_model, get_model_entry
+    from cnnarch.models import check_input, create_model, get_model_entry
 
     if args.check and args.format != "onnx":
         raise ValueError("--check runs ONNX Runtime: use it with --format onnx")
@@ -62,11 +62,12 @@ def run(args) -> int:
         raise ValueError("--format safetensors writes trained weights: give a checkpoint or --weights")
     meta = getattr(net, "weights_meta", None)
     if args.input:
-        shape = tuple(int(v) for v in args.input.lower().split("x"))
+        shape = parse_chw(args.input)
     elif meta is not None:
         shape = (in_channels(net), meta.crop, meta.crop)
     else:
         shape = get_model_entry(args.source).input_size
+    check_input(net, torch.empty(1, *shape))  # tracing for export skips this check of forward
     with written_whole(out) as tmp:
         export(net, args.format, tmp, shape)
     print(f"{args.format} written to {out} (input N x {'x'.join(map(str, shape))})")
@@ -80,6 +81,19 @@ def run(args) -> int:
             diff = (got - net(x)).abs().max().item()
         print(f"ONNX Runtime vs PyTorch on 3 random inputs: max |logit difference| {diff:.2e}")
     return 0
+
+
+def parse_chw(text: str) -> tuple[int, int, int]:
+    """``--input CxHxW`` as three positive sizes."""
+    try:
+        shape = tuple(int(v) for v in text.lower().split("x"))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(
+            f"--input {text}: give three positive sizes, channels x height x width, e.g. --input 3x224x224"
+        )
+    return shape
 
 
 def with_run_record(meta, checkpoint: Path):

@@ -13,6 +13,12 @@ def add_parser(sub):
     p.add_argument("--depth", type=int, default=None, help="draw modules nested at depth N as one box (xN)")
     p.add_argument("--input", default=None, help="C x H x W, e.g. 3x224x224 (default: the model's own)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument(
+        "--no-measure",
+        dest="measure",
+        action="store_false",
+        help="leave out the measured memory (a real forward and training step on the CPU or CUDA)",
+    )
     p.set_defaults(run=run)
 
 
@@ -25,7 +31,7 @@ def run(args) -> int:
     from cnnarch.cli._output import output_file, written_whole
 
     out = output_file(out, overwrite=args.overwrite)
-    page = report_html(args.name, args.input, args.depth)
+    page = report_html(args.name, args.input, args.depth, measure=args.measure)
     with written_whole(out) as tmp:
         tmp.write_text(page, encoding="utf-8")
     print(f"report on {args.name} written to {out}")

@@ -13,7 +13,10 @@ from cnnarch.models import zfnet as zfnet
 from cnnarch.models._input_size import check_input, input_size_range, min_input_size
 from cnnarch.models._registry import (
     ModelEntry,
+    Preprocessing,
+    classifiers,
     create_model,
+    first_conv,
     get_model_entry,
     list_models,
     register_model,
@@ -21,8 +24,11 @@ from cnnarch.models._registry import (
 
 __all__ = [
     "ModelEntry",
+    "Preprocessing",
     "check_input",
+    "classifiers",
     "create_model",
+    "first_conv",
     "get_model_entry",
     "input_size_range",
     "list_models",

@@ -43,8 +43,8 @@ import torch
 from torch import nn
 
 from cnnarch.models._input_size import check_input
-from cnnarch.models._layers import LocalResponseNorm
-from cnnarch.models._registry import register_model
+from cnnarch.models._layers import LocalResponseNorm, renamed
+from cnnarch.models._registry import Preprocessing, register_model
 
 PAPER = "Krizhevsky et al. 2012, ImageNet Classification with Deep Convolutional Neural Networks (NIPS)"
 PAPER_TV = (
@@ -57,9 +57,16 @@ class AlexNet2012(nn.Module):
     norm1, pool1, ..., fc8). Input (N, in_channels, 227..258, 227..258); output (N, num_classes)."""
 
     def __init__(
-        self, num_classes: int = 1000, *, in_channels: int = 3, groups: int = 2, dropout: float = 0.5
+        self,
+        num_classes: int = 1000,
+        *,
+        in_channels: int = 3,
+        groups: int = 2,
+        drop_prob: float = 0.5,
+        **deprecated,
     ):
         super().__init__()
+        drop_prob = renamed(deprecated).get("drop_prob", drop_prob)
         if groups not in (1, 2):
             raise ValueError(f"groups is 2 (the paper's two GPUs) or 1 (one tower), got {groups}")
         self.features = nn.Sequential(
@@ -85,10 +92,10 @@ class AlexNet2012(nn.Module):
             OrderedDict(
                 fc6=nn.Linear(256 * 6 * 6, 4096),
                 relu6=nn.ReLU(inplace=True),
-                drop6=nn.Dropout(p=dropout),
+                drop6=nn.Dropout(p=drop_prob),
                 fc7=nn.Linear(4096, 4096),
                 relu7=nn.ReLU(inplace=True),
-                drop7=nn.Dropout(p=dropout),
+                drop7=nn.Dropout(p=drop_prob),
                 fc8=nn.Linear(4096, num_classes),
             )
         )
@@ -109,8 +116,11 @@ class AlexNet2012(nn.Module):
 class AlexNet(nn.Module):
     """torchvision's AlexNet, same modules and indices. Input (N, in_channels, H, W), H, W >= 63."""
 
-    def __init__(self, num_classes: int = 1000, *, in_channels: int = 3, dropout: float = 0.5):
+    def __init__(
+        self, num_classes: int = 1000, *, in_channels: int = 3, drop_prob: float = 0.5, **deprecated
+    ):
         super().__init__()
+        drop_prob = renamed(deprecated).get("drop_prob", drop_prob)
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 64, kernel_size=11, stride=4, padding=2),
             nn.ReLU(inplace=True),
@@ -128,10 +138,10 @@ class AlexNet(nn.Module):
         )
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
         self.classifier = nn.Sequential(
-            nn.Dropout(p=dropout),
+            nn.Dropout(p=drop_prob),
             nn.Linear(256 * 6 * 6, 4096),
             nn.ReLU(inplace=True),
-            nn.Dropout(p=dropout),
+            nn.Dropout(p=drop_prob),
             nn.Linear(4096, 4096),
             nn.ReLU(inplace=True),
             nn.Linear(4096, num_classes),
@@ -145,7 +155,14 @@ class AlexNet(nn.Module):
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
-@register_model(paper=PAPER, input_size=(3, 227, 227))
+@register_model(
+    paper=PAPER,
+    preprocessing=Preprocessing(256, 227),  # Section 2: shorter side 256, then 227 crops (224 in the text)
+    min_input_size=227,
+    max_input_size=258,
+    first_conv="features.conv1",
+    classifier="classifier.fc8",
+)
 def alexnet(num_classes: int = 1000, in_channels: int = 3, groups: int = 2, **kwargs) -> AlexNet2012:
     """AlexNet as in the 2012 paper: 227x227 input (227 to 258 fit), 96-256-384-384-256 channels, LRN
     with the paper's formula, ``groups=2`` on CONV2/4/5 for the two GPUs (``groups=1``: one tower),
@@ -156,7 +173,7 @@ def alexnet(num_classes: int = 1000, in_channels: int = 3, groups: int = 2, **kw
     return AlexNet2012(num_classes, in_channels=in_channels, groups=groups, **kwargs)
 
 
-@register_model(paper=PAPER_TV)
+@register_model(paper=PAPER_TV, min_input_size=63, first_conv="features.0", classifier="classifier.6")
 def alexnet_tv(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> AlexNet:
     """AlexNet in torchvision's single-tower form; its state_dict is torchvision's.
     Differences from torchvision: in_channels. From the 2012 paper: 64-192-384-256-256 channels, no LRN,

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from cnnarch.models._input_size import check_input
-from cnnarch.models._registry import register_model
+from cnnarch.models._registry import CIFAR, register_model
 
 __all__ = ["CifarFastNet", "ConvStage", "ShiftBatchNorm2d"]
 
@@ -116,7 +116,7 @@ class CifarFastNet(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1)) * self.logit_scale
 
 
-@register_model(paper=PAPER, input_size=(3, 32, 32))
+@register_model(paper=PAPER, preprocessing=CIFAR, min_input_size=9, first_conv="whiten")
 def cifar_fast(num_classes: int = 10, in_channels: int = 3, **kwargs) -> CifarFastNet:
     """VGG-style net for fast CIFAR training (recipe ``cifar-fast``): 2x2 whitening stem, three conv-BN
     stages of 64/256/256 channels with max pooling, 1.97M params. From the CIFAR-10 speedruns (airbench,
@@ -124,7 +124,7 @@ def cifar_fast(num_classes: int = 10, in_channels: int = 3, **kwargs) -> CifarFa
     return CifarFastNet(num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 
-@register_model(paper=PAPER, input_size=(3, 32, 32))
+@register_model(paper=PAPER, preprocessing=CIFAR, min_input_size=9, first_conv="whiten")
 def cifar_fast_93(num_classes: int = 10, in_channels: int = 3, **kwargs) -> CifarFastNet:
     """airbench93's narrower ``cifar_fast``: stages of 64/128/128 channels, 0.57M params (about a
     quarter of the 94 % network's FLOPs). Not in torchvision."""

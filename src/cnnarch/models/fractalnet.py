@@ -52,12 +52,15 @@ import torch
 from torch import nn
 
 from cnnarch.models._input_size import check_input
-from cnnarch.models._registry import register_model
+from cnnarch.models._layers import DROP_NAMES, renamed
+from cnnarch.models._registry import CIFAR, register_model
 
 __all__ = ["ConvUnit", "Fractal", "FractalBlock", "FractalNet", "Join", "fractalnet"]
 
 PAPER = "Larsson, Maire, Shakhnarovich, FractalNet: Ultra-Deep Neural Networks without Residuals, ICLR 2017"
 CIFAR_CHANNELS = (64, 128, 256, 512, 512)
+# the registry's facts: five 2x2 pools need 32x32; column 1's convolution stands for the C that see the image
+CIFAR_DECLARED = dict(preprocessing=CIFAR, min_input_size=32, first_conv="block1.fractal.conv.0")
 
 
 class ConvUnit(nn.Sequential):
@@ -274,12 +277,14 @@ def fractalnet(
     """
     if len(channels) != num_blocks:
         raise ValueError(f"channels lists {len(channels)} widths for num_blocks={num_blocks}")
+    old_names = renamed({k: kwargs.pop(k) for k in DROP_NAMES if k in kwargs})
+    drop_prob = old_names.get("drop_prob", drop_prob)
     if drop_prob is None:
         drop_prob = [0.1 * b for b in range(num_blocks)]
     return FractalNet(num_columns, channels, num_classes, drop_prob, **kwargs)
 
 
-@register_model(paper=PAPER, input_size=(3, 32, 32))
+@register_model(paper=PAPER, **CIFAR_DECLARED)
 def fractalnet20(num_classes: int = 10, in_channels: int = 3, **kwargs) -> FractalNet:
     """FractalNet-20 for CIFAR (C=3 columns, B=5 blocks, 64-128-256-512-512): 20 layers deep, 33.7M params
     (the paper prints 38.6M; see the module docstring). Dropout 0-40% per block, drop-path 50/50 mix;
@@ -288,7 +293,7 @@ def fractalnet20(num_classes: int = 10, in_channels: int = 3, **kwargs) -> Fract
     return fractalnet(3, 5, CIFAR_CHANNELS, num_classes, in_channels=in_channels, **kwargs)
 
 
-@register_model(paper=PAPER, input_size=(3, 32, 32))
+@register_model(paper=PAPER, **CIFAR_DECLARED)
 def fractalnet40(num_classes: int = 10, in_channels: int = 3, **kwargs) -> FractalNet:
     """FractalNet-40 for CIFAR (C=4 columns, B=5 blocks, 64-128-256-512-512): 40 layers deep, 76.1M params
     (the paper prints 22.9M without its widths; see the module docstring); options as
@@ -297,7 +302,7 @@ def fractalnet40(num_classes: int = 10, in_channels: int = 3, **kwargs) -> Fract
     return fractalnet(4, 5, CIFAR_CHANNELS, num_classes, in_channels=in_channels, **kwargs)
 
 
-@register_model(paper=PAPER)
+@register_model(paper=PAPER, min_input_size=29, first_conv="stem.0")
 def fractalnet34(
     num_classes: int = 1000, in_channels: int = 3, drop_prob: float | Sequence[float] = 0.0, **kwargs
 ) -> FractalNet:

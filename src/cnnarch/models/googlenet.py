@@ -40,11 +40,14 @@ import torch
 from torch import nn
 
 from cnnarch.models._input_size import check_input
-from cnnarch.models._layers import LocalResponseNorm
-from cnnarch.models._registry import register_model
+from cnnarch.models._layers import LocalResponseNorm, renamed
+from cnnarch.models._registry import IMAGENET, Preprocessing, register_model
 
 PAPER = "Szegedy et al. 2014, Going Deeper with Convolutions (arXiv:1409.4842)"
 Variant = Literal["paper", "torchvision"]
+
+# the registry's facts shared by both forms; the auxiliary heads exist when built with aux_logits=True
+DECLARED = dict(first_conv="conv1.conv", aux_classifiers=("aux1.fc2", "aux2.fc2"))
 
 
 @dataclass(frozen=True)
@@ -156,14 +159,14 @@ class InceptionAux(nn.Module):
         *,
         conv_block: ConvBlock = ConvReLU,
         pool: nn.Module | None = None,
-        dropout: float = 0.7,
+        drop_prob: float = 0.7,
     ):
         super().__init__()
         self.pool = pool if pool is not None else nn.AdaptiveAvgPool2d((4, 4))
         self.conv = conv_block(in_channels, 128, kernel_size=1)
         self.fc1 = nn.Linear(128 * 4 * 4, 1024)
         self.relu = nn.ReLU(inplace=True)
-        self.dropout = nn.Dropout(p=dropout)
+        self.dropout = nn.Dropout(p=drop_prob)
         self.fc2 = nn.Linear(1024, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -196,10 +199,15 @@ class GoogLeNet(nn.Module):
         in_channels: int = 3,
         aux_logits: bool = True,
         variant: Variant = "paper",
-        dropout: float | None = None,
-        dropout_aux: float = 0.7,
+        drop_prob: float | None = None,
+        drop_prob_aux: float = 0.7,
+        **deprecated,
     ):
         super().__init__()
+        new = renamed(
+            deprecated, {"dropout": "drop_prob", "drop": "drop_prob", "dropout_aux": "drop_prob_aux"}
+        )
+        drop_prob, drop_prob_aux = new.get("drop_prob", drop_prob), new.get("drop_prob_aux", drop_prob_aux)
         if variant not in ("paper", "torchvision"):
             raise ValueError(f"variant must be 'paper' or 'torchvision', got {variant!r}")
         paper = variant == "paper"
@@ -235,7 +243,7 @@ class GoogLeNet(nn.Module):
                     num_classes,
                     conv_block=conv,
                     pool=pool if paper else None,
-                    dropout=dropout_aux,
+                    drop_prob=drop_prob_aux,
                 )
 
             self.aux1 = aux(TABLE_1["4a"].out_channels)
@@ -243,7 +251,7 @@ class GoogLeNet(nn.Module):
         else:
             self.aux1 = self.aux2 = None
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.dropout = nn.Dropout(p=dropout if dropout is not None else (0.4 if paper else 0.2))
+        self.dropout = nn.Dropout(p=drop_prob if drop_prob is not None else (0.4 if paper else 0.2))
         self.fc = nn.Linear(channels, num_classes)
         self._init_weights()
 
@@ -283,7 +291,7 @@ class GoogLeNet(nn.Module):
         return GoogLeNetOutputs(x, aux2, aux1) if with_aux else x
 
 
-@register_model(paper=PAPER)
+@register_model(paper=PAPER, min_input_size=31, **DECLARED)
 def googlenet(num_classes: int = 1000, in_channels: int = 3, aux_logits: bool = True, **kwargs) -> GoogLeNet:
     """GoogLeNet as in the paper: LRN in the stem, real 5x5 branches, no batch norm, two auxiliary
     classifiers (training mode only, loss weight ``model.aux_loss_weight`` = 0.3).
@@ -294,7 +302,13 @@ def googlenet(num_classes: int = 1000, in_channels: int = 3, aux_logits: bool = 
     return GoogLeNet(num_classes, in_channels=in_channels, aux_logits=aux_logits, variant="paper", **kwargs)
 
 
-@register_model(paper=PAPER)
+@register_model(
+    paper=PAPER,
+    # torchvision's weights expect transform_input, the same as normalising [0, 1] pixels by 0.5 and 0.5
+    preprocessing=Preprocessing(IMAGENET.resize, IMAGENET.crop, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    min_input_size=15,
+    **DECLARED,
+)
 def googlenet_tv(
     num_classes: int = 1000, in_channels: int = 3, aux_logits: bool = True, **kwargs
 ) -> GoogLeNet:

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnarch.models._input_size import check_input
-from cnnarch.models._registry import register_model
+from cnnarch.models._registry import CIFAR, register_model
 from cnnarch.models.resnet import BasicBlock, Bottleneck, ResNet, block_convs, conv1x1, conv3x3
 
 __all__ = ["CifarResNet", "PlainBlock", "ShortcutA", "init_resnet_weights"]
@@ -171,42 +171,42 @@ def _cifar(depth: int, block, num_classes: int, shortcut: Shortcut, in_channels:
     return CifarResNet(block, (n, n, n), num_classes=num_classes, shortcut=shortcut, in_channels=in_channels)
 
 
-@register_model(paper=PAPER, input_size=(3, 32, 32))
+@register_model(paper=PAPER, preprocessing=CIFAR)
 def resnet20(num_classes: int = 10, in_channels: int = 3, shortcut: Shortcut = "A") -> CifarResNet:
     """ResNet-20 for CIFAR: 3 stages of 3 basic blocks (16/32/64 channels), 0.27M params. From the paper: none
     (``shortcut="B"`` swaps option A for 1x1 projections). Not in torchvision."""
     return _cifar(20, BasicBlock, num_classes, shortcut, in_channels)
 
 
-@register_model(paper=PAPER, input_size=(3, 32, 32))
+@register_model(paper=PAPER, preprocessing=CIFAR)
 def resnet32(num_classes: int = 10, in_channels: int = 3, shortcut: Shortcut = "A") -> CifarResNet:
     """ResNet-32 for CIFAR: 3 stages of 5 basic blocks (16/32/64 channels), 0.46M params. From the paper: none
     (``shortcut="B"`` swaps option A for 1x1 projections). Not in torchvision."""
     return _cifar(32, BasicBlock, num_classes, shortcut, in_channels)
 
 
-@register_model(paper=PAPER, input_size=(3, 32, 32))
+@register_model(paper=PAPER, preprocessing=CIFAR)
 def resnet44(num_classes: int = 10, in_channels: int = 3, shortcut: Shortcut = "A") -> CifarResNet:
     """ResNet-44 for CIFAR: 3 stages of 7 basic blocks (16/32/64 channels), 0.66M params. From the paper: none
     (``shortcut="B"`` swaps option A for 1x1 projections). Not in torchvision."""
     return _cifar(44, BasicBlock, num_classes, shortcut, in_channels)
 
 
-@register_model(paper=PAPER, input_size=(3, 32, 32))
+@register_model(paper=PAPER, preprocessing=CIFAR)
 def resnet56(num_classes: int = 10, in_channels: int = 3, shortcut: Shortcut = "A") -> CifarResNet:
     """ResNet-56 for CIFAR: 3 stages of 9 basic blocks (16/32/64 channels), 0.85M params. From the paper: none
     (``shortcut="B"`` swaps option A for 1x1 projections). Not in torchvision."""
     return _cifar(56, BasicBlock, num_classes, shortcut, in_channels)
 
 
-@register_model(paper=PAPER, input_size=(3, 32, 32))
+@register_model(paper=PAPER, preprocessing=CIFAR)
 def resnet110(num_classes: int = 10, in_channels: int = 3, shortcut: Shortcut = "A") -> CifarResNet:
     """ResNet-110 for CIFAR: 3 stages of 18 basic blocks (16/32/64 channels), 1.7M params. From the paper:
     none (``shortcut="B"`` swaps option A for 1x1 projections). Not in torchvision."""
     return _cifar(110, BasicBlock, num_classes, shortcut, in_channels)
 
 
-@register_model(paper=PAPER, input_size=(3, 32, 32))
+@register_model(paper=PAPER, preprocessing=CIFAR)
 def resnet1202(num_classes: int = 10, in_channels: int = 3, shortcut: Shortcut = "A") -> CifarResNet:
     """ResNet-1202 for CIFAR: 3 stages of 200 basic blocks (16/32/64 channels), 19.4M params; the paper's
     overfitting example. From the paper: none (``shortcut="B"`` swaps option A for 1x1 projections).
@@ -214,35 +214,35 @@ def resnet1202(num_classes: int = 10, in_channels: int = 3, shortcut: Shortcut =
     return _cifar(1202, BasicBlock, num_classes, shortcut, in_channels)
 
 
-@register_model(paper=PAPER, input_size=(3, 32, 32))
+@register_model(paper=PAPER, preprocessing=CIFAR)
 def plain20(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
     """Plain-20 for CIFAR: ResNet-20 without shortcuts (same 0.27M params as option A). From the paper: none.
     Not in torchvision."""
     return _cifar(20, PlainBlock, num_classes, "A", in_channels)
 
 
-@register_model(paper=PAPER, input_size=(3, 32, 32))
+@register_model(paper=PAPER, preprocessing=CIFAR)
 def plain32(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
     """Plain-32 for CIFAR: ResNet-32 without shortcuts (same 0.46M params as option A). From the paper: none.
     Not in torchvision."""
     return _cifar(32, PlainBlock, num_classes, "A", in_channels)
 
 
-@register_model(paper=PAPER, input_size=(3, 32, 32))
+@register_model(paper=PAPER, preprocessing=CIFAR)
 def plain44(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
     """Plain-44 for CIFAR: ResNet-44 without shortcuts (same 0.66M params as option A). From the paper: none.
     Not in torchvision."""
     return _cifar(44, PlainBlock, num_classes, "A", in_channels)
 
 
-@register_model(paper=PAPER, input_size=(3, 32, 32))
+@register_model(paper=PAPER, preprocessing=CIFAR)
 def plain56(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
     """Plain-56 for CIFAR: ResNet-56 without shortcuts (same 0.85M params as option A); its training error is
     higher than plain-20's (Fig. 6). From the paper: none. Not in torchvision."""
     return _cifar(56, PlainBlock, num_classes, "A", in_channels)
 
 
-@register_model(paper=PAPER, input_size=(3, 32, 32))
+@register_model(paper=PAPER, preprocessing=CIFAR)
 def plain110(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
     """Plain-110 for CIFAR: ResNet-110 without shortcuts (same 1.7M params as option A). From the paper: none.
     Not in torchvision."""

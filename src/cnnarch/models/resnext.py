@@ -30,7 +30,7 @@ Differences from torchvision: the parameter names ``cardinality`` and ``bottlene
 
 from __future__ import annotations
 
-from cnnarch.models._registry import register_model
+from cnnarch.models._registry import CIFAR, Preprocessing, register_model
 from cnnarch.models.resnet import STAGES, Bottleneck, ResNet
 from cnnarch.models.resnet_cifar import CifarResNet
 
@@ -91,21 +91,22 @@ def resnext101_32x8d(num_classes: int = 1000, in_channels: int = 3, **kwargs) ->
     return resnext(101, 32, 8, num_classes, in_channels=in_channels, **kwargs)
 
 
-@register_model(paper=PAPER)
+# torchvision's only weights for it were trained with its newer recipe, evaluated at resize 232
+@register_model(paper=PAPER, preprocessing=Preprocessing(232, 224))
 def resnext101_64x4d(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
     """ResNeXt-101 (64x4d): 83.5M params. Same as torchvision.models.resnext101_64x4d. Differences from
     torchvision: ``in_channels``."""
     return resnext(101, 64, 4, num_classes, in_channels=in_channels, **kwargs)
 
 
-@register_model(paper=PAPER, input_size=(3, 32, 32))
+@register_model(paper=PAPER, preprocessing=CIFAR)
 def resnext29_8x64d(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
     """ResNeXt-29 (8x64d) for CIFAR: 3 stages of 3 bottlenecks, cardinality 8, width 64; 34.4M params. From
     the paper: none. Not in torchvision."""
     return resnext_cifar(29, 8, 64, num_classes, in_channels)
 
 
-@register_model(paper=PAPER, input_size=(3, 32, 32))
+@register_model(paper=PAPER, preprocessing=CIFAR)
 def resnext29_16x64d(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
     """ResNeXt-29 (16x64d) for CIFAR: 3 stages of 3 bottlenecks, cardinality 16, width 64; 68.2M params (the
     paper prints 68.1M). From the paper: none. Not in torchvision."""

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from cnnarch.models._input_size import check_input
+from cnnarch.models._layers import renamed
 from cnnarch.models._registry import register_model
 
 PAPER = "Simonyan & Zisserman 2014, Very Deep Convolutional Networks (arXiv:1409.1556)"
@@ -35,6 +36,9 @@ CONFIGS: dict[str, list[int | str]] = {
     "D": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],  # 16
     "E": [64, 64, "M", 128, 128, "M", *[256] * 4, "M", *[512] * 4, "M", *[512] * 4, "M"],  # 19
 }
+
+# the registry's facts, the same for every configuration
+DECLARED = dict(min_input_size=32, first_conv="features.0", classifier="classifier.6")
 
 
 def make_features(
@@ -61,17 +65,20 @@ class VGG(nn.Module):
     Input (N, in_channels, H, W) with H, W >= 32; output (N, num_classes) logits.
     """
 
-    def __init__(self, features: nn.Sequential, num_classes: int = 1000, *, dropout: float = 0.5):
+    def __init__(
+        self, features: nn.Sequential, num_classes: int = 1000, *, drop_prob: float = 0.5, **deprecated
+    ):
         super().__init__()
+        drop_prob = renamed(deprecated).get("drop_prob", drop_prob)
         self.features = features
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
         self.classifier = nn.Sequential(
             nn.Linear(512 * 7 * 7, 4096),
             nn.ReLU(True),
-            nn.Dropout(p=dropout),
+            nn.Dropout(p=drop_prob),
             nn.Linear(4096, 4096),
             nn.ReLU(True),
-            nn.Dropout(p=dropout),
+            nn.Dropout(p=drop_prob),
             nn.Linear(4096, num_classes),
         )
         for m in self.modules():
@@ -98,49 +105,49 @@ def _vgg(config: str, batch_norm: bool, num_classes: int, in_channels: int, **kw
     return VGG(make_features(CONFIGS[config], batch_norm, in_channels), num_classes, **kwargs)
 
 
-@register_model(paper=PAPER)
+@register_model(paper=PAPER, **DECLARED)
 def vgg11(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> VGG:
     """VGG-11, configuration A: 8 convolutions and 3 FC layers; torchvision's vgg11."""
     return _vgg("A", False, num_classes, in_channels, **kwargs)
 
 
-@register_model(paper=PAPER)
+@register_model(paper=PAPER, **DECLARED)
 def vgg11_bn(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> VGG:
     """VGG-11 (configuration A) with batch norm after every convolution: torchvision's vgg11_bn."""
     return _vgg("A", True, num_classes, in_channels, **kwargs)
 
 
-@register_model(paper=PAPER)
+@register_model(paper=PAPER, **DECLARED)
 def vgg13(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> VGG:
     """VGG-13, configuration B: 10 convolutions and 3 FC layers; torchvision's vgg13."""
     return _vgg("B", False, num_classes, in_channels, **kwargs)
 
 
-@register_model(paper=PAPER)
+@register_model(paper=PAPER, **DECLARED)
 def vgg13_bn(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> VGG:
     """VGG-13 (configuration B) with batch norm after every convolution: torchvision's vgg13_bn."""
     return _vgg("B", True, num_classes, in_channels, **kwargs)
 
 
-@register_model(paper=PAPER)
+@register_model(paper=PAPER, **DECLARED)
 def vgg16(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> VGG:
     """VGG-16, configuration D: 13 convolutions and 3 FC layers; torchvision's vgg16."""
     return _vgg("D", False, num_classes, in_channels, **kwargs)
 
 
-@register_model(paper=PAPER)
+@register_model(paper=PAPER, **DECLARED)
 def vgg16_bn(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> VGG:
     """VGG-16 (configuration D) with batch norm after every convolution: torchvision's vgg16_bn."""
     return _vgg("D", True, num_classes, in_channels, **kwargs)
 
 
-@register_model(paper=PAPER)
+@register_model(paper=PAPER, **DECLARED)
 def vgg19(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> VGG:
     """VGG-19, configuration E: 16 convolutions and 3 FC layers; torchvision's vgg19."""
     return _vgg("E", False, num_classes, in_channels, **kwargs)
 
 
-@register_model(paper=PAPER)
+@register_model(paper=PAPER, **DECLARED)
 def vgg19_bn(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> VGG:
     """VGG-19 (configuration E) with batch norm after every convolution: torchvision's vgg19_bn."""
     return _vgg("E", True, num_classes, in_channels, **kwargs)

@@ -43,9 +43,8 @@ from torch import nn
 
 from cnnarch.data.base import safe_torch_load
 from cnnarch.errors import InputError
+from cnnarch.models._registry import IMAGENET_MEAN, IMAGENET_STD, classifiers, get_model_entry
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 SHIPPED_DIR = Path(__file__).with_name("weights_data")
 # torch.hub's convention NAME-<first hex digits of the file's sha256>.EXT, with at least 8 digits so
 # that a name such as "net-1.pt" is not read as a hash
@@ -65,14 +64,15 @@ TORCHVISION_TWINS = {
 @dataclass(frozen=True)
 class WeightsMeta:
     """What a set of weights needs and says: ``resize`` is the shorter side an image is resized to,
-    ``crop`` the centre crop taken from it; ``mean``/``std`` normalise ``[0, 1]`` pixels."""
+    ``crop`` the centre crop taken from it; ``mean``/``std`` normalise ``[0, 1]`` pixels. What the
+    weights do not say (None) is the network's declared preprocessing (:func:`with_preprocessing`)."""
 
     num_classes: int
     classes: tuple[str, ...] = ()
     resize: int | None = None
     crop: int | None = None
-    mean: tuple[float, ...] = IMAGENET_MEAN
-    std: tuple[float, ...] = IMAGENET_STD
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
     source: str = ""
     model: str | None = None
     extra: dict = field(default_factory=dict)
@@ -87,7 +87,7 @@ class WeightsMeta:
     def from_json(cls, text: str) -> WeightsMeta:
         d = json.loads(text)
         for k in ("classes", "mean", "std"):
-            d[k] = tuple(d[k])
+            d[k] = None if d[k] is None else tuple(d[k])
         return cls(**d)
 
 
@@ -160,8 +160,8 @@ def _from_torchvision(name: str, w) -> Weights:
         classes=tuple(w.meta["categories"]),
         resize=tf.resize_size[0],
         crop=tf.crop_size[0],
-        mean=(0.5, 0.5, 0.5) if google else tuple(tf.mean),
-        std=(0.5, 0.5, 0.5) if google else tuple(tf.std),
+        mean=None if google else tuple(tf.mean),  # None: googlenet_tv's declared mean and std
+        std=None if google else tuple(tf.std),
         source=f"torchvision {type(w).__name__}.{w.name} ({w.url})",
         model=name,
     )
@@ -260,9 +260,7 @@ def _finish(state: dict, meta: WeightsMeta | None, path: Path) -> Weights:
     for prefix in ("module.", "_orig_mod."):
         if all(k.startswith(prefix) for k in state):
             state = {k.removeprefix(prefix): v for k, v in state.items()}
-    if meta is None:
-        head = [v for k, v in state.items() if k.endswith("weight") and v.dim() == 2]
-        meta = WeightsMeta(num_classes=head[-1].shape[0] if head else 0)
+    meta = meta or WeightsMeta(num_classes=0)  # a bare state_dict: the network's classifier tells
     return Weights(state, _replace(meta, source=meta.source or str(path)))
 
 
@@ -281,28 +279,21 @@ def save_weights(model: nn.Module, meta: WeightsMeta, path: str | os.PathLike) -
         f.write(save(state, metadata={"cnnarch": meta.to_json()}))
 
 
-def classifier_head(model: nn.Module) -> tuple[str, nn.Linear]:
-    """The last ``nn.Linear`` of the network: the layer that maps features to class scores."""
-    linears = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise ValueError(f"{type(model).__name__} has no nn.Linear classifier to replace")
-    return linears[-1]
-
-
 def replace_head(model: nn.Module, num_classes: int) -> list[str]:
-    """Give every classifier (the main head, and GoogLeNet's auxiliary heads) ``num_classes`` outputs,
-    freshly initialised; returns the names of the replaced layers."""
-    main_name, main = classifier_head(model)
-    old = main.out_features
-    replaced = []
-    for name, m in list(model.named_modules()):
-        if isinstance(m, nn.Linear) and m.out_features == old and (name == main_name or ".fc" in f".{name}"):
-            parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
-            setattr(
-                parent, name.rpartition(".")[2], nn.Linear(m.in_features, num_classes, m.bias is not None)
-            )
-            replaced.append(name)
-    return replaced
+    """Give every classifier (the declared one, and GoogLeNet's auxiliary heads) ``num_classes`` outputs,
+    freshly initialised; returns the module paths of the replaced layers."""
+    for path, m in classifiers(model).items():
+        parent, _, attr = path.rpartition(".")
+        setattr(model.get_submodule(parent), attr, nn.Linear(m.in_features, num_classes, m.bias is not None))
+    return list(classifiers(model))
+
+
+def with_preprocessing(meta: WeightsMeta, name: str) -> WeightsMeta:
+    """``meta`` completed by the registry's declared preprocessing for ``name`` where the weights say
+    nothing (a bare state_dict, a checkpoint of another tool): the one place preprocessing is decided."""
+    declared = get_model_entry(name).preprocessing
+    fields = ("resize", "crop", "mean", "std")
+    return _replace(meta, **{k: getattr(meta, k) or getattr(declared, k) for k in fields}, model=name)
 
 
 def build_with_weights(entry, weights: str | os.PathLike, num_classes: int | None = None, **kwargs):
@@ -311,7 +302,9 @@ def build_with_weights(entry, weights: str | os.PathLike, num_classes: int | Non
     carries ``weights_meta`` and ``replaced_head`` (the layers given fresh weights, if any)."""
     name = entry.name
     w = load_weights(name, weights)
-    model = entry.builder(num_classes=w.meta.num_classes, **kwargs)
+    n = w.meta.num_classes or len(w.state_dict.get(f"{entry.classifier}.weight", ()))
+    model = entry.builder(num_classes=n, **kwargs)
+    model.model_name = name
     try:
         model.load_state_dict(w.state_dict)
     except RuntimeError as e:
@@ -320,10 +313,10 @@ def build_with_weights(entry, weights: str | os.PathLike, num_classes: int | Non
             f"the weights {w.meta.source} do not fit {name}: {detail[:300]} "
             f"(are they for another network? `cnnarch info {name}` shows its layers)"
         ) from None
-    meta, replaced = w.meta, []
+    meta, replaced = _replace(w.meta, num_classes=n), []
     if num_classes is not None and num_classes != meta.num_classes:
         replaced = replace_head(model, num_classes)
         meta = _replace(meta, num_classes=num_classes, classes=())
-    model.weights_meta = _replace(meta, model=name)
+    model.weights_meta = with_preprocessing(meta, name)
     model.replaced_head = replaced
     return model

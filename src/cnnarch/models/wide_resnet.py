@@ -35,7 +35,8 @@ import torch
 from torch import nn
 
 from cnnarch.models._input_size import check_input
-from cnnarch.models._registry import register_model
+from cnnarch.models._layers import renamed
+from cnnarch.models._registry import CIFAR, register_model
 from cnnarch.models.resnet import STAGES, ResNet, block_convs
 from cnnarch.models.resnet_cifar import init_resnet_weights
 
@@ -78,8 +79,10 @@ class WideResNet(nn.Module):
         drop_prob: float = 0.0,
         num_classes: int = 10,
         in_channels: int = 3,
+        **deprecated,
     ):
         super().__init__()
+        drop_prob = renamed(deprecated).get("drop_prob", drop_prob)
         if depth < 10 or (depth - 4) % 6:
             raise ValueError(f"WRN depth must be 6N + 4 with N >= 1 (10, 16, 22, 28, 40, ...), got {depth}")
         if widen_factor < 1:
@@ -113,39 +116,44 @@ class WideResNet(nn.Module):
 
 
 def wrn(
-    depth: int, widen_factor: int, drop_prob: float = 0.0, num_classes: int = 10, in_channels: int = 3
+    depth: int,
+    widen_factor: int,
+    drop_prob: float = 0.0,
+    num_classes: int = 10,
+    in_channels: int = 3,
+    **deprecated,
 ) -> WideResNet:
     """WRN-``depth``-``widen_factor`` with dropout ``drop_prob`` between the convolutions of each block."""
-    return WideResNet(depth, widen_factor, drop_prob, num_classes, in_channels)
+    return WideResNet(depth, widen_factor, drop_prob, num_classes, in_channels, **deprecated)
 
 
-@register_model(paper=PAPER, input_size=(3, 32, 32))
-def wrn16_4(num_classes: int = 10, in_channels: int = 3, drop_prob: float = 0.0) -> WideResNet:
+@register_model(paper=PAPER, preprocessing=CIFAR)
+def wrn16_4(num_classes: int = 10, in_channels: int = 3, drop_prob: float = 0.0, **deprecated) -> WideResNet:
     """WRN-16-4 for CIFAR: 16 layers, 4x wider than ResNet, 2.7M params. From the paper: ``drop_prob``
     defaults to 0; adaptive average pooling. Not in torchvision."""
-    return wrn(16, 4, drop_prob, num_classes, in_channels)
+    return wrn(16, 4, drop_prob, num_classes, in_channels, **deprecated)
 
 
-@register_model(paper=PAPER, input_size=(3, 32, 32))
-def wrn16_8(num_classes: int = 10, in_channels: int = 3, drop_prob: float = 0.0) -> WideResNet:
+@register_model(paper=PAPER, preprocessing=CIFAR)
+def wrn16_8(num_classes: int = 10, in_channels: int = 3, drop_prob: float = 0.0, **deprecated) -> WideResNet:
     """WRN-16-8 for CIFAR: 16 layers, 8x wider than ResNet, 11.0M params. From the paper: ``drop_prob``
     defaults to 0; adaptive average pooling. Not in torchvision."""
-    return wrn(16, 8, drop_prob, num_classes, in_channels)
+    return wrn(16, 8, drop_prob, num_classes, in_channels, **deprecated)
 
 
-@register_model(paper=PAPER, input_size=(3, 32, 32))
-def wrn28_10(num_classes: int = 10, in_channels: int = 3, drop_prob: float = 0.0) -> WideResNet:
+@register_model(paper=PAPER, preprocessing=CIFAR)
+def wrn28_10(num_classes: int = 10, in_channels: int = 3, drop_prob: float = 0.0, **deprecated) -> WideResNet:
     """WRN-28-10 for CIFAR: 28 layers, 10x wider than ResNet, 36.5M params (the paper's best, with
     ``drop_prob=0.3``). From the paper: ``drop_prob`` defaults to 0; adaptive average pooling. Not in
     torchvision."""
-    return wrn(28, 10, drop_prob, num_classes, in_channels)
+    return wrn(28, 10, drop_prob, num_classes, in_channels, **deprecated)
 
 
-@register_model(paper=PAPER, input_size=(3, 32, 32))
-def wrn40_4(num_classes: int = 10, in_channels: int = 3, drop_prob: float = 0.0) -> WideResNet:
+@register_model(paper=PAPER, preprocessing=CIFAR)
+def wrn40_4(num_classes: int = 10, in_channels: int = 3, drop_prob: float = 0.0, **deprecated) -> WideResNet:
     """WRN-40-4 for CIFAR: 40 layers, 4x wider than ResNet, 8.9M params. From the paper: ``drop_prob``
     defaults to 0; adaptive average pooling. Not in torchvision."""
-    return wrn(40, 4, drop_prob, num_classes, in_channels)
+    return wrn(40, 4, drop_prob, num_classes, in_channels, **deprecated)
 
 
 @register_model(paper=PAPER)

@@ -50,12 +50,17 @@ import torch
 from torch import nn
 
 from cnnarch.models._input_size import check_input
-from cnnarch.models._layers import LocalResponseNorm
+from cnnarch.models._layers import LocalResponseNorm, renamed
 from cnnarch.models._registry import register_model
 
 __all__ = ["ZF_B_LAYERS", "ZF_LAYERS", "ConvLayer", "ZFNet"]
 
 PAPER = "Zeiler & Fergus, Visualizing and Understanding Convolutional Networks, ECCV 2014 (arXiv:1311.2901)"
+
+# the registry's facts: the fixed 6x6 classifier input allows 207..238 pixels
+DECLARED = dict(
+    min_input_size=207, max_input_size=238, first_conv="features.conv1", classifier="classifier.fc8"
+)
 
 
 @dataclass(frozen=True)
@@ -96,9 +101,11 @@ class ZFNet(nn.Module):
         layers: tuple[ConvLayer, ...] = ZF_LAYERS,
         num_classes: int = 1000,
         in_channels: int = 3,
-        dropout: float = 0.5,
+        drop_prob: float = 0.5,
+        **deprecated,
     ):
         super().__init__()
+        drop_prob = renamed(deprecated).get("drop_prob", drop_prob)
         features: OrderedDict[str, nn.Module] = OrderedDict()
         pools = norms = 0
         for i, layer in enumerate(layers, start=1):
@@ -118,10 +125,10 @@ class ZFNet(nn.Module):
             OrderedDict(
                 fc6=nn.Linear(in_channels * 6 * 6, 4096),
                 relu6=nn.ReLU(inplace=True),
-                drop6=nn.Dropout(dropout),
+                drop6=nn.Dropout(drop_prob),
                 fc7=nn.Linear(4096, 4096),
                 relu7=nn.ReLU(inplace=True),
-                drop7=nn.Dropout(dropout),
+                drop7=nn.Dropout(drop_prob),
                 fc8=nn.Linear(4096, num_classes),
             )
         )
@@ -139,16 +146,16 @@ class ZFNet(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
-@register_model(paper=PAPER)
-def zfnet(num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> ZFNet:
+@register_model(paper=PAPER, **DECLARED)
+def zfnet(num_classes: int = 1000, in_channels: int = 3, drop_prob: float = 0.5, **deprecated) -> ZFNet:
     """ZFNet (Fig. 3): AlexNet with a 7x7/2 first layer and a 5x5/2 second layer, dense layers 3-5, contrast
     normalisation after the first two poolings; 62.4M params, 224x224 input. From the paper: AlexNet's
     LRN parameters (the paper gives none); ``in_channels``. Not in torchvision."""
-    return ZFNet(ZF_LAYERS, num_classes, in_channels, dropout)
+    return ZFNet(ZF_LAYERS, num_classes, in_channels, drop_prob, **deprecated)
 
 
-@register_model(paper=PAPER)
-def zfnet_b(num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> ZFNet:
+@register_model(paper=PAPER, **DECLARED)
+def zfnet_b(num_classes: int = 1000, in_channels: int = 3, drop_prob: float = 0.5, **deprecated) -> ZFNet:
     """ZFNet variant (b) of Table 3: layers 3, 4, 5 widened to 512, 1024, 512 maps. From the paper: AlexNet's
     LRN parameters (the paper gives none); ``in_channels``. Not in torchvision."""
-    return ZFNet(ZF_B_LAYERS, num_classes, in_channels, dropout)
+    return ZFNet(ZF_B_LAYERS, num_classes, in_channels, drop_prob, **deprecated)

@@ -56,17 +56,11 @@ def init_whitening(conv: nn.Conv2d, images: torch.Tensor, eps: float = WHITEN_EP
     conv.weight.requires_grad_(False)
 
 
-def first_conv(model: nn.Module) -> nn.Conv2d:
-    """The model's ``whiten`` layer, else its first convolution."""
-    conv = getattr(model, "whiten", None)
-    if isinstance(conv, nn.Conv2d):
-        return conv
-    return next(m for m in model.modules() if isinstance(m, nn.Conv2d))
-
-
 def apply_speedrun(model: nn.Module, cfg: TrainConfig, train, resuming: bool) -> None:
     """``bn_momentum`` and ``whiten`` on a new model; a resumed run only freezes the whitening layer,
     whose weights come from the checkpoint."""
+    from cnnarch.models import first_conv  # the registry's: cifar_fast's ``whiten``
+
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms and (cfg.bn_momentum is not None or cfg.bias_lr_scale != 1):
         raise ValueError(

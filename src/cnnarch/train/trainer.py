@@ -169,11 +169,11 @@ def freeze(model: nn.Module, what: str) -> None:
     auxiliary ones). Frozen batch-norm layers keep updating their running statistics to the new data."""
     if what == "none":
         return
-    from cnnarch.models.weights import classifier_head
+    from cnnarch.models import classifiers
 
-    head = classifier_head(model)[1]
+    heads = list(classifiers(model).values())
     for m in model.modules():
-        trains = isinstance(m, nn.Linear) and (what == "features" or m.out_features == head.out_features)
+        trains = isinstance(m, nn.Linear) and (what == "features" or m in heads)
         for p in m.parameters(recurse=False):
             p.requires_grad_(trains)
 
