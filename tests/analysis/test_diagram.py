@@ -247,10 +247,11 @@ def test_lecture_comparison_lines_up_stage_by_stage():
     names = ("vgg19", "plain34", "resnet34")
     diagrams = [draw(n) for n in names]
     s = sheet(diagrams)
-    columns, x = {}, 0.0
+    columns = {}
     for name, d in zip(names, diagrams, strict=True):
-        columns[name] = [(p[2], p[5]) for p in s.prims if p[0] == "box" and x <= p[1] <= x + d.width]
-        x += d.width + 48
+        mid = next(p[1] for p in s.prims if p[0] == "text" and p[3] == name)  # the column's title
+        left, right = mid - d.width / 2, mid + d.width / 2
+        columns[name] = [(p[2], p[5]) for p in s.prims if p[0] == "box" and left <= p[1] <= right]
     plain = [(y, n.label) for y, n in columns["plain34"] if n.kind == "conv"]
     residual = [(y, n.label) for y, n in columns["resnet34"] if n.kind == "conv"]
     model, _ = build("plain34")
@@ -260,9 +261,13 @@ def test_lecture_comparison_lines_up_stage_by_stage():
     for name, boxes in columns.items():
         for y, n in boxes:
             first.setdefault((name, n.shape.partition("x")[2] or "flat"), y)
+    margin = {p[3]: p[2] for p in s.prims if p[0] == "text" and p[3].startswith("output ")}
     for size in ("112x112", "56x56", "28x28", "14x14", "7x7", "flat"):
         tops = {name: first[name, size] for name in names if (name, size) in first}
         assert len(tops) >= 2 and len(set(tops.values())) == 1, (size, tops)
+        # the size is written in the left margin, level with the stage's first row
+        label = "output " + ("classifier" if size == "flat" else size)
+        assert margin[label] == pytest.approx(next(iter(tops.values())) + 11)
 
 
 @pytest.mark.parametrize("name,depth", [("vgg16", 1), ("resnet152", 1), ("zfnet", None)])

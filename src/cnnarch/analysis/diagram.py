@@ -315,7 +315,7 @@ class Diagram:
     arcs: list[tuple[str, str, bool]] = field(default_factory=list)
     groups: list[tuple[str, int, str]] = field(default_factory=list)
     sides: list[list[Node]] = field(default_factory=list)
-    stages: list[tuple[float, int]] = field(default_factory=list)  # (top, stage) of the column's items
+    stages: list[tuple[float, int, str]] = field(default_factory=list)  # (top, stage, its name) per item
     width: float = 0
     height: float = 0
 
@@ -584,18 +584,18 @@ def layout(nodes: list[Node], title: str) -> Diagram:
     x0, y0, x1, y1 = _bbox(d.prims)
     d.prims = _shift(d.prims, -x0, -y0)
     d.width, d.height = x1 - x0, y1 - y0
-    d.stages = [(top - y0, _stage(it)) for top, it in tops]
+    d.stages = [(top - y0, *_stage(it)) for top, it in tops]
     return d
 
 
-def _stage(item) -> int:
-    """The stage an item of the column belongs to: the spatial size of its output (height x width;
-    0 for flat features, the classifier; -1 for the input)."""
+def _stage(item) -> tuple[int, str]:
+    """The stage an item of the column belongs to, and its name: the spatial size of its output
+    (height x width; 0 for flat features, the classifier; -1 for the input)."""
     last = _flat(item)[-1]
     if last.kind == "input":
-        return -1
-    dims = [int(v) for v in last.shape.split("x")[1:] if v.isdigit()]
-    return math.prod(dims) if dims else 0
+        return -1, ""
+    dims = last.shape.split("x")[1:]
+    return (math.prod(int(v) for v in dims), "x".join(dims)) if dims else (0, "classifier")
 
 
 def draw(
@@ -655,10 +655,16 @@ def sheet(diagrams: list[Diagram], gap: float = 48, align: bool = True) -> Diagr
     ``align``: stage by stage, as He et al. (2016, Fig. 3) set VGG-19, plain-34 and ResNet-34 side by
     side: where the columns reach a new output size (224, 112, 56, ... then the classifier), each
     column's connector is stretched so that the stage starts at the same height in all of them. A column
-    whose sizes do not only shrink (a U-Net) is left as it is."""
-    shifts = _stage_shifts(diagrams) if align and len(diagrams) > 1 else [[] for _ in diagrams]
+    whose sizes do not only shrink (a U-Net) is left as it is. Where all columns share two stages or
+    more, the output size of each shared stage is written in the left margin, as in the paper."""
+    shifts, marks = _stage_shifts(diagrams) if align and len(diagrams) > 1 else ([[] for _ in diagrams], {})
     out = Diagram(" | ".join(d.title for d in diagrams))
     x, height = 0.0, 0.0
+    if len(marks) > 1:  # stages to compare (not one module's single size)
+        labels = [f"output {name}" for name, _ in marks.values()]
+        x = max(_tw(t, SMALL) for t in labels) + 16
+        for label, (_, y) in zip(labels, marks.values(), strict=True):
+            out.prims.append(("text", x - 16, 30 + y + ROW_H / 2, label, SMALL, "end", "#888"))
     for d, cuts in zip(diagrams, shifts, strict=True):
         out.prims.append(("text", x + d.width / 2, 14, d.title, 15, "middle", "#000"))
         out.prims += _shift(_stretch(d.prims, cuts), x, 30)
@@ -672,17 +678,21 @@ def sheet(diagrams: list[Diagram], gap: float = 48, align: bool = True) -> Diagr
     return out
 
 
-def _stage_shifts(diagrams: list[Diagram]) -> list[list[tuple[float, float]]]:
-    """Per diagram, (y, extra space inserted there) so that equal stages start at equal heights."""
+def _stage_shifts(diagrams: list[Diagram]):
+    """Per diagram, (y, extra space inserted there) so that equal stages start at equal heights; and
+    the stages all share: stage -> (its name, the height it starts at)."""
     starts = []  # per diagram: stage -> the top of its first item
+    names: dict[int, str] = {}
     for d in diagrams:
         first: dict[int, float] = {}
-        for top, stage in d.stages:
+        for top, stage, name in d.stages:
             first.setdefault(stage, top)
+            names.setdefault(stage, name)
         order = [stage for stage in first if stage >= 0]
         shrinking = all(a > b for a, b in zip(order, order[1:], strict=False))
         starts.append(first if shrinking else {})
     cuts: list[list[tuple[float, float]]] = [[] for _ in diagrams]
+    marks = {}
     for stage in sorted({k for f in starts for k in f if k >= 0}, reverse=True):
         have = [i for i, f in enumerate(starts) if stage in f]
         now = {i: starts[i][stage] + sum(dy for _, dy in cuts[i]) for i in have}
@@ -690,7 +700,9 @@ def _stage_shifts(diagrams: list[Diagram]) -> list[list[tuple[float, float]]]:
         for i in have:
             if target > now[i]:
                 cuts[i].append((starts[i][stage] - 0.5, target - now[i]))
-    return cuts
+        if len(have) == len(diagrams):  # beside the first column: only a size every column reaches
+            marks[stage] = (names[stage], target)
+    return cuts, marks
 
 
 def _stretch(prims, cuts: list[tuple[float, float]]) -> list:
