@@ -1,8 +1,18 @@
-"""Two CPU processes (gloo, started as torchrun starts them) train to the same weights as one process
-with the same global batch: each takes half of every batch, DDP averages the gradients."""
+"""Data parallel pieces in forked CPU processes joined by gloo, as torchrun would start them (torchrun
+itself is in test_ddp_torchrun.py): a tiny MLP trains to the weights of one process, the all-reduced
+batch norm equals one batch norm over the whole batch, every family of the zoo takes DDP steps, and an
+output folder that the machines do not share is refused."""
 
+import multiprocessing
+import os
+import socket
+import traceback
+
+import pytest
 import torch
+from torch import nn
 
+from cnnarch.train import distributed as D
 from cnnarch.train.checkpoint import load_checkpoint
 
 
@@ -22,3 +32,230 @@ def test_two_processes_equal_one(tmp_path, syn):
         assert not torch.allclose(v, start.state_dict()[k])  # trained, not merely equal at init
     # validation counts were summed over both processes' shards: the same top-1 as one process
     assert two["best_top1"] == one["best_top1"]
+
+
+def run_forked(target, tmp_path, world_size=2, local=True, timeout=300) -> None:
+    """``target(rank, tmp_path)`` in ``world_size`` forked processes joined by gloo; ``local=False``
+    puts every process on a machine of its own (local rank 0 each). A failure is raised here with the
+    process's traceback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = multiprocessing.get_context("fork")
+    procs = [
+        ctx.Process(target=_worker, args=(target, tmp_path, rank, world_size, local, port))
+        for rank in range(world_size)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout)
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+    errors = [(tmp_path / f"error{r}.txt") for r in range(world_size)]
+    messages = [e.read_text() for e in errors if e.exists()]
+    assert not messages, "\n".join(messages)
+    assert [p.exitcode for p in procs] == [0] * world_size
+
+
+def _worker(target, tmp_path, rank, world_size, local, port):
+    import torch.distributed as dist
+
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank if local else 0),
+        WORLD_SIZE=str(world_size),
+        LOCAL_WORLD_SIZE=str(world_size if local else 1),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    torch.set_num_threads(1)
+    try:
+        info = D.init_distributed("cpu")
+        target(info, tmp_path)
+    except BaseException:
+        (tmp_path / f"error{rank}.txt").write_text(f"process {rank}:\n{traceback.format_exc()}")
+        os._exit(1)
+    dist.destroy_process_group()
+    os._exit(0)  # no pytest teardown in a fork
+
+
+# ------------------------------------------------------------------------------------ --sync-bn
+
+BATCH, CHANNELS = 6, 5
+
+
+def _batch():
+    g = torch.Generator().manual_seed(3)
+    return torch.randn(2 * BATCH, CHANNELS, 4, 4, generator=g) * 3 + 1, torch.randn(
+        2 * BATCH, CHANNELS, 4, 4, generator=g
+    )
+
+
+def _global_bn_half(info, tmp_path):
+    """This process's half of the batch through a converted batch norm, twice (running statistics)."""
+    x, w = _batch()
+    mine = slice(info.rank * BATCH, (info.rank + 1) * BATCH)
+    model = D.convert_sync_batchnorm(
+        nn.Sequential(nn.BatchNorm2d(CHANNELS, momentum=0.3)), torch.device("cpu")
+    )
+    assert isinstance(model[0], D.GlobalBatchNorm)
+    nn.init.uniform_(model[0].weight, 0.5, 1.5)
+    nn.init.uniform_(model[0].bias, -0.5, 0.5)
+    x = x[mine].clone().requires_grad_()
+    for _ in range(2):
+        y = model(x)
+        ((y * w[mine]).sum() / (2 * BATCH)).backward()  # this process's part of the whole batch's loss
+    torch.save(
+        {"y": y.detach(), "dx": x.grad, "state": model.state_dict(), "dw": model[0].weight.grad},
+        tmp_path / f"bn{info.rank}.pt",
+    )
+
+
+def test_sync_bn_on_cpu_equals_one_batch_norm_over_the_whole_batch(tmp_path):
+    """Oracle: torch's nn.BatchNorm2d on the concatenated batch in one process. Each process holds half;
+    outputs, input gradients, running statistics must match it (float32 rounding: the sums are taken in
+    another order). Parameter gradients are summed over the processes here, as DDP all-reduces them."""
+    run_forked(_global_bn_half, tmp_path)
+
+    x, w = _batch()
+    torch.manual_seed(0)
+    bn = nn.BatchNorm2d(CHANNELS, momentum=0.3)
+    halves = [torch.load(tmp_path / f"bn{r}.pt", weights_only=True) for r in range(2)]
+    with torch.no_grad():
+        bn.weight.copy_(halves[0]["state"]["0.weight"])  # the uniform init drawn in the processes
+        bn.bias.copy_(halves[0]["state"]["0.bias"])
+    x = x.clone().requires_grad_()
+    for _ in range(2):
+        y = bn(x)
+        ((y * w).sum() / (2 * BATCH)).backward()
+    tol = dict(rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(torch.cat([h["y"] for h in halves]), y.detach(), **tol)
+    torch.testing.assert_close(torch.cat([h["dx"] for h in halves]), x.grad, **tol)
+    torch.testing.assert_close(halves[0]["dw"] + halves[1]["dw"], bn.weight.grad, **tol)
+    for k, v in bn.state_dict().items():
+        if k not in ("weight", "bias"):
+            torch.testing.assert_close(halves[0]["state"]["0." + k], v, **tol)
+            torch.testing.assert_close(halves[1]["state"]["0." + k], v, **tol)
+    # per-process statistics would differ: the halves have other means
+    assert not torch.allclose(x[:BATCH].mean((0, 2, 3)), x[BATCH:].mean((0, 2, 3)), atol=0.1)
+
+
+# ------------------------------------------------------------------------------------ every family
+
+# one network per forward code path of the zoo, and the input side each accepts (the smallest, or 32)
+FAMILIES = {
+    "alexnet": ({}, 227),  # grouped convolutions, local response normalisation, dropout
+    "zfnet": ({}, 207),
+    "vgg11_bn": ({}, 32),
+    "googlenet": ({}, 96),  # auxiliary heads in training
+    "resnet18": ({}, 32),  # BasicBlock
+    "resnext50_32x4d": ({}, 32),  # Bottleneck with grouped convolutions
+    "resnet20": ({}, 32),  # CIFAR ResNet, shortcut A
+    "plain20": ({}, 32),
+    "wrn16_4": ({"drop_prob": 0.3}, 32),  # dropout between the convolutions
+    "fractalnet": ({}, 32),  # drop-path: columns left out of a step
+    "cifar_fast": ({}, 32),  # frozen whitening layer
+}
+
+
+def _build(name: str, kwargs: dict) -> nn.Module:
+    """The zoo's network; FractalNet narrowed (3 columns of 2 blocks, 16-32 channels: the same modules
+    and drop-path as fractalnet20's 33.7M parameters). The hidden fully connected layers of AlexNet, ZFNet
+    and VGG (16-100M weights each) are frozen so that the all-reduce stays small; forward and backward
+    still run through them, and DDP leaves frozen parameters out as the trainer's --freeze does."""
+    from cnnarch.models import create_model
+    from cnnarch.models.fractalnet import fractalnet
+
+    if name == "fractalnet":
+        return fractalnet(3, 2, (16, 32), num_classes=4)
+    model = create_model(name, num_classes=4, **kwargs)
+    for m in model.modules():
+        if isinstance(m, nn.Linear) and m.out_features != 4 and m.weight.numel() > 1_000_000:
+            m.weight.requires_grad_(False)
+    return model
+
+
+def _family_steps(info, tmp_path):
+    from cnnarch.train.evaluate import split_outputs
+
+    done = []
+    for name, (kwargs, size) in FAMILIES.items():
+        torch.manual_seed(0)
+        model = _build(name, kwargs)
+        net = D.wrap(model, torch.device("cpu"), info)
+        assert isinstance(net, nn.parallel.DistributedDataParallel)
+        assert net.find_unused_parameters == (name == "fractalnet"), name
+        opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01)
+        torch.manual_seed(info.rank)  # other dropout masks and drop-paths per process, as in the trainer
+        g = torch.Generator().manual_seed(info.rank)
+        for _ in range(2):  # DDP reports a parameter left out of step k in step k + 1
+            x, y = torch.randn(2, 3, size, size, generator=g), torch.randint(0, 4, (2,), generator=g)
+            logits, aux = split_outputs(net(x))
+            loss = nn.functional.cross_entropy(logits, y)
+            loss = loss + 0.3 * sum(nn.functional.cross_entropy(a, y) for a in aux)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        if name == "googlenet":
+            assert len(aux) == 2
+        # the processes hold the same weights after the steps (averaged gradients): max = min everywhere
+        weights = torch.cat([p.detach().flatten() for p in model.parameters() if p.requires_grad])
+        low, high = weights.clone(), weights.clone()
+        torch.distributed.all_reduce(low, op=torch.distributed.ReduceOp.MIN)
+        torch.distributed.all_reduce(high, op=torch.distributed.ReduceOp.MAX)
+        assert torch.equal(low, high), name
+        done.append(name)
+        del net, model, opt
+    (tmp_path / f"done{info.rank}.txt").write_text(" ".join(done))
+
+
+@pytest.mark.slow
+def test_every_family_takes_ddp_steps(tmp_path):
+    """Three DDP steps of every family's forward path in 2 forked gloo processes (torchrun per family
+    would cost a launcher and two torch imports each). Without find_unused_parameters, FractalNet's
+    drop-path fails the second step; the check above asks DDP to search only for FractalNet."""
+    run_forked(_family_steps, tmp_path, timeout=500)
+    assert (tmp_path / "done0.txt").read_text().split() == list(FAMILIES)
+
+
+def test_skips_parameters_is_read_from_the_model():
+    from cnnarch.models import create_model
+
+    assert D.skips_parameters(create_model("fractalnet20"))
+    assert not D.skips_parameters(create_model("fractalnet20", column=3))  # one path: nothing is skipped
+    assert not D.skips_parameters(create_model("fractalnet20", drop_path_local=0, drop_path_global=0))
+    assert not D.skips_parameters(create_model("googlenet"))  # the aux heads are in every training loss
+    assert D.skips_parameters(nn.Sequential(nn.Linear(2, 2), create_model("fractalnet20")))
+
+
+# ------------------------------------------------------------------------------------ output folder
+
+
+def _check_output(info, tmp_path):
+    D.check_shared_output(tmp_path / "shared", info, torch.device("cpu"))
+    with pytest.raises(ValueError, match=r"not shared by every machine.*file system all machines mount"):
+        D.check_shared_output(tmp_path / f"machine{info.rank}", info, torch.device("cpu"))
+
+
+def test_output_folder_not_shared_by_the_machines_is_refused(tmp_path):
+    """Two 'machines' (local rank 0 each): one shared folder passes; each its own folder (what a run
+    directory on a local disk looks like) is refused on both."""
+    for d in ("shared", "machine0", "machine1"):
+        (tmp_path / d).mkdir()
+    run_forked(_check_output, tmp_path, local=False)
+    assert sorted(p.name for p in (tmp_path / "shared").iterdir()) == []  # the token is removed
+
+
+def test_threads_zero_shares_the_cores_among_local_processes(monkeypatch):
+    from cnnarch.train.threads import available_cores, resolve_threads
+
+    cores = available_cores()
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert resolve_threads(0) == max(1, cores // 2)
+    assert resolve_threads(3) == 3  # an explicit count is kept
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(4 * cores))
+    assert resolve_threads(0) == 1
+    monkeypatch.delenv("LOCAL_WORLD_SIZE")
+    assert resolve_threads(0) == cores
