@@ -76,7 +76,7 @@ window.addEventListener('load', function () {
       function (e) { return parseFloat(getComputedStyle(e).fontSize); }));
   }
   function rect(sel) { return document.querySelector(sel).getBoundingClientRect(); }
-  var svg = rect('.diagram svg'), layers = rect('table.layers'), claims = rect('.claims-box');
+  var svg = rect('.diagram'), layers = rect('table.layers'), claims = rect('.claims-box');
   var arrow = getComputedStyle(document.querySelector('th.sortable'), '::after').content;
   document.body.setAttribute('data-probe', JSON.stringify({
     svg_text: smallest('.diagram svg text'), table: smallest('table.layers td'),

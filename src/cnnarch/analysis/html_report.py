@@ -51,8 +51,9 @@ table.claims td, table.claims th { padding: 2px 6px; border-bottom: 1px solid #e
   vertical-align: top; }
 table.claims td.why { color: #555; max-width: 420px; }
 .main { display: flex; flex-wrap: wrap; gap: 24px; align-items: flex-start; }
-.diagram { flex: 0 0 auto; max-width: 100%; overflow-x: auto; }
-.tables { flex: 1 1 520px; min-width: 0; }
+.diagram { flex: 0 1 auto; max-width: 58%; max-height: 88vh; overflow: auto; }
+.diagram h2 { position: sticky; left: 0; }
+.tables { flex: 1 1 480px; min-width: 0; }
 .layers-box { max-height: 80vh; overflow: auto; border: 1px solid #e4e4e4; }
 th.sortable { cursor: pointer; white-space: nowrap; } th.sortable:hover { background: #e0e0ff; }
 th.sortable::after { content: " \\21C5"; color: #999; }
