@@ -120,3 +120,19 @@ def test_saved_files(suffix, tmp_path, capsys):
     assert main(["report", str(path), "--out", str(tmp_path / "r.html"), *args]) == 0
     assert main(["summary", str(tmp_path / "missing.pt2")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_torchvision_densenet_is_drawn_one_box_per_dense_block():
+    from torchvision.models.densenet import _DenseBlock, _DenseLayer
+
+    from cnnarch.analysis import build, draw
+
+    model, size = build("torchvision:densenet121")
+    d = draw(model, size)
+    dense = {n: m for n, m in model.named_modules() if isinstance(m, _DenseBlock)}
+    blocks = [n for n in d.nodes if n.name in dense]
+    assert [n.name for n in blocks] == list(dense)
+    assert [n.repeat for n in blocks] == [
+        sum(isinstance(c, _DenseLayer) for c in m.children()) for m in dense.values()
+    ]
+    assert d.arcs == [] and len(d.nodes) < 20  # not hundreds of arcs
