@@ -204,3 +204,9 @@ def test_error_against_depth_names_the_depths_that_break_it():
     text = " ".join(degradation.named_conclusions(named(curves), skip=3))
     assert "Does not hold (32 to 44): ResNet test error falls with depth" in text
     assert "not finished: ResNet-110 (none)" in text
+
+
+def test_the_data_is_named_as_what_it_is():
+    assert degradation.data_label("../shared/data/cifar10-jpeg") == "CIFAR-10 (JPEG copy)"
+    assert degradation.data_label(None) == degradation.data_label("cifar10") == "CIFAR-10"
+    assert degradation.data_label("/data/cifar-png/") == "CIFAR-10 (cifar-png)"

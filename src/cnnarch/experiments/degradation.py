@@ -28,6 +28,7 @@ import math
 import shlex
 import statistics
 from dataclasses import dataclass
+from pathlib import PurePath
 
 from matplotlib.figure import Figure
 
@@ -243,7 +244,14 @@ PAPER_TABLE6 = {
     "resnet56": (0.85, 6.97),
     "resnet110": (1.7, 6.43),
 }
-DATA_LABEL = "CIFAR-10 (JPEG copy)"
+
+
+def data_label(data: str | None) -> str:
+    """How the report names its data: the JPEG copy of CIFAR-10 scores lower than the original images."""
+    name = PurePath(data or "cifar10").name.lower()
+    if name in ("cifar10", "cifar-10"):
+        return "CIFAR-10"
+    return "CIFAR-10 (JPEG copy)" if "jpeg" in name or "jpg" in name else f"CIFAR-10 ({name})"
 
 
 @dataclass(frozen=True)
@@ -573,6 +581,7 @@ def report_named(ctx: Context):
     sched = budget_schedule(ctx)
     specs = named_specs(ctx)
     runs = collect_named(ctx, specs)
+    data = data_label(specs[0].cfg.data)
     total = max(r["planned_epochs"] for r in runs.values())
     skip = max(1, round(0.2 * total))  # "after the first few": the first fifth of the schedule
     lines = named_conclusions(runs, skip)
@@ -588,7 +597,7 @@ def report_named(ctx: Context):
     plot_named(
         runs,
         ctx.output / "degradation.png",
-        f"{DATA_LABEL}, schedule {ctx.budget}: thin lines training error (augmented batches), bold lines "
+        f"{data}, schedule {ctx.budget}: thin lines training error (augmented batches), bold lines "
         "test error",
     )
     params = {m: sum(p.numel() for p in create_model(m).parameters()) for m, _ in sched.runs}
@@ -634,20 +643,20 @@ def report_named(ctx: Context):
         f"schedule `{ctx.budget}`: {sched.about}",
         "every run is this command with its own `--model`, `--seed` and `--output`: "
         f"`{train_command(ctx, specs[0])}`",
-        f"data: {DATA_LABEL} ({specs[0].cfg.data or 'cifar10'}); test error on the test split after every "
+        f"data: {data} ({specs[0].cfg.data or 'cifar10'}); test error on the test split after every "
         "epoch; training error is the running error of each epoch's augmented batches, as the paper's thin "
         "curves",
         f"mixed precision: {'bf16 autocast, channels-last' if specs[0].cfg.amp else 'none (fp32)'}",
         f"progress: {progress}",
     ]
     sections = [
-        f"## Beside the paper's Table 6 (test error, {DATA_LABEL}; the paper's: CIFAR-10, 64k iterations)",
+        f"## Beside the paper's Table 6 (test error, {data}; the paper's: CIFAR-10, 64k iterations)",
         "",
         md_table(
             [
                 "network",
                 "parameters",
-                f"test error, {DATA_LABEL}, finished runs",
+                f"test error, {data}, finished runs",
                 "unfinished runs so far",
                 "He et al. Table 6 (parameters)",
             ],
@@ -660,7 +669,7 @@ def report_named(ctx: Context):
         "",
         "![training and test error per epoch](degradation.png)",
         "",
-        f"## Runs ({DATA_LABEL}; the CPU each ran on)",
+        f"## Runs ({data}; the CPU each ran on)",
         "",
         md_table(["run", "state", "epochs", "training error", "test error", "minutes", "machine"], run_rows),
         "",
