@@ -259,3 +259,32 @@ def test_threads_zero_shares_the_cores_among_local_processes(monkeypatch):
     assert resolve_threads(0) == 1
     monkeypatch.delenv("LOCAL_WORLD_SIZE")
     assert resolve_threads(0) == cores
+
+
+@pytest.mark.slow
+def test_resume_auto_starts_a_run_then_continues_it(tmp_path, monkeypatch, capsys):
+    """One process, the same command twice (as torchrun --max-restarts repeats it): the first starts the
+    run, the second continues from --output's last.pt; the result is the uninterrupted run's."""
+    import numpy as np
+    from PIL import Image
+
+    from cnnarch.cli import main
+
+    monkeypatch.setenv("CNNARCH_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    for name in ("blue", "green", "red"):
+        d = tmp_path / "data" / "train" / name
+        d.mkdir(parents=True)
+        for i in range(8):
+            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(d / f"{i}.png")
+    args = ["train", "--data", str(tmp_path / "data"), "--model", "resnet20", "-b", "8", "--val-split", "0"]
+    args += ["--sched", "none", "--log-interval", "0"]
+    assert main([*args, "--epochs", "1", "--resume", "auto", "--output", str(tmp_path / "a")]) == 0
+    assert "training resnet20" in capsys.readouterr().out
+    assert main([*args, "--epochs", "2", "--resume", "auto", "--output", str(tmp_path / "a")]) == 0
+    assert "resuming resnet20" in capsys.readouterr().out
+    assert main([*args, "--epochs", "2", "--output", str(tmp_path / "b")]) == 0
+    a, b = (load_checkpoint(tmp_path / d / "last.pt") for d in "ab")
+    assert a["step"] == b["step"] == 2 * 3
+    for k, v in b["model"].items():
+        assert torch.equal(a["model"][k], v), k
