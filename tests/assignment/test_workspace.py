@@ -180,7 +180,11 @@ def test_init_copies_notebooks_with_imports_pointed_at_the_workspace_and_outputs
 
     assert main(["assignment", "init", str(tmp_path / "ws"), "--notebooks", str(source)]) == 0
     assert "copied 1 notebooks" in capsys.readouterr().out
-    assert sorted(p.name for p in (tmp_path / "ws").iterdir()) == ["01_fully_connected.ipynb", "cs231n"]
+    assert sorted(p.name for p in (tmp_path / "ws").iterdir()) == [
+        "01_fully_connected.ipynb",
+        "README.md",
+        "cs231n",
+    ]
     copy = nbformat.read(tmp_path / "ws" / "01_fully_connected.ipynb", as_version=4)
     nbformat.validate(copy)
     assert copy.cells[0].source == "Uses `cnnarch.scratch.layers`."
@@ -225,3 +229,44 @@ def test_repository_notebooks_import_exercises_only_from_the_workspace(tmp_path)
                 for module in ("layers", "optim", "layer_utils", "solver", "classifiers"):
                     assert f"cnnarch.scratch.{module}" not in code, path.name
                 assert cell["outputs"] == []
+
+
+def test_student_notebooks_lose_the_teachers_answers_and_solution_code(tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.v4.new_notebook()
+    answer = nbformat.v4.new_markdown_cell("**Your answer:** the teacher's answer")
+    answer.metadata["tags"] = ["answer"]
+    code = f"model = None\n{START}\nmodel = build()  # the solution\n{END}\nprint(model)"
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("**Inline question 1.** Why?"),
+        answer,
+        nbformat.v4.new_code_cell(code),
+    ]
+    source = tmp_path / "nbs"
+    source.mkdir()
+    nbformat.write(nb, source / "01_part.ipynb")
+    nbformat.write(nb, source / "lecture_tour.ipynb")  # not a part of the assignment: not copied
+    written = init_workspace(tmp_path / "ws", notebooks=source)
+    assert [p.name for p in written["notebooks"]] == ["01_part.ipynb"]
+    copy = nbformat.read(tmp_path / "ws" / "01_part.ipynb", as_version=4)
+    assert copy.cells[0].source == "**Inline question 1.** Why?"
+    assert "teacher" not in copy.cells[1].source and copy.cells[1].source.startswith("**Your answer:**")
+    assert copy.cells[2].source.splitlines() == [
+        "model = None",
+        START,
+        'raise NotImplementedError("write this cell\'s code")',
+        END,
+        "print(model)",
+    ]
+
+
+def test_workspace_readme_lists_every_exercise_by_part():
+    from cnnarch.assignment.exercises import PARTS
+    from cnnarch.assignment.workspace import workspace_readme
+
+    text = workspace_readme()
+    for part, exercises in PARTS.items():
+        assert f"cnnarch assignment check . --part {part}" in text
+        for module, name in exercises:
+            assert f"`cs231n/{module.replace('.', '/')}.py`: `{name}`" in text
+    assert "$CNNARCH_DATA" in text and "download" in text

@@ -192,19 +192,82 @@ def default_notebooks_dir() -> Path | None:
     return None
 
 
+ANSWER_TAG = "answer"
+ANSWER_PROMPT = "**Your answer:** *write it here*\n"
+_SOLUTION = re.compile(rf"^([ \t]*){re.escape(START)}\n.*?^[ \t]*{re.escape(END)}$", re.MULTILINE | re.DOTALL)
+
+
+def strip_solutions(code: str) -> str:
+    """A code cell with the code between each START/END OF YOUR CODE pair replaced by a stub."""
+    stub = 'raise NotImplementedError("write this cell\'s code")'
+    return _SOLUTION.sub(lambda m: f"{m[1]}{START}\n{m[1]}{stub}\n{m[1]}{END}", code)
+
+
 def student_notebook(text: str) -> str:
-    """A notebook's JSON with its code cells' imports pointed at the workspace and every output cleared
-    (the reference's outputs would give the answers away)."""
+    """A notebook's JSON for the student: code cells' imports pointed at the workspace, the code between
+    YOUR CODE markers removed, every output cleared (the reference's outputs would give the answers
+    away), and the teacher's answers to the inline questions (cells tagged ``answer``) replaced by a
+    prompt."""
     nb = json.loads(text)
     for cell in nb.get("cells", []):
+        source = cell.get("source", "")
+        text = "".join(source) if isinstance(source, list) else source
+        if cell.get("cell_type") == "markdown" and ANSWER_TAG in cell.get("metadata", {}).get("tags", []):
+            cell["source"] = [ANSWER_PROMPT]
         if cell.get("cell_type") != "code":
             continue
-        source = cell.get("source", "")
-        code = "".join(source) if isinstance(source, list) else source
-        cell["source"] = rewrite_imports(code).splitlines(keepends=True)
+        cell["source"] = strip_solutions(rewrite_imports(text)).splitlines(keepends=True)
         cell["outputs"] = []
         cell["execution_count"] = None
     return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+
+
+def workspace_readme() -> str:
+    """The workspace's README: the parts in order, the functions of each, how to check, the data."""
+    from cnnarch.assignment.exercises import PARTS
+
+    titles = {
+        "fc": ("01_fully_connected.ipynb", "Fully connected networks"),
+        "batchnorm": ("02_batch_normalization.ipynb", "Batch normalization"),
+        "dropout": ("03_dropout.ipynb", "Dropout"),
+        "conv": ("04_convolutional_networks.ipynb", "Convolutional networks"),
+    }
+    lines = [
+        "# CS231n assignment 2, as exercises",
+        "",
+        "Five parts, in this order. Each notebook says which functions its cells call; write them in",
+        f"`{PACKAGE}/` between the `START OF YOUR CODE` and `END OF YOUR CODE` markers, run the notebook's",
+        "cells (they print relative errors against numerical gradients), and answer its inline questions",
+        "in the answer cells.",
+        "",
+    ]
+    for n, (part, exercises) in enumerate(PARTS.items(), 1):
+        notebook, title = titles[part]
+        lines += [f"## {n}. {title}: `{notebook}`", "", f"`cnnarch assignment check . --part {part}`", ""]
+        lines += [f"- `{PACKAGE}/{m.replace('.', '/')}.py`: `{f}`" for m, f in exercises]
+        lines.append("")
+    lines += [
+        "## 5. PyTorch: `05_pytorch.ipynb`",
+        "",
+        "Networks of the zoo trained with `cnnarch train`, to a stated CIFAR-10 target (checked by the",
+        "run itself, `--target-accuracy`); nothing for the grader here.",
+        "",
+        "## Checking your work",
+        "",
+        "`cnnarch assignment check .` grades every function (`--part fc`, `--function affine_forward` for",
+        "fewer). Each failure names the output that is wrong, its worst element (expected against got),",
+        "the relative error and the tolerance, and a hint. Your code runs in a separate process with NumPy",
+        "only: it cannot import cnnarch, and it must not change its inputs.",
+        "",
+        "## Data",
+        "",
+        "The notebooks read CIFAR-10 wherever you start them: `$CNNARCH_DATA` if set (the official",
+        "`cifar-10-batches-py` folder, its archive, or an ImageFolder copy with `train/` and `test/`), else",
+        "the copy cached in `~/.cache/cnnarch` (`$CNNARCH_CACHE`), else a download of the official archive.",
+        "The command line takes `--data DIR` the same way.",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def init_workspace(directory, notebooks=None, force=False) -> dict:
@@ -224,7 +287,7 @@ def init_workspace(directory, notebooks=None, force=False) -> dict:
     if notebooks is not None and not Path(notebooks).is_dir():
         raise FileNotFoundError(f"--notebooks {notebooks} is not a directory of .ipynb files")
     notebooks = Path(notebooks) if notebooks is not None else default_notebooks_dir()
-    sources = sorted(notebooks.glob("*.ipynb")) if notebooks else []
+    sources = sorted(notebooks.glob("[0-9]*.ipynb")) if notebooks else []  # the parts, not the tour
     taken = [directory / nb.name for nb in sources if (directory / nb.name).exists()]
     if taken and not force:
         raise FileExistsError(
@@ -249,6 +312,10 @@ def init_workspace(directory, notebooks=None, force=False) -> dict:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         written.append(path)
+    readme = directory / "README.md"
+    if force or not readme.exists():
+        readme.write_text(workspace_readme())
+        written.append(readme)
     copied = []
     for nb in sources:
         target = directory / nb.name
