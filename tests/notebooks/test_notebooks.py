@@ -8,6 +8,7 @@ first on its path. A failing cell fails the test with the cell's source and trac
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -86,3 +87,34 @@ def test_notebook_runs_in_quick_mode(name, request, monkeypatch, tmp_path_factor
         nb, kernel_name="python3", timeout=CELL_TIMEOUT_S, resources={"metadata": {"path": str(NOTEBOOKS)}}
     )
     client.execute()
+
+
+PARTS_NOTEBOOKS = sorted(name for name in CASES if name[0].isdigit())
+
+
+@pytest.mark.parametrize("name", PARTS_NOTEBOOKS)
+def test_part_notebook_says_what_to_write_where_and_asks_questions_with_answer_cells(name):
+    """Every function named in a 'Your code' cell is an exercise of that module; every inline question
+    is followed by its answer cell (tagged, so that the student's copy replaces the teacher's answer);
+    every exercise of the grader is asked for by some notebook."""
+    from cnnarch.assignment.exercises import EXERCISES
+
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    exercises = {(m.replace(".", "/"), f) for m, f in EXERCISES}
+    asked = set(re.findall(r"`cs231n/([\w/]+)\.py`: `([\w.]+)`", "".join(c.source for c in nb.cells)))
+    assert asked <= exercises, asked - exercises
+    questions = [i for i, c in enumerate(nb.cells) if "question" in c.metadata.get("tags", [])]
+    assert len(questions) >= 2
+    for i in questions:
+        answer = nb.cells[i + 1]
+        assert "answer" in answer.metadata.get("tags", []) and answer.source.startswith("**Your answer:**")
+
+
+def test_part_notebooks_together_ask_for_every_exercise():
+    from cnnarch.assignment.exercises import EXERCISES
+
+    text = "".join(
+        c.source for n in PARTS_NOTEBOOKS for c in nbformat.read(NOTEBOOKS / n, as_version=4).cells
+    )
+    asked = set(re.findall(r"`cs231n/([\w/]+)\.py`: `([\w.]+)`", text))
+    assert {(m.replace(".", "/"), f) for m, f in EXERCISES} == asked
