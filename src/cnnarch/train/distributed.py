@@ -70,8 +70,31 @@ def init_distributed(device_type: str) -> DistInfo:
     if not dist.is_initialized():
         if device_type == "cuda":
             torch.cuda.set_device(info.local_rank)
-        dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
+        backend = "nccl" if device_type == "cuda" else "gloo"
+        store = _attempt_store()
+        if store is None:
+            dist.init_process_group(backend)
+        else:
+            dist.init_process_group(backend, store=store, rank=info.rank, world_size=world)
     return info
+
+
+def _attempt_store() -> dist.Store | None:
+    """The key-value store of this ``torchrun`` attempt, when the agent hosts it.
+
+    torchrun's c10d rendezvous hands the processes of every attempt the same store (the agent's, kept
+    across restarts) without separating their keys: after ``--max-restarts`` restarted the processes,
+    one of them could read the address that a process of the failed attempt had published and fail with
+    "Gloo connectFullMesh failed ... Connection refused" (seen in 4 of 6 restarts here). Keys under the
+    attempt's number keep the attempts apart. None: the process group's own ``env://`` start."""
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    from torch.distributed.constants import default_pg_timeout
+
+    client = dist.TCPStore(
+        os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False, timeout=default_pg_timeout
+    )
+    return dist.PrefixStore(f"cnnarch/attempt_{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", client)
 
 
 def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
