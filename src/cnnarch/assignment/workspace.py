@@ -249,8 +249,9 @@ def workspace_readme() -> str:
     lines += [
         "## 5. PyTorch: `05_pytorch.ipynb`",
         "",
-        "Networks of the zoo trained with `cnnarch train`, to a stated CIFAR-10 target (checked by the",
-        "run itself, `--target-accuracy`); nothing for the grader here.",
+        "A three-layer network on bare tensors, as an `nn.Module` and as an `nn.Sequential` trained to a",
+        "target, written in the notebook's cells and checked there; then networks of the zoo trained with",
+        "`cnnarch train` to a stated CIFAR-10 target (`--target-accuracy`). Nothing for the grader here.",
         "",
         "## Checking your work",
         "",
