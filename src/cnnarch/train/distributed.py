@@ -85,7 +85,7 @@ def _attempt_store() -> dist.Store | None:
     torchrun's c10d rendezvous hands the processes of every attempt the same store (the agent's, kept
     across restarts) without separating their keys: after ``--max-restarts`` restarted the processes,
     one of them could read the address that a process of the failed attempt had published and fail with
-    "Gloo connectFullMesh failed ... Connection refused" (seen in 4 of 6 restarts here). Keys under the
+    "Gloo connectFullMesh failed ... Connection refused" (about every other restart here). Keys under the
     attempt's number keep the attempts apart. None: the process group's own ``env://`` start."""
     if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
         return None
