@@ -13,6 +13,13 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _no_project_data(monkeypatch):
+    """Tests find data only where they put it: the checkout's ../shared/data copy is not looked at
+    (tests of that rule delete this variable)."""
+    monkeypatch.setenv("CNNARCH_PROJECT_DATA", "")
+
+
 @pytest.fixture(scope="session")
 def cifar_jpeg_root() -> Path:
     """The shared CIFAR-10 JPEG copy (ImageFolder layout). CI must have it; elsewhere a missing copy skips."""

@@ -264,7 +264,9 @@ def workspace_readme() -> str:
         "",
         "The notebooks read CIFAR-10 wherever you start them: `$CNNARCH_DATA` if set (the official",
         "`cifar-10-batches-py` folder, its archive, or an ImageFolder copy with `train/` and `test/`), else",
-        "the copy cached in `~/.cache/cnnarch` (`$CNNARCH_CACHE`), else a download of the official archive.",
+        "a `shared/data` folder in the current directory or one above it (such as",
+        "`../shared/data/cifar10-jpeg`), else the copy cached in `~/.cache/cnnarch` (`$CNNARCH_CACHE`), else",
+        "a download of the official archive.",
         "The command line takes `--data DIR` the same way.",
         "",
     ]

@@ -10,6 +10,7 @@ split of ``--data`` (default CIFAR-10), preprocessed as their metadata says.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from cnnarch.cli._table import add_format_argument, render
 
@@ -53,8 +54,10 @@ def run(args: argparse.Namespace) -> int:
     members = load_members(args.checkpoints)
     first = next(iter(members.values()))
     cfg = TrainConfig.from_dict(first["config"]).replace(resume=None)
-    if args.data is not None:
-        cfg = cfg.replace(data=args.data)
+    # --data, else the directory the run read (recorded in the checkpoint), else the rule for its dataset
+    recorded = first["data_info"].get("root")
+    if args.data is not None or (recorded and Path(recorded).is_dir()):
+        cfg = cfg.replace(data=args.data or recorded)
     cfg = cfg.replace(limit_val=args.limit_val, skip_corrupt=args.skip_corrupt)  # checks --limit-val
     if args.split == "test":
         data = load_split(

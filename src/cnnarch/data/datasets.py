@@ -4,8 +4,14 @@ Where the data is looked for, in order (the first that holds it wins):
 
 1. ``root`` (``--data``), when given; it must hold the data (no download into it);
 2. ``$CNNARCH_DATA``;
-3. ``<cache_dir>/datasets`` (``$CNNARCH_CACHE``, default ``~/.cache/cnnarch``);
-4. a download from the official URL into ``<cache_dir>/datasets``, checked against the published MD5.
+3. the project's data: ``shared/data`` in the current directory or any directory above it, or above the
+   installed package (a checkout beside ``../shared/data/cifar10-jpeg`` finds it from any of its folders);
+   ``$CNNARCH_PROJECT_DATA`` replaces these places (directories separated by ``os.pathsep``; empty: none);
+4. ``<cache_dir>/datasets`` (``$CNNARCH_CACHE``, default ``~/.cache/cnnarch``);
+5. a download from the official URL into ``<cache_dir>/datasets``, checked against the published MD5.
+
+:func:`find_dataset` tells where a dataset is without reading it, so that a run can record the data it
+actually used.
 
 In each of those directories the dataset may be itself, or a sub-directory of a known name. CIFAR is
 read in the official "python version" (``cifar-10-batches-py/`` with ``data_batch_1..5``,
@@ -100,13 +106,28 @@ def _check_split(split: str) -> None:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
 
 
+def project_data_dirs() -> list[Path]:
+    """The project's data directories: ``$CNNARCH_PROJECT_DATA`` when set, else every existing
+    ``shared/data`` in the current directory and the directories above it, then above this package."""
+    if "CNNARCH_PROJECT_DATA" in os.environ:
+        return [Path(p).expanduser() for p in os.environ["CNNARCH_PROJECT_DATA"].split(os.pathsep) if p]
+    cwd, here = Path.cwd(), Path(__file__).resolve().parent
+    found = []
+    for base in (cwd, *cwd.parents, *here.parents):
+        d = base / "shared" / "data"
+        if d not in found and d.is_dir():
+            found.append(d)
+    return found
+
+
 def _search_dirs(root, cache_dir) -> list[tuple[str, Path]]:
-    """The places to look, labelled for messages: --data, $CNNARCH_DATA, the cache."""
+    """The places to look, labelled for messages: --data, $CNNARCH_DATA, the project's data, the cache."""
     if root is not None:
         return [("--data", Path(root).expanduser())]
     places = []
     if os.environ.get("CNNARCH_DATA"):
         places.append(("$CNNARCH_DATA", Path(os.environ["CNNARCH_DATA"]).expanduser()))
+    places += [("project", d) for d in project_data_dirs()]
     places.append(("cache", Path(cache_dir or default_cache_dir()) / "datasets"))
     return places
 
@@ -358,7 +379,7 @@ def mnist(
     """MNIST ``split`` (60,000 / 10,000 digits) as ``uint8 (N, 1, 28, 28)``, found like :func:`cifar10`
     (idx files in the directory, or in ``mnist/`` or torchvision's ``MNIST/raw/``); ``url`` is a
     mirror's base URL."""
-    spec = ("MNIST", MNIST_FILES, MNIST_URL, [str(i) for i in range(10)], ("mnist", "MNIST/raw"))
+    spec = ("MNIST", MNIST_FILES, MNIST_URL, [str(i) for i in range(10)], _IDX_SPECS["mnist"][1])
     return _idx_dataset(*spec, root, split, download, cache_dir, url, limit)
 
 
@@ -378,7 +399,7 @@ def fashion_mnist(
         FASHION_FILES,
         FASHION_URL,
         FASHION_CLASSES,
-        ("fashion-mnist", "FashionMNIST/raw"),
+        _IDX_SPECS["fashion-mnist"][1],
     )
     return _idx_dataset(*spec, root, split, download, cache_dir, url, limit)
 
@@ -397,6 +418,33 @@ _ALIASES = {
     "fashionmnist": "fashion-mnist",
     "imagefolder": "folder",
 }
+
+
+_IDX_SPECS = {  # idx files and the sub-directories they may be in
+    "mnist": (MNIST_FILES, ("mnist", "MNIST/raw")),
+    "fashion-mnist": (FASHION_FILES, ("fashion-mnist", "FashionMNIST/raw")),
+}
+
+
+def find_dataset(
+    name: str, root: str | Path | None = None, cache_dir: str | Path | None = None
+) -> Path | None:
+    """The directory that holds dataset ``name`` by the rule above (``root``, ``$CNNARCH_DATA``, the
+    project's data, the cache), or None when it would have to be downloaded. Reads nothing but names;
+    the directory found, given back as ``root``, loads the same data."""
+    key = _ALIASES.get(name.lower().replace("_", "-"), name.lower().replace("_", "-"))
+    if key not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+    for _, base in _search_dirs(root, cache_dir):
+        if key in _IDX_SPECS:
+            files, subdirs = _IDX_SPECS[key]
+            paths = _find_idx(base, tuple(stem for stem, _ in files["test"]), subdirs)
+            if paths:
+                return paths[0].parent
+        elif hit := _find_cifar(CIFAR10 if key == "cifar10" else CIFAR100, base):
+            kind, path = hit
+            return path.parent if kind == "archive" else path
+    return None
 
 
 def load_dataset(name: str, split: str = "train", root: str | Path | None = None, **kw) -> ImageTensors:

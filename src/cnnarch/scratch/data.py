@@ -1,9 +1,9 @@
 """CIFAR-10 for the NumPy engine, split the way CS231n assignment 2 splits it.
 
-The images are found like every other dataset of cnnarch (:func:`cnnarch.data.cifar10`): ``root``,
-else ``$CNNARCH_DATA``, else the cache, else a download; each place may hold the official
-``cifar-10-batches-py`` folder (the one the assignment's ``get_datasets.sh`` fetches), its archive,
-or an ImageFolder copy with ``train/`` and ``test/`` such as the JPEG copy ``cifar10-jpeg``.
+The images are found like every other dataset of cnnarch (:func:`cnnarch.data.cifar10`): ``root``, else
+``$CNNARCH_DATA``, else the project's ``shared/data``, else the cache, else a download; each place may
+hold the official ``cifar-10-batches-py`` folder (the one the assignment's ``get_datasets.sh`` fetches),
+its archive, or an ImageFolder copy with ``train/`` and ``test/`` such as the JPEG copy ``cifar10-jpeg``.
 
 Deliberate differences from the assignment's ``get_CIFAR10_data``:
 - an ImageFolder copy lists its images sorted by class, so such a training set is shuffled with a

@@ -3,7 +3,7 @@
 ``load_CIFAR10(ROOT)`` returns what the assignment's does: ``Xtr, Ytr, Xte, Yte`` with images
 (N, 32, 32, 3) float64 (channels last) and integer labels. ``ROOT`` may be the assignment's
 ``cs231n/datasets/cifar-10-batches-py``, its parent, an ImageFolder copy, or None for the usual
-lookup (``$CNNARCH_DATA``, the cache, a download).
+lookup (``$CNNARCH_DATA``, the project's ``shared/data``, the cache, a download).
 """
 
 import numpy as np

@@ -1,9 +1,9 @@
 """From a :class:`TrainConfig` to the trainer's :class:`DataBundle`, using ``cnnarch.data``.
 
 ``--data`` is a dataset name (``cifar10``, ``cifar100``, ``mnist``, ``fashion-mnist``; found in
-``$CNNARCH_DATA``, then the cache, then downloaded), or a directory: an ImageFolder tree with ``train/``
-(and ``test/``) sub-directories such as the CIFAR-10 JPEG copy, or a directory holding one of the named
-datasets' official files. Without ``--data`` the dataset is CIFAR-10.
+``$CNNARCH_DATA``, then the project's ``shared/data``, then the cache, then downloaded), or a directory:
+an ImageFolder tree with ``train/`` (and ``test/``) sub-directories such as the CIFAR-10 JPEG copy, or a
+directory holding one of the named datasets' official files. Without ``--data`` the dataset is CIFAR-10.
 
 Small images (up to 64x64) are decoded once into ``uint8`` tensors and augmented whole batches at a time
 on the training device (:class:`cnnarch.data.TensorLoader`); larger ones stream through a DataLoader
@@ -31,7 +31,7 @@ from cnnarch.data import (
     make_transforms,
     val_split,
 )
-from cnnarch.data.datasets import DATASETS, DatasetNotFoundError
+from cnnarch.data.datasets import DATASETS, DatasetNotFoundError, find_dataset
 from cnnarch.data.folder import scan_image_folder
 from cnnarch.train import distributed as D
 from cnnarch.train.config import TrainConfig
@@ -47,11 +47,13 @@ def is_dataset_name(data: str) -> bool:
 
 
 def locate(data: str | None) -> tuple[str, str | None]:
-    """``(dataset name, root directory or None)`` for a ``--data`` value."""
-    if data is None:
-        return "cifar10", None
-    if is_dataset_name(data):
-        return data, None
+    """``(dataset name, root directory)`` for a ``--data`` value: a dataset name (None: CIFAR-10) is
+    looked for by :func:`cnnarch.data.datasets.find_dataset`'s rule ($CNNARCH_DATA, the project's
+    ``shared/data``, the cache); its root is None only when it is still to be downloaded."""
+    if data is None or is_dataset_name(data):
+        name = data or "cifar10"
+        found = find_dataset(name)
+        return name, None if found is None else str(found)
     root = Path(data).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(
@@ -218,7 +220,7 @@ def build_data(cfg: TrainConfig, progress: bool = True, placement: Placement | N
     norm = train_tf.normalize
     data_info = {
         "dataset": name,
-        "root": root,
+        "root": root if root is not None else train.source,  # where it was found, or downloaded to
         "mean": norm.mean.tolist(),
         "std": norm.std.tolist(),
         "image_shape": [c, h, w],
