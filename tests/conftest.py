@@ -1,8 +1,10 @@
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_CIFAR = REPO.parent / "shared" / "data" / "cifar10-jpeg"
@@ -18,6 +20,29 @@ def _no_project_data(monkeypatch):
     """Tests find data only where they put it: the checkout's ../shared/data copy is not looked at
     (tests of that rule delete this variable)."""
     monkeypatch.setenv("CNNARCH_PROJECT_DATA", "")
+
+
+def write_colour_tree(root: Path, size=8, classes=("blue", "green", "red"), test_classes=None, n_train=12,
+                      n_test=3, seed=0) -> Path:  # fmt: skip
+    """An ImageFolder tree (``train/``, ``test/``) of ``size`` x ``size`` PNGs whose class is their
+    dominant colour, so that a few steps of training learn it; returns ``root``."""
+    rng = np.random.default_rng(seed)
+    for split, n, names in (("train", n_train, classes), ("test", n_test, test_classes or classes)):
+        for name in names:
+            c = ("blue", "green", "red").index(name)
+            d = root / split / name
+            d.mkdir(parents=True)
+            for i in range(n):
+                img = rng.integers(0, 80, (size, size, 3), dtype=np.uint8)
+                img[..., 2 - c] += 150
+                Image.fromarray(img).save(d / f"{i}.png")
+    return root
+
+
+@pytest.fixture
+def colour_tree():
+    """:func:`write_colour_tree`, for tests to call with their own sizes."""
+    return write_colour_tree
 
 
 @pytest.fixture(scope="session")

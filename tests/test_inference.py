@@ -43,10 +43,9 @@ def test_predict_preprocesses_as_the_weights_say(tmp_path, weights_file, capsys)
     rc = main(
         [
             "predict",
+            "resnet20",
             str(tmp_path),
             str(tmp_path / "notes.txt"),
-            "--model",
-            "resnet20",
             "--weights",
             str(weights_file),
             "--topk",
@@ -73,14 +72,11 @@ def test_predict_preprocesses_as_the_weights_say(tmp_path, weights_file, capsys)
 
 
 def test_predict_needs_a_source_and_names_missing_files(tmp_path, weights_file, capsys):
-    assert (
-        main(["predict", str(tmp_path / "none.jpg"), "--model", "resnet20", "--weights", str(weights_file)])
-        == 2
-    )
+    assert main(["predict", "resnet20", str(tmp_path / "none.jpg"), "--weights", str(weights_file)]) == 2
     assert "none.jpg: no such file" in capsys.readouterr().err
     Image.new("RGB", (32, 32)).save(tmp_path / "a.png")
-    assert main(["predict", str(tmp_path / "a.png"), "--model", "resnet20"]) == 2
-    assert "needs --weights" in capsys.readouterr().err
+    assert main(["predict", "resnet20", str(tmp_path / "a.png")]) == 2
+    assert "add --weights" in capsys.readouterr().err
 
 
 def test_checkpoint_and_model_with_weights_agree(tmp_path):
@@ -131,7 +127,7 @@ def test_every_zoo_network_exports_to_onnx_with_the_same_logits(name, tmp_path):
 
 def test_export_cli_from_checkpoint_and_torchscript(tmp_path, weights_file, capsys):
     source = ["export", "resnet20", "--weights", str(weights_file)]
-    assert main([*source, "--format", "torchscript", "--out", str(tmp_path / "m.pt")]) == 0
+    assert main([*source, "--to", "torchscript", "--out", str(tmp_path / "m.pt")]) == 0
     scripted = torch.jit.load(str(tmp_path / "m.pt"))
     x = torch.randn(2, 3, 32, 32)
     net = create_model("resnet20", weights=weights_file).eval()
@@ -156,7 +152,7 @@ def test_eval_takes_any_weight_source(tmp_path, cifar_jpeg_root, capsys):
         (tmp_path / "named.safetensors", ((0.5,) * 3, (0.25,) * 3)),
         (tmp_path / "plain.pth", imagenet),
     ):
-        args = ["eval", "--model", "resnet20", "--weights", str(weights), "--data", str(cifar_jpeg_root)]
+        args = ["eval", "resnet20", "--weights", str(weights), "--data", str(cifar_jpeg_root)]
         assert main([*args, "--limit-val", "40", "--format", "json"]) == 0
         (row,) = json.loads(capsys.readouterr().out)
         m, s = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
@@ -169,7 +165,6 @@ def test_eval_takes_any_weight_source(tmp_path, cifar_jpeg_root, capsys):
         main(
             [
                 "eval",
-                "--model",
                 "resnet20",
                 "--weights",
                 str(tmp_path / "wrong.safetensors"),
@@ -194,14 +189,14 @@ def test_a_run_ships_as_safetensors_and_evaluates_to_its_recorded_accuracy(tmp_p
     machine = {"cpu": "AMD EPYC", "cores": 2, "cpu_flags": "avx512_bf16", "threads": 1, "from_epoch": 0}
     (run / "machines.jsonl").write_text(json.dumps(machine) + "\n")
     out = tmp_path / "resnet20-cifar10.safetensors"
-    assert main(["export", str(run / "last.pt"), "--format", "safetensors", "--out", str(out)]) == 0
+    assert main(["export", str(run / "last.pt"), "--to", "safetensors", "--out", str(out)]) == 0
     net = create_model("resnet20", weights=out)
     meta = net.weights_meta
     assert meta.classes == tuple(sorted(p.name for p in (cifar_jpeg_root / "train").iterdir()))
     assert meta.extra["test_top1"] == recorded["test_top1"] and meta.extra["config"]["model"] == "resnet20"
     assert meta.extra["machines"] == [machine]
     capsys.readouterr()
-    evaluated = ["eval", "--model", "resnet20", "--weights", str(out), "--data", str(cifar_jpeg_root)]
+    evaluated = ["eval", "resnet20", "--weights", str(out), "--data", str(cifar_jpeg_root)]
     assert main([*evaluated, "--limit-val", "50", "--format", "json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert row["images"] == recorded["test_images"] == 50
@@ -221,7 +216,7 @@ def test_shipped_cifar10_weights_reach_their_recorded_accuracy(path, cifar_jpeg_
     recorded = create_model(name, weights="cifar10").weights_meta.extra
     assert {"test_top1", "config", "date"} <= set(recorded)
     assert recorded["test_images"] == 10_000
-    args = ["eval", "--model", name, "--weights", "cifar10", "--data", str(cifar_jpeg_root)]
+    args = ["eval", name, "--weights", "cifar10", "--data", str(cifar_jpeg_root)]
     assert main([*args, "--format", "json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert row["images"] == 10_000

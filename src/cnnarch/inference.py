@@ -39,7 +39,7 @@ def load_model(
         model = load_checkpoint(checkpoint)["model_name"]
         weights = checkpoint
     if weights is None:
-        raise ValueError(f"--model {model} needs --weights (a weight name, a file or a URL)")
+        raise ValueError(f"{model} needs weights (a weight name, a file or a URL)")
     return create_model(model, weights=weights, num_classes=num_classes).eval()
 
 
@@ -160,4 +160,4 @@ def export(
         with torch.no_grad():
             torch.jit.trace(net, x).save(str(out))
     else:
-        raise ValueError(f"--format must be onnx, torchscript or safetensors, got {fmt!r}")
+        raise ValueError(f"--to must be onnx, torchscript or safetensors, got {fmt!r}")

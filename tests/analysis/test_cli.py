@@ -85,7 +85,7 @@ def test_lecture_command(capsys):
 
 def test_compare_table_and_plots(capsys, tmp_path):
     png, svg = tmp_path / "chart.png", tmp_path / "chart.svg"
-    code, out, _ = run(capsys, "compare", "resnet18", "alexnet", "--plot", str(png))
+    code, out, _ = run(capsys, "compare", "resnet18", "alexnet", "--out", str(png))
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split()[:3] == ["model", "input", "params"]
@@ -94,13 +94,13 @@ def test_compare_table_and_plots(capsys, tmp_path):
     alexnet = next(line for line in lines if line.startswith("alexnet"))
     assert "3x227x227" in alexnet and "40.70%" in alexnet and "Krizhevsky" in alexnet
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    code, _, _ = run(capsys, "compare", "resnet18", "--plot", str(svg))
+    code, _, _ = run(capsys, "compare", "resnet18", "--out", str(svg))
     assert code == 0 and "<svg" in svg.read_text()
-    code, _, err = run(capsys, "compare", "resnet18", "--plot", str(tmp_path / "chart.pdf"))
+    code, _, err = run(capsys, "compare", "resnet18", "--out", str(tmp_path / "chart.pdf"))
     assert code == 2 and ".png or .svg" in err
     # CIFAR networks have no published ImageNet result: no empty chart, a refusal that says why
     empty = tmp_path / "empty.png"
-    code, _, err = run(capsys, "compare", "resnet20", "wrn16_4", "--plot", str(empty))
+    code, _, err = run(capsys, "compare", "resnet20", "wrn16_4", "--out", str(empty))
     assert code == 2 and "nothing to plot" in err and "resnet20, wrn16_4" in err and not empty.exists()
 
 

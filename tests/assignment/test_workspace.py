@@ -206,9 +206,9 @@ def test_init_refuses_to_overwrite_a_workspace_without_force(workspace, capsys):
     layers = workspace / "cs231n" / "layers.py"
     layers.write_text("# my solutions\n")
     assert main(["assignment", "init", str(workspace)]) == 2
-    assert "--force" in capsys.readouterr().err
+    assert "--overwrite" in capsys.readouterr().err
     assert layers.read_text() == "# my solutions\n"
-    assert main(["assignment", "init", str(workspace), "--force", "--notebooks", str(workspace)]) == 0
+    assert main(["assignment", "init", str(workspace), "--overwrite", "--notebooks", str(workspace)]) == 0
     assert "implement affine_forward" in layers.read_text()
 
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from cnnarch.cli._table import render
+from cnnarch.tables import render
 
 ROWS = [{"name": "vgg16", "params": 138357544, "top1": 71.59}, {"name": "x", "params": 12, "top1": None}]
 

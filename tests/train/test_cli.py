@@ -2,26 +2,16 @@ import csv
 import json
 import re
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from cnnarch.cli import main
 
 
 @pytest.fixture
-def tree(tmp_path, monkeypatch):
+def tree(tmp_path, monkeypatch, colour_tree):
     """A 3-class ImageFolder tree of 8x8 PNGs whose class is their dominant colour."""
     monkeypatch.setenv("CNNARCH_CACHE", str(tmp_path / "cache"))
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 16), ("test", 4)):
-        for c, name in enumerate(["blue", "green", "red"]):
-            d = tmp_path / "data" / split / name
-            d.mkdir(parents=True)
-            for i in range(n):
-                img = rng.integers(0, 80, (8, 8, 3), dtype=np.uint8)
-                img[..., 2 - c] += 150
-                Image.fromarray(img).save(d / f"{i}.png")
+    colour_tree(tmp_path / "data", n_train=16, n_test=4)
     return tmp_path
 
 
@@ -57,7 +47,8 @@ def test_train_eval_resume_from_the_command_line(tree, capsys):
     assert saved["schedule"]["batch_size"] == 8
     assert "test (12 images): top-1" in out
 
-    assert main(["train", "--resume", str(tree / "run/last.pt"), "--epochs", "3"]) == 0
+    # --resume alone continues the run in --output (docs/cli.md)
+    assert main(["train", "--output", str(tree / "run"), "--resume", "--epochs", "3"]) == 0
     with open(tree / "run/metrics.csv") as f:
         assert [r["epoch"] for r in csv.DictReader(f)] == ["1", "2", "3"]
 

@@ -105,18 +105,10 @@ def test_cifar_fast_network_size_written_out():
 
 
 @pytest.fixture
-def tree16(tmp_path, monkeypatch):
+def tree16(tmp_path, monkeypatch, colour_tree):
     """A 3-class ImageFolder tree of 16x16 PNGs whose class is their dominant colour."""
     monkeypatch.setenv("CNNARCH_CACHE", str(tmp_path / "cache"))
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 24), ("test", 6)):
-        for c, name in enumerate(["blue", "green", "red"]):
-            d = tmp_path / "data" / split / name
-            d.mkdir(parents=True)
-            for i in range(n):
-                img = rng.integers(0, 80, (16, 16, 3), dtype=np.uint8)
-                img[..., 2 - c] += 150
-                Image.fromarray(img).save(d / f"{i}.png")
+    colour_tree(tmp_path / "data", size=16, n_train=24, n_test=6)
     return tmp_path
 
 

@@ -31,25 +31,10 @@ def fit(cfg, syn, n=128, **kw):
     return Trainer(cfg, syn.bundle(x, y, 32, 4, **kw), model=syn.tiny_cnn, log=quiet).fit()
 
 
-def write_tree(root, classes=("blue", "green", "red"), test_classes=None, n_train=12, n_test=3, seed=0):
-    """An ImageFolder tree of 8x8 PNGs whose class is their dominant colour."""
-    rng = np.random.default_rng(seed)
-    for split, n, names in (("train", n_train, classes), ("test", n_test, test_classes or classes)):
-        for name in names:
-            c = ("blue", "green", "red").index(name)
-            d = root / split / name
-            d.mkdir(parents=True)
-            for i in range(n):
-                img = rng.integers(0, 80, (8, 8, 3), dtype=np.uint8)
-                img[..., 2 - c] += 150
-                Image.fromarray(img).save(d / f"{i}.png")
-    return root
-
-
 @pytest.fixture
-def tree(tmp_path, monkeypatch):
+def tree(tmp_path, monkeypatch, colour_tree):
     monkeypatch.setenv("CNNARCH_CACHE", str(tmp_path / "cache"))
-    return write_tree(tmp_path / "data")
+    return colour_tree(tmp_path / "data")
 
 
 def train(data, out, *extra):
@@ -147,10 +132,12 @@ def test_a_huge_learning_rate_stops_with_exit_3_and_finite_checkpoints(tree, tmp
 
 
 # 3. the test split is checked against the training classes
-def test_a_test_split_missing_a_class_is_refused_by_train_and_eval(tmp_path, monkeypatch, capsys):
+def test_a_test_split_missing_a_class_is_refused_by_train_and_eval(
+    tmp_path, monkeypatch, capsys, colour_tree
+):
     monkeypatch.setenv("CNNARCH_CACHE", str(tmp_path / "cache"))
-    good = write_tree(tmp_path / "good")
-    bad = write_tree(tmp_path / "bad", test_classes=("blue", "red"))
+    good = colour_tree(tmp_path / "good")
+    bad = colour_tree(tmp_path / "bad", test_classes=("blue", "red"))
     assert train(bad, tmp_path / "run", "--epochs", "1") == 2
     err = capsys.readouterr().err
     assert "test set's classes differ from the training classes (missing ['green']" in err
@@ -203,11 +190,11 @@ def test_a_shorter_epochs_says_nothing_to_do_and_rewrites_nothing(tmp_path, syn)
 
 
 # 6. resume checks its data
-def test_resume_refuses_other_data_and_accepts_the_same_data_moved(tree, tmp_path, capsys):
+def test_resume_refuses_other_data_and_accepts_the_same_data_moved(tree, tmp_path, capsys, colour_tree):
     assert train(tree, tmp_path / "run", "--epochs", "1") == 0
     fewer = shutil.copytree(tree, tmp_path / "fewer")
     (fewer / "train/red/0.png").unlink()
-    other = write_tree(tmp_path / "other", classes=("blue", "green"))
+    other = colour_tree(tmp_path / "other", classes=("blue", "green"))
     resume = ["train", "--resume", str(tmp_path / "run"), "--epochs", "2", "--data"]
     capsys.readouterr()
     assert main([*resume, str(fewer)]) == 2

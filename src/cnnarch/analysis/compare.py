@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass
 
 from cnnarch.analysis.profiler import profile
 from cnnarch.analysis.published import published
-from cnnarch.analysis.report import text_table
 from cnnarch.analysis.zoo import build
+from cnnarch.tables import text_table
 
 # the networks the lecture's own comparison chart shows (CS231n, after Canziani et al. 2016), in its
 # order: the default of `cnnarch compare`

@@ -52,10 +52,10 @@ def measure_memory(
     """Run ``model`` (whose weights must be real, on ``device``) on a batch of random inputs of size
     ``input_size`` (C, H, W) three times: inference, forward with autograd, one training step; return
     each pass's measured peak. The model's mode and gradients are restored."""
-    from cnnarch.analysis.profiler import _parse_input_size
+    from cnnarch.analysis.profiler import parse_input_size
 
     device = torch.device(device)
-    x = torch.randn(batch_size, *_parse_input_size(input_size), device=device)
+    x = torch.randn(batch_size, *parse_input_size(input_size), device=device)
     was_training = model.training
     grads = {p: p.grad for p in model.parameters()}
     try:

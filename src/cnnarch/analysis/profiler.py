@@ -53,6 +53,7 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import flop_registry
 from torch.utils.weak import WeakTensorKeyDictionary
 
+from cnnarch.errors import InputError
 from cnnarch.models import input_size_range
 from cnnarch.resources import check_memory
 
@@ -676,16 +677,24 @@ def _module_extra(m: nn.Module) -> dict:
     return {k: attrs[k] for k in _EXTRA_KEYS if k in attrs}
 
 
-def _parse_input_size(input_size) -> tuple[int, ...]:
+def parse_input_size(input_size: Sequence[int] | str) -> tuple[int, ...]:
+    """``"3x224x224"`` as ``(C, H, W)`` (the one reading of ``--input`` for every command), or a
+    sequence ``(channels, *spatial)`` as a tuple; anything else is refused with an example."""
     if isinstance(input_size, str):
         try:
-            input_size = tuple(int(v) for v in input_size.lower().split("x"))
+            size = tuple(int(v) for v in input_size.lower().split("x"))
         except ValueError:
-            raise ValueError(f"input size {input_size!r} is not like 3x224x224") from None
+            size = ()
+        if len(size) != 3 or min(size) < 1:
+            raise InputError(
+                f"input size {input_size!r} is not C x H x W (three whole numbers of 1 or more)",
+                hint="write it like 3x224x224",
+            )
+        return size
     size = tuple(int(v) for v in input_size)
     if len(size) < 2 or min(size) < 1:
-        raise ValueError(
-            f"input size {size} must be (channels, *spatial) with positive sizes, e.g. 3x224x224"
+        raise InputError(
+            f"input size {size} must be (channels, *spatial) with positive sizes, e.g. (3, 224, 224)"
         )
     return size
 
@@ -707,7 +716,7 @@ def profile(
     the meta parameters' and the input's dtype (default: the model's). The model runs in eval mode
     unless ``train=True``; its mode is restored afterwards.
     """
-    size = _parse_input_size(input_size)
+    size = parse_input_size(input_size)
     device = torch.device(device)
     params = dict(model.named_parameters(remove_duplicate=False))
     buffers = dict(model.named_buffers(remove_duplicate=False))

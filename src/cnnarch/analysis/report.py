@@ -6,14 +6,13 @@ Units are decimal, as in the lecture: 1 MB = 10^6 bytes, 1 G = 10^9.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import asdict
 
 from torch import nn
 
 from cnnarch.analysis.profiler import Layer, Profile
+from cnnarch.tables import render, text_table
 
 
 def human(n: float, digits: int = 2) -> str:
@@ -89,20 +88,6 @@ def totals_lines(p: Profile, gpu_memory_gb: float | None = None) -> list[str]:
             f"{p.images_that_fit(mem, training=True):,} for training (weights and gradients subtracted)"
         )
     return lines
-
-
-def text_table(header: list[str], rows: list[list[str]], right: set[int], markdown: bool = False) -> str:
-    """Aligned columns (``right``: the numeric ones), or a markdown table."""
-    if markdown:
-        out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        return "\n".join(out + ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows])
-    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
-
-    def line(cells):
-        cols = enumerate(zip(cells, widths, strict=True))
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in cols).rstrip()
-
-    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(row) for row in rows])
 
 
 def format_table(p: Profile, depth: int | None = None, *, markdown: bool = False, gpu_memory_gb=None) -> str:
@@ -181,14 +166,9 @@ def to_json(p: Profile, depth: int | None = None, measured=None) -> str:
 
 
 def to_csv(p: Profile, depth: int | None = None) -> str:
-    rows = records(p, depth)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["name"], lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        row = {k: "x".join(map(str, v)) if isinstance(v, list) else v for k, v in row.items()}
-        writer.writerow({k: "global" if v is None else v for k, v in row.items()})
-    return buf.getvalue()
+    # an empty receptive field or jump is the whole image
+    rows = [{k: "global" if v is None else v for k, v in row.items()} for row in records(p, depth)]
+    return render(rows, "csv") + "\n"
 
 
 # ----- the lecture's layout

@@ -284,7 +284,7 @@ def init_workspace(directory, notebooks=None, force=False) -> dict:
     package = directory / PACKAGE
     if package.exists() and not force:
         raise FileExistsError(
-            f"{package} exists: it may hold your solutions; pick another directory, or pass --force to "
+            f"{package} exists: it may hold your solutions; pick another directory, or pass --overwrite to "
             "overwrite it (the notebooks too)"
         )
     if notebooks is not None and not Path(notebooks).is_dir():
@@ -294,7 +294,7 @@ def init_workspace(directory, notebooks=None, force=False) -> dict:
     taken = [directory / nb.name for nb in sources if (directory / nb.name).exists()]
     if taken and not force:
         raise FileExistsError(
-            f"{taken[0]} exists: it may hold your work; pick another directory, or pass --force to "
+            f"{taken[0]} exists: it may hold your work; pick another directory, or pass --overwrite to "
             "overwrite it"
         )
     existing = next(p for p in (directory.absolute(), *directory.absolute().parents) if p.exists())

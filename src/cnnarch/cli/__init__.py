@@ -2,14 +2,24 @@
 ``add_parser(subparsers)`` and ``run(args) -> int``; add a new one to ``COMMANDS``.
 
 Building the parser imports no torch: subcommand modules import what they need inside ``run``, so
-``cnnarch --help`` answers at once (tests/cli/test_help.py)."""
+``cnnarch --help`` answers at once (tests/cli/test_help.py).
+
+:func:`main` is the one error boundary: every error a user can cause ends in one or two lines naming
+the file or value and the way out (exit 2 for usage and input errors, 130 for Ctrl-C); anything else
+prints one line and the file where its full traceback was written (exit 1)."""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
+import pickle
 import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
 
 from cnnarch import __version__
 from cnnarch.errors import CnnarchError
@@ -23,6 +33,23 @@ COMMANDS += ["predict", "export"]
 COMMANDS += ["assignment"]
 
 
+def subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """``{"list": parser, ..., "assignment init": parser, ...}``: every (sub)command's own parser."""
+    found = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found[name] = sub
+                found |= {f"{name} {k}": v for k, v in subparsers(sub).items()}
+    return found
+
+
+def _plain(text: str | None) -> str | None:
+    """Help text without reST markup: the module docstrings serve as descriptions, and ``x`` reads
+    as `x` in a terminal."""
+    return text if text is None else text.replace("``", "`")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cnnarch",
@@ -32,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"cnnarch.cli.cmd_{name}").add_parser(sub)
+    for p in subparsers(parser).values():
+        p.description, p.epilog = _plain(p.description), _plain(p.epilog)
+        for action in p._actions:
+            action.help = _plain(action.help)
     return parser
 
 
@@ -39,16 +70,135 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args) or 0
-    except CnnarchError as e:
-        print(f"cnnarch {args.command}: error: {e}", file=sys.stderr)
-        if e.hint:
-            print(e.hint, file=sys.stderr)
-        return e.exit_code
-    except (ValueError, FileNotFoundError) as e:
-        print(f"cnnarch {args.command}: error: {e}", file=sys.stderr)
-        return 2
     except BrokenPipeError:
         # `cnnarch list | head` closed the pipe: stop quietly, and keep Python's exit-time flush from
         # raising again on the dead stdout.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except KeyboardInterrupt:
+        print(f"cnnarch {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if os.environ.get("CNNARCH_TRACEBACK"):
+            raise
+        known = explain(e)
+        if known is None:
+            print(f"cnnarch {args.command}: unexpected error: {_first_line(e)}", file=sys.stderr)
+            print(f"the full traceback is in {write_traceback(e)}", file=sys.stderr)
+            return 1
+        message, hint, code = known
+        print(f"cnnarch {args.command}: error: {message}", file=sys.stderr)
+        if hint:
+            print(hint, file=sys.stderr)
+        return code
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+
+
+def _kind(e: BaseException, module: str, name: str) -> bool:
+    """``e`` is an instance of ``module.name``, decided without importing ``module`` (an error of a
+    library that was never loaded cannot have been raised)."""
+    return any(c.__name__ == name and c.__module__.startswith(module) for c in type(e).__mro__)
+
+
+# errno values of a full disk and of a quota reached
+_NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+_EXPORTERS = ("torch.onnx", "onnx", "onnxruntime", "torch.jit", "torch.export", "torch._dynamo")
+
+
+def explain(e: Exception) -> tuple[str, str | None, int] | None:
+    """``(message, way out, exit status)`` for an error a user can cause, ``None`` for any other."""
+    if isinstance(e, CnnarchError):
+        return str(e), e.hint, e.exit_code
+    if isinstance(e, MemoryError) or _kind(e, "torch", "OutOfMemoryError"):
+        return (
+            f"out of memory ({_first_line(e)})",
+            "use a smaller --batch-size or --input, or another --device",
+            1,
+        )
+    if _kind(e, "urllib", "URLError") or isinstance(e, (TimeoutError, ConnectionError)):
+        where = getattr(e, "url", None) or getattr(e, "filename", None)
+        reason = getattr(e, "reason", None) or e
+        if getattr(e, "code", None):  # an HTTP error
+            reason = f"HTTP {e.code} {reason}"
+        return (
+            f"could not download{f' {where}' if where else ''}: {reason}",
+            "check the network connection, or give a local file (weights) or --data DIR",
+            1,
+        )
+    if _kind(e, "cnnarch.data.download", "DownloadError"):  # its message names the address
+        return str(e), "check the network connection, or give --data DIR", 1
+    if isinstance(e, OSError):
+        return _explain_os_error(e)
+    if _kind(e, "safetensors", "SafetensorError"):
+        return (
+            f"not a readable safetensors file: {_first_line(e)}",
+            "the file is truncated or not safetensors: download or export it again",
+            2,
+        )
+    if isinstance(e, pickle.UnpicklingError) or (
+        isinstance(e, RuntimeError) and "weights only load failed" in str(e).lower()
+    ):
+        return (
+            f"not a checkpoint or weights file cnnarch can read: {_first_line(e)}",
+            "give a checkpoint written by `cnnarch train` or a weights file (.pt, .safetensors) you trust",
+            2,
+        )
+    if _kind(e, "PIL", "DecompressionBombError"):
+        return str(e).splitlines()[0], "give a smaller image, or one you trust", 2
+    if any(c.__module__.startswith(_EXPORTERS) for c in type(e).__mro__[:-2]):
+        return (
+            f"the export failed: {_first_line(e)}",
+            "try another --to or --input, or export the network in Python to see the whole error",
+            1,
+        )
+    if isinstance(e, ValueError):  # the library's contract for a bad value: its message names it
+        return str(e), None, 2
+    return None
+
+
+def _explain_os_error(e: OSError) -> tuple[str, str | None, int]:
+    name = e.filename if e.filename is not None else None
+    if name is not None and e.filename2 is not None:
+        name = f"{name} -> {e.filename2}"
+    if e.errno in _NO_SPACE:
+        return f"no space left on the device writing {name or 'a file'}", "free space, or write elsewhere", 1
+    if name is None:  # a message written by cnnarch (or a library) that names what is wrong itself
+        return str(e), None, 2 if isinstance(e, (FileNotFoundError, FileExistsError)) else 1
+    text = e.strerror or str(e)
+    if isinstance(e, FileNotFoundError):
+        return f"{name}: no such file or directory", "check the path", 2
+    if isinstance(e, PermissionError):
+        return f"{name}: permission denied", "choose a path you may read or write", 2
+    if isinstance(e, IsADirectoryError):
+        return f"{name} is a directory, not a file", "name a file", 2
+    if isinstance(e, NotADirectoryError):
+        return f"{name}: a part of this path is a file, not a directory", "name a directory", 2
+    if isinstance(e, FileExistsError):
+        return f"{name} exists already", "choose another path, or remove it first", 2
+    if e.errno == errno.EROFS:
+        return f"{name}: read-only file system", "write elsewhere", 2
+    if e.errno == errno.ELOOP:
+        return f"{name}: too many levels of symbolic links (a link loop?)", "fix or remove the link", 2
+    return f"{name}: {text}", None, 1
+
+
+def write_traceback(e: BaseException) -> str:
+    """Write the full traceback to ``$CNNARCH_CACHE/crash-*.txt`` (default ``~/.cache/cnnarch``), or
+    to the temporary directory when the cache cannot be written; returns the file's path."""
+    text = f"cnnarch {__version__}, {' '.join(sys.argv)}\n\n" + "".join(traceback.format_exception(e))
+    prefix = time.strftime("crash-%Y%m%d-%H%M%S-")
+    for folder in (Path(os.environ.get("CNNARCH_CACHE", "~/.cache/cnnarch")).expanduser(), None):
+        try:
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
+            fd, path = tempfile.mkstemp(prefix=prefix, suffix=".txt", dir=folder)
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            return path
+        except OSError:
+            continue
+    return "(nowhere: neither the cache nor the temporary directory can be written)"

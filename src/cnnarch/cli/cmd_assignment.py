@@ -24,7 +24,10 @@ def add_parser(sub):
         help="copy the *.ipynb from DIR (default: the notebooks shipped with cnnarch)",
     )
     init.add_argument(
-        "--force", action="store_true", help="overwrite an existing workspace (your code in it too)"
+        "--overwrite",
+        "--force",
+        action="store_true",
+        help="overwrite an existing workspace (your code in it too)",
     )
 
     from cnnarch.assignment.exercises import PARTS
@@ -71,7 +74,7 @@ def run(args) -> int:
         from cnnarch.assignment.workspace import init_workspace
 
         try:
-            written = init_workspace(args.dir, notebooks=args.notebooks, force=args.force)
+            written = init_workspace(args.dir, notebooks=args.notebooks, force=args.overwrite)
         except FileExistsError as e:
             print(f"cnnarch assignment: error: {e}", file=sys.stderr)
             return 2

@@ -11,7 +11,7 @@ def add_parser(sub):
     p.add_argument("names", nargs="+", metavar="NAME", help=HELP)
     p.add_argument("--out", required=True, metavar="FILE", help="FILE.svg or FILE.png")
     p.add_argument("--depth", type=int, default=None, help="draw modules nested at depth N as one box (xN)")
-    p.add_argument("--input", default=None, help="C x H x W, e.g. 3x224x224 (default: each model's own)")
+    p.add_argument("--input", metavar="CxHxW", help="e.g. 3x224x224 (default: each model's own)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(run=run)
 

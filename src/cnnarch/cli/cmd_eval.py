@@ -1,9 +1,9 @@
 """``cnnarch eval CHECKPOINT... [--ten-crop]``: top-1/top-5 of each checkpoint and of their ensemble;
-``cnnarch eval --model NAME --weights W``: of any weights (a name, a state_dict file, a URL).
+``cnnarch eval NAME --weights W``: of a network of the zoo with any weights (a name, a file, a URL).
 
 The ensemble averages the members' softmax outputs, like AlexNet's ensemble of 7 CNNs. The test set is
 the one the first checkpoint was trained with (``--data`` points elsewhere); each member normalises
-images with its own training set's statistics. Weights given with ``--model`` are evaluated on the test
+images with its own training set's statistics. Weights given with a zoo name are evaluated on the test
 split of ``--data`` (default CIFAR-10), preprocessed as their metadata says.
 """
 
@@ -12,23 +12,32 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cnnarch.cli._network import add_weights_argument, is_checkpoint, load_network
 from cnnarch.cli._table import add_format_argument, render
+from cnnarch.cli.cmd_train import add_config_options
+from cnnarch.errors import UsageError
 
 
 def add_parser(sub):
     p = sub.add_parser("eval", help="accuracy of checkpoints and of their ensemble", description=__doc__)
-    p.add_argument("checkpoints", nargs="*", metavar="CHECKPOINT")
-    p.add_argument("--model", metavar="NAME", help="a network of the zoo, evaluated with --weights")
     p.add_argument(
-        "--weights", metavar="W", help="with --model: a weight name (IMAGENET1K_V1, ...), file or URL"
+        "networks",
+        nargs="+",
+        metavar="NETWORK",
+        help="checkpoints (best.pt, last.pt; several: their ensemble too), or one zoo name with --weights",
     )
+    add_weights_argument(p, default="none: give it with a zoo name")
     p.add_argument("--ten-crop", action="store_true", help="average over 4 corners + centre and mirrors")
-    p.add_argument("--data", help="dataset name or directory (default: the first checkpoint's)")
     p.add_argument("--split", choices=("test", "val"), default="test")
-    p.add_argument("--limit-val", type=int, metavar="N", help="use only N images of the split")
-    p.add_argument("--skip-corrupt", action="store_true", help="leave out images that cannot be decoded")
-    p.add_argument("-b", "--batch-size", type=int, default=250)
-    p.add_argument("--device", help="cpu, cuda (default: cuda when present)")
+    # the flags train has for the same things, from the same configuration fields
+    add_config_options(
+        p,
+        data={"help": "dataset name or directory (default: the first checkpoint's, else cifar10)"},
+        limit_val={"help": "use only N images of the split"},
+        skip_corrupt={"default": False},
+        batch_size={"default": 250, "help": "images per forward pass (default 250)"},
+        device={},
+    )
     add_format_argument(p)
     p.set_defaults(run=run)
 
@@ -47,11 +56,11 @@ def run(args: argparse.Namespace) -> int:
     from cnnarch.train.device import pick_device
     from cnnarch.train.ensemble import load_members, model_from_checkpoint, predict_probs
 
-    if args.model or args.weights:
+    if not is_checkpoint(args.networks[0]):
         return run_weights(args)
-    if not args.checkpoints:
-        raise ValueError("give checkpoints, or --model NAME --weights W")
-    members = load_members(args.checkpoints)
+    if args.weights is not None:
+        raise UsageError("--weights goes with a zoo name", hint="a checkpoint holds its own weights: drop it")
+    members = load_members(args.networks)
     first = next(iter(members.values()))
     cfg = TrainConfig.from_dict(first["config"]).replace(resume=None)
     # --data, else the directory the run read (recorded in the checkpoint), else the rule for its dataset
@@ -101,19 +110,19 @@ def report(args, probs: dict, labels, crops: str) -> int:
 
 
 def run_weights(args: argparse.Namespace) -> int:
-    """``--model NAME --weights W`` on the test split of ``--data``."""
+    """``NAME --weights W`` on the test split of ``--data``."""
     from cnnarch.data import TensorLoader
-    from cnnarch.inference import load_model, weights_transform
+    from cnnarch.inference import weights_transform
     from cnnarch.train.data import load_split, locate
     from cnnarch.train.device import pick_device
     from cnnarch.train.ensemble import predict_probs
 
-    if args.checkpoints or not (args.model and args.weights) or args.ten_crop or args.split != "test":
-        raise ValueError(
-            "--model NAME --weights W evaluates one network on the test split: give both, and "
-            "no checkpoints, --ten-crop or --split val"
+    if len(args.networks) > 1 or args.ten_crop or args.split != "test":
+        raise UsageError(
+            f"{args.networks[0]} --weights W evaluates one network of the zoo on the test split",
+            hint="give no other networks, --ten-crop or --split val (checkpoints take those)",
         )
-    net = load_model(model=args.model, weights=args.weights)
+    net = load_network(args.networks[0], args.weights)
     meta = net.weights_meta
     data = load_split(*locate(args.data), "test", args.limit_val)
     if data is None:
@@ -126,4 +135,4 @@ def run_weights(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     batches = TensorLoader(data, args.batch_size, shuffle=False, device=device)
     probs, labels = predict_probs(net, batches, weights_transform(meta), device)
-    return report(args, {f"{args.model} ({args.weights})": probs}, labels, "single crop")
+    return report(args, {f"{args.networks[0]} ({args.weights})": probs}, labels, "single crop")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from cnnarch.cli.cmd_train import add_config_options
+from cnnarch.errors import UsageError
 from cnnarch.experiments import EXPERIMENTS
 
 EPILOG = (
@@ -13,7 +16,7 @@ EPILOG = (
 
 examples:
   cnnarch experiment degradation --data ../shared/data/cifar10-jpeg           # about an hour, 2 CPU cores
-  cnnarch experiment degradation --data D --output runs/deg --resume        # continue where it stopped
+  cnnarch experiment degradation --data D --resume runs/deg                 # continue where it stopped
   cnnarch experiment degradation --data D --budget 100                      # the paper's 64k iterations (GPU)
   cnnarch experiment degradation --data D --budget cosine15 --output runs/d15   # Fig. 6, Table 6: 8 h
   cnnarch experiment degradation --budget cosine15 --output runs/d15 --report-only   # report what is there
@@ -48,9 +51,14 @@ def add_parser(sub) -> None:
         help="scale of the training schedule: 1 fits about an hour on 2 CPU cores (default 1); or a named "
         "schedule: degradation's cosine15 (15 cosine epochs, ~8 core-hours) and paper (He et al.'s, a GPU)",
     )
-    p.add_argument("--output", help="report folder (default runs/experiments/NAME)")
-    p.add_argument("--data", help="CIFAR-10: an ImageFolder tree with train/ and test/, or a dataset name")
-    p.add_argument("--resume", action="store_true", help="continue the runs in --output where they stopped")
+    p.add_argument("--output", metavar="DIR", help="report folder (default runs/experiments/NAME)")
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const="",
+        metavar="RUN",
+        help="continue the runs in RUN where they stopped (a report folder; alone: --output's)",
+    )
     p.add_argument("--report-only", action="store_true", help="write the report from what --output holds")
     p.add_argument(
         "--time-limit",
@@ -58,18 +66,18 @@ def add_parser(sub) -> None:
         metavar="SECONDS",
         help="stop training after this many seconds (between epochs) and report what was reached",
     )
-    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when present)")
-    p.add_argument(
-        "--limit-train", type=int, metavar="N", help="at most N training images (quick looks, tests)"
-    )
-    p.add_argument(
-        "--limit-val", type=int, metavar="N", help="at most N test images (the held-out set of every curve)"
+    # the flags train has for the same things, from the same configuration fields
+    add_config_options(
+        p,
+        data={"help": "CIFAR-10: an ImageFolder tree with train/ and test/, or a dataset name"},
+        device={},
+        limit_train={"help": "at most N training images (quick looks, tests)"},
+        limit_val={"help": "at most N test images (the held-out set of every curve)"},
     )
     p.set_defaults(run=run)  # fmt: skip
 
 
 def run(args) -> int:
-    from cnnarch.errors import UsageError
     from cnnarch.experiments import run_experiment
     from cnnarch.experiments.runner import Context
 
@@ -78,12 +86,18 @@ def run(args) -> int:
             "--output is empty",
             hint=f"name the report folder, or leave out --output for runs/experiments/{args.name}",
         )
+    output = args.output or args.resume or f"runs/experiments/{args.name}"
+    if args.resume and args.output and Path(args.resume) != Path(args.output):
+        raise UsageError(
+            f"--resume {args.resume} with --output {args.output}: an experiment continues in its own folder",
+            hint="give one of the two",
+        )
     ctx = Context(
         name=args.name,
-        output=args.output or f"runs/experiments/{args.name}",
+        output=output,
         budget=args.budget,
         data=args.data,
-        resume=args.resume,
+        resume=args.resume is not None,
         device=args.device,
         time_limit=args.time_limit,
         limit_train=args.limit_train,

@@ -1,12 +1,12 @@
-"""``cnnarch export NAME|CKPT --format onnx|torchscript|safetensors --out FILE``: a network for ONNX
-Runtime, Netron or C++ (TorchScript), with its weights when given; or a training checkpoint's weights
-with their metadata (classes, preprocessing, test accuracy, the run's configuration and date) as
-safetensors, the form in which cnnarch ships trained weights (``create_model(name, weights=FILE)``).
+"""``cnnarch export NETWORK --to onnx|torchscript|safetensors --out FILE``: a network for ONNX Runtime,
+Netron or C++ (TorchScript), with its weights when given; or a training checkpoint's weights with their
+metadata (classes, preprocessing, test accuracy, the run's configuration and date) as safetensors, the
+form in which cnnarch ships trained weights (``create_model(name, weights=FILE)``).
 
-cnnarch export resnet20 --format onnx --out resnet20.onnx --input 3x32x32
-cnnarch export runs/r20/best.pt --format onnx --out r20.onnx --check
-cnnarch export resnet50 --weights IMAGENET1K_V2 --format torchscript --out r50.pt
-cnnarch export runs/r20/best.pt --format safetensors --out resnet20-cifar10.safetensors
+cnnarch export resnet20 --to onnx --out resnet20.onnx --input 3x32x32
+cnnarch export runs/r20/best.pt --to onnx --out r20.onnx --check
+cnnarch export resnet50 --weights IMAGENET1K_V2 --to torchscript --out r50.pt
+cnnarch export runs/r20/best.pt --to safetensors --out resnet20-cifar10.safetensors
 """
 
 from __future__ import annotations
@@ -14,21 +14,26 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cnnarch.cli._network import NETWORK_HELP, add_weights_argument, is_checkpoint, load_network
+from cnnarch.errors import UsageError
+
+FILE_FORMATS = ("onnx", "torchscript", "safetensors")
+
 
 def add_parser(sub):
     p = sub.add_parser(
         "export",
-        help="write a network as ONNX or TorchScript",
+        help="write a network as ONNX, TorchScript or safetensors",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("source", metavar="NAME|CKPT", help="a network of the zoo, or a cnnarch checkpoint")
-    p.add_argument("--format", choices=("onnx", "torchscript", "safetensors"), default="onnx")
-    p.add_argument("--out", required=True, metavar="FILE")
+    p.add_argument("network", metavar="NETWORK", help=NETWORK_HELP)
+    p.add_argument("--to", choices=FILE_FORMATS, default="onnx", help="the file format (default onnx)")
+    p.add_argument("--out", required=True, metavar="FILE", help="the file to write")
+    add_weights_argument(p)
     p.add_argument(
-        "--weights", metavar="W", help="with NAME: a weight name, file or URL (default: untrained)"
+        "--num-classes", type=int, metavar="N", help="with a zoo name and no weights (default 1000)"
     )
-    p.add_argument("--num-classes", type=int, metavar="N", help="with NAME and no weights (default 1000)")
     p.add_argument(
         "--input", metavar="CxHxW", help="input size (default: the weights' crop, else the model's)"
     )
@@ -40,37 +45,32 @@ def add_parser(sub):
 
 
 def run(args) -> int:
+    if args.check and args.to != "onnx":
+        raise UsageError("--check runs ONNX Runtime", hint="use it with --to onnx")
     import torch
 
+    from cnnarch.analysis.profiler import parse_input_size
     from cnnarch.cli._output import output_file, written_whole
-    from cnnarch.inference import export, in_channels, load_model
-    from cnnarch.models import check_input, create_model, get_model_entry
+    from cnnarch.inference import export, in_channels
+    from cnnarch.models import check_input, get_model_entry
 
-    if args.check and args.format != "onnx":
-        raise ValueError("--check runs ONNX Runtime: use it with --format onnx")
-    inputs = [p for p in (args.source, args.weights) if p and Path(p).is_file()]
+    shape = parse_input_size(args.input) if args.input else None
+    inputs = [p for p in (args.network, args.weights) if p and Path(p).is_file()]
     out = output_file(args.out, overwrite=args.overwrite, inputs=inputs)
-    if Path(args.source).is_file():
-        net = load_model(checkpoint=args.source)
-        net.weights_meta = with_run_record(net.weights_meta, Path(args.source))
-    elif args.weights:
-        net = load_model(model=args.source, weights=args.weights)
-    else:
-        kw = {} if args.num_classes is None else {"num_classes": args.num_classes}
-        net = create_model(args.source, **kw).eval()
-    if args.format == "safetensors" and not hasattr(net, "weights_meta"):
-        raise ValueError("--format safetensors writes trained weights: give a checkpoint or --weights")
+    net = load_network(args.network, args.weights, trained=False, num_classes=args.num_classes)
+    if is_checkpoint(args.network):
+        net.weights_meta = with_run_record(net.weights_meta, Path(args.network))
+    if args.to == "safetensors" and not hasattr(net, "weights_meta"):
+        raise UsageError(
+            "--to safetensors writes trained weights", hint="give a checkpoint, or a zoo name with --weights"
+        )
     meta = getattr(net, "weights_meta", None)
-    if args.input:
-        shape = parse_chw(args.input)
-    elif meta is not None:
-        shape = (in_channels(net), meta.crop, meta.crop)
-    else:
-        shape = get_model_entry(args.source).input_size
+    if shape is None:
+        shape = (in_channels(net), meta.crop, meta.crop) if meta else get_model_entry(args.network).input_size
     check_input(net, torch.empty(1, *shape))  # tracing for export skips this check of forward
     with written_whole(out) as tmp:
-        export(net, args.format, tmp, shape)
-    print(f"{args.format} written to {out} (input N x {'x'.join(map(str, shape))})")
+        export(net, args.to, tmp, shape)
+    print(f"{args.to} written to {out} (input N x {'x'.join(map(str, shape))})")
     if args.check:
         import onnxruntime as ort
 
@@ -81,19 +81,6 @@ def run(args) -> int:
             diff = (got - net(x)).abs().max().item()
         print(f"ONNX Runtime vs PyTorch on 3 random inputs: max |logit difference| {diff:.2e}")
     return 0
-
-
-def parse_chw(text: str) -> tuple[int, int, int]:
-    """``--input CxHxW`` as three positive sizes."""
-    try:
-        shape = tuple(int(v) for v in text.lower().split("x"))
-    except ValueError:
-        shape = ()
-    if len(shape) != 3 or min(shape) < 1:
-        raise ValueError(
-            f"--input {text}: give three positive sizes, channels x height x width, e.g. --input 3x224x224"
-        )
-    return shape
 
 
 def with_run_record(meta, checkpoint: Path):

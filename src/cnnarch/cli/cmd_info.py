@@ -39,7 +39,7 @@ def describe(name: str) -> dict:
     return {
         "name": name,
         "parameters": sum(p.numel() for p in model.parameters()),
-        "input": "x".join(map(str, entry.input_size)),
+        "input": list(entry.input_size),
         "accepts": accepts,
         "paper": entry.paper,
         "min_size": in_eval.smallest,
@@ -56,7 +56,7 @@ def _card(info: dict) -> str:
     lines = [
         info["name"],
         f"  paper:       {info['paper']}",
-        f"  input:       {info['input']} (C x H x W, as the paper trains it)",
+        f"  input:       {'x'.join(map(str, info['input']))} (C x H x W, as the paper trains it)",
         f"  accepts:     {info['accepts']}",
         f"  parameters:  {info['parameters']:,}",
     ]

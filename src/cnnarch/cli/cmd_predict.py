@@ -1,8 +1,8 @@
-"""``cnnarch predict IMAGE|DIR ... (--checkpoint CKPT | --model NAME --weights W)``: the top classes of
-each image, with probabilities, each image preprocessed as its weights expect.
+"""``cnnarch predict NETWORK IMAGE|DIR ... [--weights W]``: the top classes of each image, with
+probabilities, each image preprocessed as its weights expect.
 
-cnnarch predict cat.jpg --model resnet50 --weights IMAGENET1K_V2
-cnnarch predict photos/ --checkpoint runs/r20/best.pt --topk 3 --format json
+cnnarch predict resnet50 cat.jpg --weights IMAGENET1K_V2
+cnnarch predict runs/r20/best.pt photos/ --topk 3 --format json
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cnnarch.cli._network import NETWORK_HELP, add_weights_argument, load_network
 from cnnarch.cli._table import add_format_argument, render
 
 
@@ -20,21 +21,20 @@ def add_parser(sub):
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("network", metavar="NETWORK", help=NETWORK_HELP)
     p.add_argument("images", nargs="+", metavar="IMAGE|DIR", help="image files, or directories to search")
-    p.add_argument("--checkpoint", metavar="CKPT", help="a cnnarch checkpoint (best.pt, last.pt)")
-    p.add_argument("--model", metavar="NAME", help="a network of the zoo, with --weights")
-    p.add_argument("--weights", metavar="W", help="a weight name (IMAGENET1K_V1, DEFAULT), file or URL")
+    add_weights_argument(p, default="none: give it with a zoo name")
     p.add_argument("--topk", type=int, default=5, metavar="K", help="classes per image (default 5)")
     add_format_argument(p)
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
-    from cnnarch.inference import image_files, load_model, predict
+    from cnnarch.inference import image_files, predict
 
     if args.topk < 1:
         raise ValueError(f"--topk must be 1 or more, got {args.topk}")
-    net = load_model(checkpoint=args.checkpoint, model=args.model, weights=args.weights)
+    net = load_network(args.network, args.weights)
     files = image_files(args.images)
     if not files:
         raise FileNotFoundError(f"no image files in {' '.join(args.images)}")

@@ -11,7 +11,7 @@ def add_parser(sub):
     p.add_argument("name", help=HELP)
     p.add_argument("--out", default=None, metavar="FILE", help="FILE.html (default: NAME.html)")
     p.add_argument("--depth", type=int, default=None, help="draw modules nested at depth N as one box (xN)")
-    p.add_argument("--input", default=None, help="C x H x W, e.g. 3x224x224 (default: the model's own)")
+    p.add_argument("--input", metavar="CxHxW", help="e.g. 3x224x224 (default: the model's own)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument(
         "--no-measure",

@@ -10,7 +10,7 @@ __all__ = ["LECTURE_MODULES", "add_parser", "run"]
 def add_parser(sub):
     p = sub.add_parser("summary", help="per-layer shapes, parameters, memory, MACs, receptive field")
     p.add_argument("name", help=HELP)
-    p.add_argument("--input", default=None, help="C x H x W, e.g. 3x224x224 (default: the model's own)")
+    p.add_argument("--input", metavar="CxHxW", help="e.g. 3x224x224 (default: the model's own)")
     add_format_argument(p, extra=("lecture",))
     p.add_argument("--depth", type=int, default=None, help="collapse modules nested deeper than N")
     p.add_argument("--batch", type=int, default=1, help="batch size (totals are per image)")

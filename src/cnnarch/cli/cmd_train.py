@@ -21,10 +21,13 @@ from cnnarch.train.config import GROUPS, TrainConfig, resolve_config
 S = argparse.SUPPRESS  # only the options actually given override the recipe
 
 
-def add_option(group, f) -> None:
-    """One flag from a TrainConfig field: its type from the annotation, help and extras from metadata."""
+def add_option(group, f, default=S, help: str | None = None) -> None:
+    """One flag from a TrainConfig field: its type from the annotation, help and extras from metadata.
+    Other commands pass their own ``default`` and ``help`` (``cnnarch eval``'s ``--batch-size``)."""
     cli = dict(f.metadata)
     text = cli.pop("help")
+    if help is not None:
+        text = help
     flags = (*cli.pop("aliases", ()), "--" + f.name.replace("_", "-"))
     kind = f.type  # a string: the annotations are postponed
     if kind == "bool":
@@ -33,9 +36,18 @@ def add_option(group, f) -> None:
         cli["type"] = int if kind.startswith(("int", "tuple[int")) else float if "float" in kind else str
     if kind.startswith("tuple"):
         cli.setdefault("nargs", "+")
-    if f.default is not None and f.default is not False and f.default != ():
-        text = f"{text} (default {f.default})".lstrip()
-    group.add_argument(*flags, default=S, help=text, **cli)
+    shown = f.default if default is S else default
+    if help is None and shown is not None and shown is not False and shown != ():
+        text = f"{text} (default {shown})".lstrip()
+    group.add_argument(*flags, default=default, help=text, **cli)
+
+
+def add_config_options(parser, **changes: dict) -> None:
+    """Flags of another command that mean what ``cnnarch train``'s do, built from the same fields:
+    ``name={"default": ..., "help": ...}``, each key optional."""
+    known = {f.name: f for cls in (TrainConfig, *GROUPS.values()) for f in fields(cls)}
+    for name, change in changes.items():
+        add_option(parser, known[name], **{"default": None, **change})
 
 
 def add_parser(sub):
@@ -76,6 +88,8 @@ def run(args) -> int:
     from cnnarch.train.trainer import NonFiniteLossError, config_for_resume, prepare_output
 
     overrides = overrides_from(args)
+    if overrides.get("resume") == "":  # --resume alone: the run in --output
+        overrides["resume"] = overrides.get("output", TrainConfig().output)
     auto = overrides.get("resume") == "auto"  # decided once the processes of torchrun are joined
     if auto:
         del overrides["resume"]

@@ -235,12 +235,14 @@ class RunOptions(_Options):
     channels_last: bool = option(False)
     compile: bool = option(False, "torch.compile the model")
     device: str | None = option(None, "cpu, cuda, cuda:1 (unset: cuda when present)")
-    output: str = option("runs/train", "run directory")
+    output: str = option("runs/train", "run directory", metavar="DIR")
     resume: str | None = option(
         None,
-        "continue the run that wrote CHECKPOINT (a file, or a run directory: its last.pt); auto: "
-        "continue --output's last.pt when there is one, else start (torchrun --max-restarts)",
-        metavar="CHECKPOINT",
+        "continue the run in RUN where it stopped (a run directory or its last.pt; alone: --output's); "
+        "auto: --output's when it holds one, else start (torchrun --max-restarts)",
+        metavar="RUN",
+        nargs="?",
+        const="",
     )
     overwrite: bool = option(False, "start a new run in an --output that holds one, replacing its files")
     log_interval: int = option(50, "steps between plain log lines off a terminal (0: none)")
