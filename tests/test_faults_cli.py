@@ -74,7 +74,7 @@ def test_export_never_writes_over_its_own_input(trained, capsys):
         args = [
             "export",
             str(trained / "last.pt"),
-            "--format",
+            "--to",
             "torchscript",
             "--out",
             str(trained / "last.pt"),
@@ -87,10 +87,10 @@ def test_export_never_writes_over_its_own_input(trained, capsys):
 @pytest.mark.parametrize(
     "command",
     [
-        ["export", "resnet20", "--format", "torchscript", "--input", "3x32x32", "--out"],
+        ["export", "resnet20", "--to", "torchscript", "--input", "3x32x32", "--out"],
         ["report", "resnet20", "--out"],
         ["draw", "resnet20", "--out"],
-        ["compare", "resnet18", "--plot"],
+        ["compare", "resnet18", "--out"],
     ],
     ids=["export", "report", "draw", "compare"],
 )
@@ -135,7 +135,7 @@ def test_assignment_init_keeps_an_existing_notebook_without_force(tmp_path, caps
 
 def test_export_check_with_torchscript_is_refused_before_writing(tmp_path, capsys):
     out = tmp_path / "m.pt"
-    assert main(["export", "resnet20", "--format", "torchscript", "--check", "--out", str(out)]) == 2
+    assert main(["export", "resnet20", "--to", "torchscript", "--check", "--out", str(out)]) == 2
     assert "--check runs ONNX Runtime" in error_of(capsys) and not out.exists()
 
 
@@ -195,7 +195,7 @@ def test_weights_with_nan_are_refused_naming_the_file(tmp_path, capsys):
     torch.save(state, tmp_path / "nan.pt")
     img = tmp_path / "a.png"
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(img)
-    assert main(["predict", str(img), "--model", "resnet20", "--weights", str(tmp_path / "nan.pt")]) == 2
+    assert main(["predict", "resnet20", str(img), "--weights", str(tmp_path / "nan.pt")]) == 2
     err = error_of(capsys)
     assert str(tmp_path / "nan.pt") in err and "NaN or infinite" in err and "fc.weight" in err
 
@@ -223,9 +223,9 @@ def test_a_file_that_is_no_weights_is_one_message_naming_it(tmp_path, capsys, na
         data = (tmp_path / "whole.safetensors").read_bytes()
         content = data[: len(data) // 2]
     path.write_bytes(content)
-    assert main(["predict", str(tmp_path), "--model", "resnet20", "--weights", str(path)]) == 2
+    assert main(["predict", "resnet20", str(tmp_path), "--weights", str(path)]) == 2
     assert str(path) in error_of(capsys)
-    assert main(["export", str(path), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 2
+    assert main(["export", str(path), "--to", "onnx", "--out", str(tmp_path / "m.onnx")]) == 2
     assert str(path) in error_of(capsys) and not (tmp_path / "m.onnx").exists()
 
 
@@ -233,9 +233,7 @@ def test_an_empty_safetensors_file_is_one_message(tmp_path, capsys):
     (tmp_path / "z.safetensors").write_bytes(b"")
     img = tmp_path / "a.png"
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(img)
-    assert (
-        main(["predict", str(img), "--model", "resnet20", "--weights", str(tmp_path / "z.safetensors")]) == 2
-    )
+    assert main(["predict", "resnet20", str(img), "--weights", str(tmp_path / "z.safetensors")]) == 2
     assert f"{tmp_path / 'z.safetensors'} is not a readable .safetensors file (0 bytes" in error_of(capsys)
 
 
@@ -290,7 +288,7 @@ def test_a_missing_or_unreachable_url_is_one_message(server, capsys):
         s.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{s.getsockname()[1]}/w.pt"
     for weights, why in ((f"{url}/missing.pt", "HTTP Error 404"), (closed, "Connection refused")):
-        assert main(["predict", str(img), "--model", "resnet20", "--weights", weights]) == 2
+        assert main(["predict", "resnet20", str(img), "--weights", weights]) == 2
         err = error_of(capsys)
         assert f"could not fetch the weights {weights}" in err and why in err
 
@@ -303,9 +301,7 @@ def test_a_torchvision_weight_name_while_offline_is_one_message(tmp_path, monkey
 
     monkeypatch.setattr(torch.hub, "urlopen", offline)
     (tmp_path / "a.png").write_bytes(b"")
-    assert (
-        main(["predict", str(tmp_path / "a.png"), "--model", "resnet18", "--weights", "IMAGENET1K_V1"]) == 2
-    )
+    assert main(["predict", "resnet18", str(tmp_path / "a.png"), "--weights", "IMAGENET1K_V1"]) == 2
     err = error_of(capsys)
     assert "torchvision's resnet18 weights IMAGENET1K_V1 could not be fetched" in err
     assert str(tmp_path / "hub") in err
@@ -336,7 +332,7 @@ def test_a_decompression_bomb_is_reported_and_the_other_images_classified(tmp_pa
     for name, side in (("a.png", 32), ("bomb.png", 64), ("c.png", 32)):
         Image.fromarray(np.zeros((side, side, 3), np.uint8)).save(tmp_path / "images" / name)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1100)  # 64x64 = 4096 pixels: over twice the limit
-    argv = ["predict", str(tmp_path / "images"), "--model", "resnet20", "--weights", str(tmp_path / "w.pt")]
+    argv = ["predict", "resnet20", str(tmp_path / "images"), "--weights", str(tmp_path / "w.pt")]
     assert main([*argv, "--topk", "1", "--format", "csv"]) == 1
     out, err = capsys.readouterr()
     assert "bomb.png" in err and "decompression bomb" in err
@@ -351,7 +347,7 @@ def test_a_corrupt_results_json_is_named(trained, tmp_path, capsys):
     args = [
         "export",
         str(run / "last.pt"),
-        "--format",
+        "--to",
         "safetensors",
         "--out",
         str(tmp_path / "w.safetensors"),

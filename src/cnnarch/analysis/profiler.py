@@ -687,8 +687,7 @@ def parse_input_size(input_size: Sequence[int] | str) -> tuple[int, ...]:
             size = ()
         if len(size) != 3 or min(size) < 1:
             raise InputError(
-                f"input size {input_size!r} is not C x H x W (three whole numbers of 1 or more)",
-                hint="write it like 3x224x224",
+                f"input size {input_size!r} is not C x H x W, three whole numbers of 1 or more like 3x224x224"
             )
         return size
     size = tuple(int(v) for v in input_size)

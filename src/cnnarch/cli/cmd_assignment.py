@@ -2,7 +2,6 @@
 on the NumPy engine, graded function by function."""
 
 import json
-import sys
 
 from cnnarch.cli._table import add_format_argument, render
 
@@ -73,11 +72,7 @@ def run(args) -> int:
     if args.action == "init":
         from cnnarch.assignment.workspace import init_workspace
 
-        try:
-            written = init_workspace(args.dir, notebooks=args.notebooks, force=args.overwrite)
-        except FileExistsError as e:
-            print(f"cnnarch assignment: error: {e}", file=sys.stderr)
-            return 2
+        written = init_workspace(args.dir, notebooks=args.notebooks, force=args.overwrite)
         print(f"wrote {len(written['package'])} files of the cs231n package into {args.dir}")
         if written["notebooks"]:
             names = ", ".join(p.name for p in written["notebooks"])
