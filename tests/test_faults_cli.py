@@ -150,8 +150,8 @@ def test_an_empty_output_is_refused_and_nothing_is_written(tree, tmp_path, monke
 @pytest.mark.parametrize(
     "size, message",
     [
-        ("3x32", "--input 3x32: give three positive sizes"),
-        ("0x0x0", "--input 0x0x0: give three positive sizes"),
+        ("3x32", "input size '3x32' is not C x H x W"),
+        ("0x0x0", "input size '0x0x0' is not C x H x W"),
         ("1x32x32", "resnet20 expects 3 input channels, got 1"),
     ],
 )
