@@ -44,17 +44,19 @@ CIFAR = Preprocessing(32, 32)  # the whole 32x32 image
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """One network of the zoo and what it declares; module paths as in ``model.get_submodule(path)``."""
+    """One network of the zoo and what it declares (the defaults are torchvision's ResNet's); module
+    paths as in ``model.get_submodule(path)``."""
 
     name: str
     builder: Callable[..., nn.Module]
     paper: str
-    preprocessing: Preprocessing  # crop: the size the paper trains at
-    min_input_size: int  # smallest height (= width) accepted in eval mode
-    max_input_size: int | None  # largest (None: no bound; a fixed-size classifier sets one)
-    first_conv: str  # the convolution that sees the image
-    classifier: str  # the linear layer that gives the class scores
-    aux_classifiers: tuple[str, ...]  # auxiliary heads (GoogLeNet's, when built with them)
+    preprocessing: Preprocessing = IMAGENET  # crop: the size the paper trains at
+    min_input_size: int = 1  # smallest height (= width) accepted in eval mode
+    max_input_size: int | None = None  # largest (None: no bound; a fixed-size classifier sets one)
+    min_train_input_size: int | None = None  # in training mode with the auxiliary classifiers, if more
+    first_conv: str = "conv1"  # the convolution that sees the image
+    classifier: str = "fc"  # the linear layer that gives the class scores
+    aux_classifiers: tuple[str, ...] = ()  # auxiliary heads (GoogLeNet's, when built with them)
 
     @property
     def input_size(self) -> tuple[int, int, int]:
@@ -65,33 +67,14 @@ class ModelEntry:
 _MODELS: dict[str, ModelEntry] = {}
 
 
-def register_model(
-    *,
-    paper: str,
-    preprocessing: Preprocessing = IMAGENET,
-    min_input_size: int = 1,
-    max_input_size: int | None = None,
-    first_conv: str = "conv1",
-    classifier: str = "fc",
-    aux_classifiers: tuple[str, ...] = (),
-):
-    """Decorator: register a builder under its function name with its declared facts (the defaults are
-    torchvision's ResNet's); the builder itself is unchanged."""
+def register_model(*, paper: str, **declared):
+    """Decorator: register a builder under its function name with the facts it declares (the fields of
+    :class:`ModelEntry`); the builder itself is unchanged."""
 
     def register(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if fn.__name__ in _MODELS:
             raise ValueError(f"model {fn.__name__!r} is registered twice")
-        _MODELS[fn.__name__] = ModelEntry(
-            fn.__name__,
-            fn,
-            paper,
-            preprocessing,
-            min_input_size,
-            max_input_size,
-            first_conv,
-            classifier,
-            tuple(aux_classifiers),
-        )
+        _MODELS[fn.__name__] = ModelEntry(fn.__name__, fn, paper, **declared)
         return fn
 
     return register
@@ -118,14 +101,20 @@ def get_model_entry(name: str) -> ModelEntry:
         ) from None
 
 
+def declared(model: nn.Module) -> ModelEntry | None:
+    """The registry entry of a network built by :func:`create_model`; None for any other module."""
+    return _MODELS.get(getattr(model, "model_name", None))
+
+
 def _layer_paths(model: nn.Module) -> tuple[str, list[str]]:
     """(first convolution, classifiers) of ``model`` as module paths: declared in the registry for a
     network built by :func:`create_model`. Any other module falls back to its first ``nn.Conv2d`` and its
     last ``nn.Linear`` in registration order, which is right for networks written in torchvision's style
     (layers registered in the order they run, the classifier last)."""
-    entry = _MODELS.get(getattr(model, "model_name", None))
-    if entry is not None:
-        return entry.first_conv, [entry.classifier, *filter(_exists(model), entry.aux_classifiers)]
+    entry = declared(model)
+    if entry is not None:  # GoogLeNet built with aux_logits=False has aux1 = aux2 = None
+        aux = [p for p in entry.aux_classifiers if getattr(model, p.split(".")[0]) is not None]
+        return entry.first_conv, [entry.classifier, *aux]
     convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
     linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
     if not convs or not linears:
@@ -134,16 +123,6 @@ def _layer_paths(model: nn.Module) -> tuple[str, list[str]]:
             "cnnarch needs an image classifier with convolutions and a linear head"
         )
     return convs[0], [linears[-1]]
-
-
-def _exists(model: nn.Module) -> Callable[[str], bool]:
-    def exists(path: str) -> bool:  # GoogLeNet built with aux_logits=False has no aux1.fc2
-        try:
-            return model.get_submodule(path) is not None
-        except AttributeError:
-            return False
-
-    return exists
 
 
 def first_conv(model: nn.Module) -> nn.Conv2d:

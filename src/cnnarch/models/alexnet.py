@@ -105,9 +105,6 @@ class AlexNet2012(nn.Module):
                 nn.init.normal_(m.weight, 0.0, 0.01)
                 nn.init.constant_(m.bias, 1.0 if name in ones else 0.0)
 
-    def size_paths(self, training: bool) -> list:
-        return [[self.features, self.classifier]]
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(self, x)
         return self.classifier(torch.flatten(self.features(x), 1))
@@ -146,9 +143,6 @@ class AlexNet(nn.Module):
             nn.ReLU(inplace=True),
             nn.Linear(4096, num_classes),
         )
-
-    def size_paths(self, training: bool) -> list:
-        return [[self.features, self.avgpool]]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(self, x)

@@ -105,10 +105,6 @@ class CifarFastNet(nn.Module):
                     with torch.no_grad():
                         nn.init.dirac_(m.weight[: m.in_channels])
 
-    def size_paths(self, training: bool) -> list:
-        stages = (self.layer1, self.layer2, self.layer3)
-        return [[self.whiten, *(m for s in stages for m in (s.conv1, s.pool, s.conv2)), self.pool]]
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(self, x)
         x = self.act(self.whiten(x))

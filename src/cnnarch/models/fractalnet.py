@@ -244,10 +244,6 @@ class FractalNet(nn.Module):
         data parallel training must look for the unused parameters (``cnnarch.train.distributed.wrap``)."""
         return self.column is None and (self.drop_path_local > 0 or self.drop_path_global > 0)
 
-    def size_paths(self, training: bool) -> list:
-        # every column keeps the size of its block's input: column 1 stands for them all
-        return [[self.stem, *(m for b in self.blocks for m in (b.fractal.conv, b.pool)), self.avgpool]]
-
     def forward(self, x: torch.Tensor, column: int | None = None) -> torch.Tensor:
         check_input(self, x)
         column = self.column if column is None else column

@@ -267,14 +267,6 @@ class GoogLeNet(nn.Module):
                 nn.init.constant_(m.weight, 1)
                 nn.init.constant_(m.bias, 0)
 
-    def size_paths(self, training: bool) -> list:
-        # Inception modules keep the size (every branch is padded); aux2 sees aux1's size
-        stem = [self.conv1.conv, self.maxpool1, self.conv2.conv, self.conv3.conv, self.maxpool2]
-        paths = [[*stem, self.maxpool3, self.maxpool4, self.avgpool]]
-        if training and self.aux_logits:
-            paths.append([*stem, self.maxpool3, self.aux1.pool])
-        return paths
-
     def forward(self, x: torch.Tensor) -> torch.Tensor | GoogLeNetOutputs:
         check_input(self, x)
         x = self.norm1(self.maxpool1(self.conv1(x)))
@@ -291,7 +283,7 @@ class GoogLeNet(nn.Module):
         return GoogLeNetOutputs(x, aux2, aux1) if with_aux else x
 
 
-@register_model(paper=PAPER, min_input_size=31, **DECLARED)
+@register_model(paper=PAPER, min_input_size=31, min_train_input_size=79, **DECLARED)
 def googlenet(num_classes: int = 1000, in_channels: int = 3, aux_logits: bool = True, **kwargs) -> GoogLeNet:
     """GoogLeNet as in the paper: LRN in the stem, real 5x5 branches, no batch norm, two auxiliary
     classifiers (training mode only, loss weight ``model.aux_loss_weight`` = 0.3).

@@ -149,13 +149,6 @@ class Bottleneck(nn.Module):
 Block = type[BasicBlock] | type[Bottleneck]
 
 
-def block_convs(stages) -> list[nn.Conv2d]:
-    """The convolutions on the main paths of the blocks of ``stages``, in order (a shortcut gives the
-    same map size as its block's main path)."""
-    blocks = [block for stage in stages for block in stage]
-    return [getattr(b, name) for b in blocks for name in ("conv1", "conv2", "conv3") if hasattr(b, name)]
-
-
 # Table 1 of the paper: block type and number of blocks in stages conv2_x .. conv5_x.
 STAGES: dict[int, tuple[Block, tuple[int, int, int, int]]] = {
     18: (BasicBlock, (2, 2, 2, 2)),
@@ -237,10 +230,6 @@ class ResNet(nn.Module):
         self.inplanes = out_channels
         layers += [block(self.inplanes, channels, **common) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
-
-    def size_paths(self, training: bool) -> list:
-        stages = (self.layer1, self.layer2, self.layer3, self.layer4)
-        return [[self.conv1, self.maxpool, *block_convs(stages), self.avgpool]]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(self, x)

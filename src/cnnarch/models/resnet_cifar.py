@@ -43,7 +43,7 @@ from torch import nn
 
 from cnnarch.models._input_size import check_input
 from cnnarch.models._registry import CIFAR, register_model
-from cnnarch.models.resnet import BasicBlock, Bottleneck, ResNet, block_convs, conv1x1, conv3x3
+from cnnarch.models.resnet import BasicBlock, Bottleneck, ResNet, conv1x1, conv3x3
 
 __all__ = ["CifarResNet", "PlainBlock", "ShortcutA", "init_resnet_weights"]
 
@@ -151,10 +151,6 @@ class CifarResNet(nn.Module):
         self.inplanes = out_channels
         layers += [block(self.inplanes, channels, **common) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
-
-    def size_paths(self, training: bool) -> list:
-        stages = [getattr(self, f"layer{i}") for i in range(1, self.num_stages + 1)]
-        return [[self.conv1, *block_convs(stages), self.avgpool]]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(self, x)

@@ -92,9 +92,6 @@ class VGG(nn.Module):
                 nn.init.normal_(m.weight, 0, 0.01)
                 nn.init.constant_(m.bias, 0)
 
-    def size_paths(self, training: bool) -> list:
-        return [[self.features, self.avgpool]]
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(self, x)
         x = torch.flatten(self.avgpool(self.features(x)), 1)

@@ -37,7 +37,7 @@ from torch import nn
 from cnnarch.models._input_size import check_input
 from cnnarch.models._layers import renamed
 from cnnarch.models._registry import CIFAR, register_model
-from cnnarch.models.resnet import STAGES, ResNet, block_convs
+from cnnarch.models.resnet import STAGES, ResNet
 from cnnarch.models.resnet_cifar import init_resnet_weights
 
 __all__ = ["WideBasic", "WideResNet", "wrn"]
@@ -103,9 +103,6 @@ class WideResNet(nn.Module):
         self.fc = nn.Linear(in_planes, num_classes)
         # He normal with fan-out, as the authors' MSRinit; zero FC bias as their FCinit
         init_resnet_weights(self)
-
-    def size_paths(self, training: bool) -> list:
-        return [[self.conv1, *block_convs((self.layer1, self.layer2, self.layer3)), self.avgpool]]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(self, x)

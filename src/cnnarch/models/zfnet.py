@@ -138,9 +138,6 @@ class ZFNet(nn.Module):
                 nn.init.normal_(m.weight, std=1e-2)
                 nn.init.zeros_(m.bias)
 
-    def size_paths(self, training: bool) -> list:
-        return [[self.features, self.classifier]]
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(self, x)
         return self.classifier(torch.flatten(self.features(x), 1))
