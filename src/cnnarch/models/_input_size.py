@@ -1,13 +1,9 @@
 """The input sizes a network of the zoo accepts, as its registry entry declares them, and the check its
-``forward`` runs first.
-
-A too-small image otherwise fails deep inside a network ("Output size is too small"), a fixed-size
-classifier at its first Linear layer ("mat1 and mat2 shapes cannot be multiplied"), a wrong channel count
-at the first convolution; none of these messages says what would have worked. The check compares a few
-integers with the declared ``min_input_size``/``max_input_size`` (GoogLeNet's auxiliary heads need
-``min_train_input_size`` in training mode) and the declared first convolution's channels; it runs no
-layer, so hooks, FLOP counters, ``torch.jit.trace`` and ``torch.compile`` see nothing (it stands aside
-under the last two). A module built outside the registry is not checked: torch's layers speak for it.
+``forward`` runs first: a too-small image otherwise fails deep inside a network ("Output size is too
+small"), a fixed-size classifier at its first Linear layer, a wrong channel count at the first
+convolution, in messages that do not say what would have worked. The check compares a few integers and
+runs no layer, so hooks, FLOP counters, ``torch.jit.trace`` and ``torch.compile`` see nothing (it stands
+aside under the last two). A module built outside the registry is not checked: torch's layers speak.
 """
 
 from __future__ import annotations

@@ -26,17 +26,15 @@ class LocalResponseNorm(nn.LocalResponseNorm):
         return f"size={self.size}, alpha={self.alpha_per_term} per term, beta={self.beta}, k={self.k}"
 
 
-# Older names of the dropout keyword; the zoo uses one, ``drop_prob``, as torchvision's StochasticDepth
+# Older names of the dropout keyword; the zoo has one, ``drop_prob``
 DROP_NAMES = {"dropout": "drop_prob", "drop": "drop_prob"}
 
 
 def renamed(deprecated: dict, renames: dict[str, str] = DROP_NAMES) -> dict:
     """Keyword arguments given under an old name, under their new one, each with a DeprecationWarning
     that names the new keyword; an unknown keyword is refused as Python refuses it."""
-    new = {}
-    for old, value in deprecated.items():
+    for old in deprecated:
         if old not in renames:
             raise TypeError(f"unexpected keyword argument {old!r}")
         warnings.warn(f"{old}= is deprecated, use {renames[old]}=", DeprecationWarning, stacklevel=3)
-        new[renames[old]] = value
-    return new
+    return {renames[old]: value for old, value in deprecated.items()}
