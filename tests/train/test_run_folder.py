@@ -1,5 +1,5 @@
 """A run folder under faults: a live run locks it (a second run is refused at once, the lock of a killed
-run is taken over), a kill while best.pt is written never leaves a last.pt without its best.pt, and a run
+run is taken over), a best.pt lost to a kill while it was written is restored by --resume, and a run
 resumed into another folder takes its best.pt along."""
 
 import os
@@ -47,20 +47,23 @@ def kill_at_save(monkeypatch, name: str, nth: int):
 
 
 @pytest.mark.parametrize("nth", [1, 2])
-def test_a_kill_while_best_pt_is_written_never_leaves_last_pt_without_best_pt(
-    tmp_path, syn, monkeypatch, nth
-):
+def test_best_pt_lost_to_a_kill_while_it_was_written_is_restored_by_resume(tmp_path, syn, monkeypatch, nth):
     cfg = make_cfg(tmp_path)
     kill_at_save(monkeypatch, "best.pt", nth)
     with pytest.raises(Killed):
         fit(cfg, syn)
-    run = tmp_path / "run"
-    if (run / "last.pt").exists():  # whatever last.pt records as best is on disk
-        best_epoch = load_checkpoint(run / "last.pt")["best_epoch"]
-        assert load_checkpoint(run / "best.pt")["epoch"] + 1 == best_epoch
-    assert (run / "last.pt").exists() == (nth > 1)
     monkeypatch.undo()
-    fit(config_for_resume(str(run), {}) if (run / "last.pt").exists() else cfg, syn)
+    run = tmp_path / "run"
+    last = load_checkpoint(run / "last.pt")  # written just before the kill: the best so far
+    assert last["best_epoch"] == last["epoch"] + 1 == nth
+    assert not (run / "best.pt").exists() or load_checkpoint(run / "best.pt")["epoch"] < last["epoch"]
+    x, y = syn.blob_images(128)
+    Trainer(config_for_resume(str(run), {}), syn.bundle(x, y, 32, 4), model=syn.tiny_cnn, log=lambda _: None)
+    best = load_checkpoint(run / "best.pt")  # restored before any training
+    assert best["epoch"] == last["epoch"] and all(
+        torch.equal(best["model"][k], v) for k, v in last["model"].items()
+    )
+    fit(config_for_resume(str(run), {}), syn)
     last, best = load_checkpoint(run / "last.pt"), load_checkpoint(run / "best.pt")
     assert best["epoch"] + 1 == last["best_epoch"] and last["epoch"] == 2
 

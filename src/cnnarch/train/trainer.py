@@ -289,6 +289,10 @@ class Trainer:
                 refused = e
         if D.any_true(refused is not None, self.device, self.dist):  # every process stops, not only one
             raise refused or ValueError(f"--output {self.out} was refused by process 0")
+        if ckpt is not None and self.dist.is_main and ckpt["best_epoch"] == ckpt["epoch"] + 1:
+            # the checkpoint resumed is its run's best so far: best.pt must hold it, also when the run
+            # was killed between writing last.pt and best.pt, or resumes into another --output
+            atomic_torch_save(ckpt, self.out / "best.pt")
         D.check_shared_output(self.out, self.dist, self.device)
 
         if cfg.sync_bn and self.dist.enabled:  # the same parameters and buffers in new layers
@@ -598,9 +602,9 @@ class Trainer:
             if self.dist.is_main:
                 for orphan in (*self.out.glob("last.pt.*.tmp"), *self.out.glob("best.pt.*.tmp")):
                     orphan.unlink(missing_ok=True)  # left by a save that was killed
-                if improved:  # before last.pt, which records best_epoch: a kill between leaves no gap
-                    atomic_torch_save(ckpt, self.out / "best.pt")
                 atomic_torch_save(ckpt, self.out / "last.pt")
+                if improved:  # a kill before this save completes is repaired on --resume (__init__)
+                    atomic_torch_save(ckpt, self.out / "best.pt")
                 metrics.append(row)
                 plot_curves(self.out / "metrics.csv", self.out / "curves.png")
             held = f" | {name} loss {res.loss:.4f} top-1 {res.top1:.2f}% top-5 {res.top5:.2f}%" if res else ""
