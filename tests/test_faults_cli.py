@@ -124,12 +124,12 @@ def test_an_out_below_a_file_is_one_message(tmp_path, capsys, command):
 
 def test_assignment_init_keeps_an_existing_notebook_without_force(tmp_path, capsys):
     (tmp_path / "nbs").mkdir()
-    (tmp_path / "nbs" / "ConvNet.ipynb").write_text('{"cells": [], "metadata": {}, "nbformat": 4}')
+    (tmp_path / "nbs" / "03_ConvNet.ipynb").write_text('{"cells": [], "metadata": {}, "nbformat": 4}')
     (tmp_path / "ws").mkdir()
-    (tmp_path / "ws" / "ConvNet.ipynb").write_text("my answers")
+    (tmp_path / "ws" / "03_ConvNet.ipynb").write_text("my answers")
     assert main(["assignment", "init", str(tmp_path / "ws"), "--notebooks", str(tmp_path / "nbs")]) == 2
-    assert "ConvNet.ipynb exists" in capsys.readouterr().err
-    assert (tmp_path / "ws" / "ConvNet.ipynb").read_text() == "my answers"
+    assert "03_ConvNet.ipynb exists" in capsys.readouterr().err
+    assert (tmp_path / "ws" / "03_ConvNet.ipynb").read_text() == "my answers"
     assert not (tmp_path / "ws" / "cs231n").exists()
 
 
@@ -379,7 +379,7 @@ def test_a_full_disk_while_a_checkpoint_is_written_is_one_message(tree, tmp_path
     # the full disk also stops the decoded-image cache: the images are decoded in memory instead
     assert all(line.startswith("note: the cache") for line in lines[:-1]) and "Traceback" not in lines
     err = lines[-1]
-    assert re.search(r"could not write .*best\.pt \(\d+ MiB free on its disk", err)
+    assert re.search(r"could not write .*last\.pt \(\d+ MiB free on its disk", err)
     assert not list((tmp_path / "run").glob("*.pt*"))
 
 
