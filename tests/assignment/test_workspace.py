@@ -179,7 +179,7 @@ def test_init_copies_notebooks_with_imports_pointed_at_the_workspace_and_outputs
     (source / "notes.txt").write_text("not a notebook")
 
     assert main(["assignment", "init", str(tmp_path / "ws"), "--notebooks", str(source)]) == 0
-    assert "copied 1 notebooks" in capsys.readouterr().out
+    assert "copied 1 notebook from" in capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "ws").iterdir()) == [
         "01_fully_connected.ipynb",
         "README.md",

@@ -70,8 +70,8 @@ def totals_lines(p: Profile, gpu_memory_gb: float | None = None) -> list[str]:
         f"input: {shape_str(p.input_shape)} ({dt}), batch {per}; model {p.model}",
         f"params: {p.params:,} (weights {p.weights:,} + biases {p.biases:,}) = {megabytes(p.param_bytes)}",
         f"MACs per image: {p.macs_per_image:,} = {p.macs_per_image / 1e9:.3f} G "
-        f"(FLOPs = 2 x MACs = {2 * p.macs_per_image / 1e9:.3f} G; pooling, norm, ReLU, sums: "
-        f"{p.other_ops // per / 1e9:.3f} G other ops)",
+        f"(FLOPs = 2 x MACs = {2 * p.macs_per_image / 1e9:.3f} G;",
+        f"  pooling, norm, ReLU, sums: {p.other_ops // per / 1e9:.3f} G other ops)",
         f"training FLOPs per image (forward + backward): {p.train_flops_per_image / 1e9:.3f} G "
         f"= {p.train_flops_per_image / max(p.flops // per, 1):.2f} x forward",
         f"forward activations per image: {p.activations_per_image:,} values = "

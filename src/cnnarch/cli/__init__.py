@@ -23,6 +23,7 @@ from pathlib import Path
 
 from cnnarch import __version__
 from cnnarch.errors import CnnarchError
+from cnnarch.tables import DEFAULT_WIDTH, table_width
 
 # in the order `cnnarch --help` lists them: the zoo and its numbers, pictures, training, trained
 # networks in use, the assignment
@@ -69,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args) or 0
+        with table_width(None if getattr(args, "wide", False) else DEFAULT_WIDTH):
+            return args.run(args) or 0
     except BrokenPipeError:
         # `cnnarch list | head` closed the pipe: stop quietly, and keep Python's exit-time flush from
         # raising again on the dead stdout.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cnnarch.tables import FORMATS, render
+from cnnarch.tables import DEFAULT_WIDTH, FORMATS, render
 
 __all__ = ["add_format_argument", "render"]
 
@@ -19,4 +19,9 @@ def add_format_argument(parser, extra: Sequence[str] = (), default: str = "table
         choices=choices,
         default=default,
         help=f"output form: {', '.join(choices)} (default {default})",
+    )
+    parser.add_argument(
+        "--wide",
+        action="store_true",
+        help=f"table cells on one line each (default: wrapped to {DEFAULT_WIDTH} columns)",
     )

@@ -4,6 +4,7 @@ on the NumPy engine, graded function by function."""
 import json
 
 from cnnarch.cli._table import add_format_argument, render
+from cnnarch.tables import plural
 
 COLUMNS = ["function", "check", "error", "limit", "result", "detail"]
 SUMMARY_COLUMNS = ["student", "checks", "functions", "score", "failing"]
@@ -73,10 +74,11 @@ def run(args) -> int:
         from cnnarch.assignment.workspace import init_workspace
 
         written = init_workspace(args.dir, notebooks=args.notebooks, force=args.overwrite)
-        print(f"wrote {len(written['package'])} files of the cs231n package into {args.dir}")
+        print(f"wrote {plural(len(written['package']), 'file')} of the cs231n package into {args.dir}")
         if written["notebooks"]:
             names = ", ".join(p.name for p in written["notebooks"])
-            print(f"copied {len(written['notebooks'])} notebooks from {written['notebooks_from']}: {names}")
+            copied = plural(len(written["notebooks"]), "notebook")
+            print(f"copied {copied} from {written['notebooks_from']}: {names}")
         else:
             print("no notebooks copied: none found (pass --notebooks DIR)")
         print(

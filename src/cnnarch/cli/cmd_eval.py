@@ -16,6 +16,7 @@ from cnnarch.cli._network import add_weights_argument, is_checkpoint, load_netwo
 from cnnarch.cli._table import add_format_argument, render
 from cnnarch.cli.cmd_train import add_config_options
 from cnnarch.errors import UsageError
+from cnnarch.tables import plural
 
 
 def add_parser(sub):
@@ -102,7 +103,7 @@ def report(args, probs: dict, labels, crops: str) -> int:
         for r in evaluate_ensemble(probs, labels)
     ]
     if args.format in ("table", "markdown"):
-        print(f"{args.split} set: {len(labels)} images, {crops}")
+        print(f"{args.split} set: {plural(len(labels), 'image')}, {crops}")
         print(render(rows, args.format, columns=["checkpoint", "top1", "top5"]))
     else:
         print(render(rows, args.format))

@@ -7,8 +7,10 @@ family's module docstring (the paper's layout and every deliberate difference). 
 
 import inspect
 import sys
+import textwrap
 
 from cnnarch.cli._table import add_format_argument, render
+from cnnarch.tables import DEFAULT_WIDTH
 
 COLUMNS = ["name", "parameters", "input", "accepts", "paper"]
 
@@ -67,7 +69,12 @@ def _card(info: dict) -> str:
                 *([f"  {title}"] if title else []),
                 *(f"  {line}".rstrip() for line in text.splitlines()),
             ]
-    return "\n".join(lines)
+    # docstrings are written 110 wide: rewrap what the indent pushes past the table width
+    wrapped = []
+    for line in lines:
+        indent = " " * (len(line) - len(line.lstrip(" *")))
+        wrapped += textwrap.wrap(line, DEFAULT_WIDTH, subsequent_indent=indent) or [line]
+    return "\n".join(wrapped)
 
 
 def run(args) -> int:

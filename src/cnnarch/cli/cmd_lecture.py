@@ -20,7 +20,9 @@ def run(args) -> int:
     if args.format in ("json", "csv"):  # with the computed numbers themselves
         print(render([r.row() for r in results], args.format, [*TEXT_COLUMNS, "value", "network"]))
         return 0
-    print(render([r.row() for r in results], args.format, TEXT_COLUMNS))
+    # the source of each claim is long and printed once per row: in the wide view and the markdown
+    columns = TEXT_COLUMNS if args.wide or args.format == "markdown" else TEXT_COLUMNS[:-1]
+    print(render([r.row() for r in results], args.format, columns))
     counts = {s: sum(r.status == s for r in results) for s in ("agree", "differ", "cited")}
     print(f"\n{len(results)} claims: {counts['agree']} agree, {counts['differ']} differ (see why), ", end="")
     print(f"{counts['cited']} cited from the papers")

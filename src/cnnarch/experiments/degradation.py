@@ -52,6 +52,7 @@ from cnnarch.experiments.runner import (
     schedule,
     train_rounds,
 )
+from cnnarch.tables import plural
 from cnnarch.train.config import resolve_config
 
 NETS = (
@@ -212,7 +213,7 @@ def report(ctx: Context):
         f"recipe: He et al. 4.2, SGD momentum {s.momentum}, lr {s.lr}, weight decay {s.weight_decay}, batch "
         f"{s.batch_size}, augmentation {s.augment}; lr /10 at iterations "
         f"{', '.join(map(str, s.decay_milestones))}",
-        f"schedule: {s.iterations} iterations ({s.epochs} epochs of {data.train.num_images} "
+        f"schedule: {s.iterations} iterations ({plural(s.epochs, 'epoch')} of {data.train.num_images} "
         "training images); "
         f"the paper runs 64,000 iterations on 50,000 images (`--budget 100`)",
         f"test error after every epoch on {data.val.num_images} test images",

@@ -43,6 +43,7 @@ from cnnarch.experiments.runner import (
     write_json,
 )
 from cnnarch.models.vgg import make_features
+from cnnarch.tables import plural
 
 EPOCHS = 40
 OVERFIT_POINTS = 2.0  # a train/test gap below this is not called overfitting
@@ -187,7 +188,7 @@ def report(ctx: Context):
         f"SGD momentum {s.momentum}, lr {s.lr}, weight decay {s.weight_decay}, batch "
         f"{s.batch_size}, no augmentation; "
         f"lr /10 at iterations {', '.join(map(str, s.decay_milestones))}",
-        f"schedule: {s.iterations} iterations ({s.epochs} epochs of {data.train.num_images} "
+        f"schedule: {s.iterations} iterations ({plural(s.epochs, 'epoch')} of {data.train.num_images} "
         "training images); "
         f"test error after every epoch on {data.val.num_images} test images",
     ]

@@ -40,6 +40,7 @@ from cnnarch.experiments.runner import (
     schedule,
     train_rounds,
 )
+from cnnarch.tables import plural
 from cnnarch.train import evaluate_ensemble
 
 MEMBERS = 7
@@ -179,9 +180,9 @@ def report(ctx: Context):
         f"members: {s.model}, seeds 0..{MEMBERS - 1}; SGD momentum {s.momentum}, lr {s.lr}, weight decay "
         f"{s.weight_decay}, batch {s.batch_size}, {s.augment}; lr /10 at iterations "
         f"{', '.join(map(str, s.decay_milestones))}",
-        f"schedule per member: {s.iterations} iterations ({s.epochs} epochs of {data.train.num_images} "
-        f"training images); test set: {data.test.num_images} images; ensemble = mean of softmax "
-        "probabilities",
+        f"schedule per member: {s.iterations} iterations ({plural(s.epochs, 'epoch')} of "
+        f"{data.train.num_images} training images); test set: {data.test.num_images} images; ensemble = "
+        "mean of softmax probabilities",
     ]
     table = md_table(
         ["k", "member k test error", "ensemble of 1..k test error"],

@@ -40,6 +40,7 @@ from cnnarch.experiments.runner import (
 )
 from cnnarch.models._layers import LocalResponseNorm
 from cnnarch.models.vgg import make_features
+from cnnarch.tables import plural
 
 NORMS = {"none": "no normalization", "lrn": "LRN (AlexNet)", "bn": "batch norm"}
 LRS = (0.01, 0.1)
@@ -205,7 +206,7 @@ def report(ctx: Context):
         "pool, FC; the three variants differ only in the normalization layers",
         f"SGD momentum {s.momentum}, weight decay {s.weight_decay}, batch {s.batch_size}, {s.augment}; "
         f"lr /10 at iterations {', '.join(map(str, s.decay_milestones))}",
-        f"schedule: {s.iterations} iterations ({s.epochs} epochs of {data.train.num_images} "
+        f"schedule: {s.iterations} iterations ({plural(s.epochs, 'epoch')} of {data.train.num_images} "
         "training images); "
         f"test error after every epoch on {data.val.num_images} test images",
     ]
