@@ -111,10 +111,26 @@ _NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 _EXPORTERS = ("torch.onnx", "onnx", "onnxruntime", "torch.jit", "torch.export", "torch._dynamo")
 
 
+# the optional dependencies (pyproject's extras) a command may need, by top-level module
+_EXTRAS = {
+    "onnx": "export",
+    "onnxscript": "export",
+    "onnxruntime": "export",
+    "nbclient": "notebooks",
+    "nbformat": "notebooks",
+    "nbconvert": "notebooks",
+    "ipykernel": "notebooks",
+}
+
+
 def explain(e: Exception) -> tuple[str, str | None, int] | None:
     """``(message, way out, exit status)`` for an error a user can cause, ``None`` for any other."""
     if isinstance(e, CnnarchError):
         return str(e), e.hint, e.exit_code
+    missing = (getattr(e, "name", None) or "").split(".")[0]
+    if isinstance(e, ImportError) and missing in _EXTRAS:
+        extra = _EXTRAS[missing]
+        return f"{missing} is not installed: pip install 'cnnarch[{extra}]' (the {extra} extra)", None, 2
     if isinstance(e, MemoryError) or _kind(e, "torch", "OutOfMemoryError"):
         return (
             f"out of memory ({_first_line(e)})",
