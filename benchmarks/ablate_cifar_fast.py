@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -49,8 +50,8 @@ def short_schedule(recipe: str, epochs: int | None) -> dict:
     cfg = resolve_config(recipe)
     return dict(
         epochs=epochs,
-        warmup_epochs=round(cfg.warmup_epochs * epochs / cfg.epochs, 3),
-        whiten_bias_epochs=max(1, round(cfg.whiten_bias_epochs * epochs / cfg.epochs)),
+        warmup_epochs=round(cfg.schedule.warmup_epochs * epochs / cfg.schedule.epochs, 3),
+        whiten_bias_epochs=max(1, round(cfg.speedrun.whiten_bias_epochs * epochs / cfg.schedule.epochs)),
     )
 
 
@@ -69,12 +70,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from cnnarch.cli._table import render
-    from cnnarch.train.threads import configure_threads
 
-    print(configure_threads(args.threads, restart=True), flush=True)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read once, when torch loads OpenMP
     from cnnarch.train.config import resolve_config
     from cnnarch.train.data import build_data
-    from cnnarch.train.device import adapt_amp, pick_device
+    from cnnarch.train.device import pick_device
     from cnnarch.train.trainer import Trainer
 
     out = Path(args.out or Path(tempfile.mkdtemp(prefix="ablate_")) / "runs.jsonl")
@@ -97,7 +97,7 @@ def main(argv=None) -> int:
                 continue
             run_dir = out.parent / f"{name.replace(' ', '_')}-{seed}"
             cfg = resolve_config(args.recipe, seed=seed, output=str(run_dir), **{**common, **VARIANTS[name]})
-            cfg, _ = adapt_amp(cfg, False, pick_device(cfg.device))
+            cfg = cfg.validate(pick_device(cfg.run.device).type)
             t0 = time.perf_counter()
             res = Trainer(cfg, build_data(cfg, progress=False), log=lambda s: None).fit()
             row = dict(

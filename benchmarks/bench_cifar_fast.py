@@ -70,15 +70,13 @@ def main(argv=None) -> int:
             print(f"plot: {args.plot}")
         return 0
 
-    from cnnarch.train.threads import configure_threads
-
-    threads_line = configure_threads(args.threads, restart=True)  # restarts if torch is loaded
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read once, when torch loads OpenMP
     import torch
 
     from cnnarch.models import create_model
     from cnnarch.train.config import RECIPES, resolve_config
     from cnnarch.train.data import build_data, load_splits
-    from cnnarch.train.device import adapt_amp, pick_device
+    from cnnarch.train.device import pick_device
     from cnnarch.train.fast import training_flops
     from cnnarch.train.trainer import Trainer
 
@@ -89,7 +87,6 @@ def main(argv=None) -> int:
     fast_over = dict(common, threads=args.threads)
     if args.epochs:
         fast_over["epochs"] = args.epochs
-    print(threads_line, flush=True)
 
     t = time.perf_counter()
     load_splits(resolve_config("cifar-fast", **fast_over), progress=False)
@@ -100,9 +97,7 @@ def main(argv=None) -> int:
     cfg = None
     for seed in args.seeds:
         cfg = resolve_config("cifar-fast", seed=seed, output=str(out / f"fast{seed}"), **fast_over)
-        cfg, note = adapt_amp(cfg, False, pick_device(cfg.device))
-        if note:
-            print(note)
+        cfg = cfg.validate(pick_device(cfg.run.device).type)
         t0 = time.perf_counter()
         data = build_data(cfg, progress=False)
         row = Trainer(
@@ -120,8 +115,8 @@ def main(argv=None) -> int:
             flush=True,
         )
 
-    images = len(data.train) * cfg.batch_size
-    flops = training_flops(create_model(cfg.model), (3, 32, 32), images, cfg.epochs)
+    images = len(data.train) * cfg.schedule.batch_size
+    flops = training_flops(create_model(cfg.model), (3, 32, 32), images, cfg.schedule.epochs)
 
     base_line = "baseline skipped (--no-baseline)"
     if not args.no_baseline:
@@ -166,9 +161,10 @@ def main(argv=None) -> int:
     print(
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}; device {dev} ({name}); torch {torch.__version__}"
     )
-    print(threads_line)
+    print(f"threads: {torch.get_num_threads()}; OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")
     print(
-        f"amp {cfg.amp}, channels_last {cfg.channels_last}, epochs {cfg.epochs}, batch {cfg.batch_size}, "
+        f"amp {cfg.run.amp}, channels_last {cfg.run.channels_last}, epochs {cfg.schedule.epochs}, "
+        f"batch {cfg.schedule.batch_size}, "
         f"{images} training images/epoch; run directories under {out}"
     )
     print(
@@ -237,7 +233,11 @@ def run_summary(run: Path, levels) -> dict:
         clock += float(row["seconds"])
         seen = float(row["images_per_s"]) * float(row["seconds"])
         images += seen
-        size = cfg.progressive_size if epoch < cfg.progressive_epochs else cfg.image_size or 32
+        size = (
+            cfg.speedrun.progressive_size
+            if epoch < cfg.speedrun.progressive_epochs
+            else cfg.dataset.image_size or 32
+        )
         if size not in per_image:
             per_image[size] = training_flops(model, (3, size, size), 1, 1)
         flops += per_image[size] * seen
@@ -252,7 +252,7 @@ def run_summary(run: Path, levels) -> dict:
     return dict(
         run=run.name,
         model=cfg.model,
-        threads=cfg.threads,
+        threads=cfg.run.threads,
         epochs=len(rows),
         test=results.get("test_top1"),
         tta=results.get("tta_top1"),

@@ -132,7 +132,9 @@ def main(argv=None) -> int:
     )
     torch.manual_seed(0)
     ref_model = create_model(args.model, num_classes=10).to(device)
-    ref_opt = torch.optim.SGD(ref_model.parameters(), lr=0.01, momentum=0.9, weight_decay=cfg.weight_decay)
+    ref_opt = torch.optim.SGD(
+        ref_model.parameters(), lr=0.01, momentum=0.9, weight_decay=cfg.optim.weight_decay
+    )
 
     ref, cand, ref_data, cand_data = [], [], [], []
     for r in range(args.rounds):

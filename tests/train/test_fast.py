@@ -85,8 +85,8 @@ def test_bn_shifts_get_their_own_learning_rate_and_weight_decay():
     groups = param_groups(model, cfg)
     shifts = [m.bias for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     assert [id(p) for p in groups[1]["params"]] == [id(p) for p in shifts]
-    assert groups[1]["lr"] == pytest.approx(64 * cfg.lr)
-    assert groups[1]["weight_decay"] == pytest.approx(cfg.weight_decay / 64)
+    assert groups[1]["lr"] == pytest.approx(64 * cfg.optim.lr)
+    assert groups[1]["weight_decay"] == pytest.approx(cfg.optim.weight_decay / 64)
     every = [id(p) for g in groups for p in g["params"]]
     assert sorted(every) == sorted(id(p) for p in model.parameters() if p.requires_grad)
     assert id(model.whiten.weight) not in every
@@ -134,20 +134,48 @@ def test_a_batch_larger_than_the_training_set_is_refused(tree16, capsys):
     assert "-b 1024 is more than the training images" in capsys.readouterr().err
 
 
-def test_a_process_that_loaded_torch_restarts_itself_with_a_passive_wait_policy():
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "CNNARCH_RESTARTED_FOR_OMP")}
+def test_cnnarch_train_sets_the_wait_policy_before_torch_is_imported():
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     env["PYTHONPATH"] = os.pathsep.join([str(p) for p in sys.path if p])
     code = (
-        "import os, torch; from cnnarch.train.threads import ensure_passive_wait; "
-        "print('start', os.environ.get('OMP_WAIT_POLICY')); print(ensure_passive_wait(restart=True))"
+        "import os, sys\n"
+        "class Watch:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch':\n"
+        "            policy = os.environ.get('OMP_WAIT_POLICY')\n"
+        "            print('torch imported, OMP_WAIT_POLICY', policy, flush=True)\n"
+        "            sys.meta_path.remove(self)\n"
+        "sys.meta_path.insert(0, Watch())\n"
+        "from cnnarch.cli import main\n"
+        "sys.exit(main(['train', '--recipe', 'cifar-fast', '--print-config']))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines() == [
-        "start None",
-        "start PASSIVE",
-        "OMP_WAIT_POLICY=PASSIVE (this process was restarted so that OpenMP reads it)",
-    ]
+    # once: the process was not started again
+    assert out.stdout.splitlines()[0] == "torch imported, OMP_WAIT_POLICY PASSIVE"
+    assert out.stdout.count("torch imported") == 1
+
+
+def test_python_and_the_command_line_run_the_same(tree16, monkeypatch):
+    """``Trainer(cfg)`` from Python and ``cnnarch train`` with the same options: the same precision (the
+    recipe leaves it to the device; here a CPU without fast bf16) and bit-identical weights."""
+    import cnnarch.train.config as C
+    from cnnarch.train import Trainer, build_data
+
+    monkeypatch.setattr(C, "cpu_has_fast_bf16", lambda: False)
+    from cnnarch.train.checkpoint import load_checkpoint
+
+    opts = dict(data=str(tree16 / "data"), batch_size=24, epochs=2, threads=1, muon=True)
+    args = ["train", "--recipe", "cifar-fast", "--data", opts["data"], "-b", "24", "--epochs", "2"]
+    assert main([*args, "--threads", "1", "--muon", "--output", str(tree16 / "cli")]) == 0
+    cfg = resolve_config("cifar-fast", output=str(tree16 / "py"), **opts)
+    Trainer(cfg, build_data(cfg, progress=False), log=lambda s: None).fit()
+    a, b = (load_checkpoint(tree16 / run / "last.pt") for run in ("cli", "py"))
+    assert a["config"]["run"]["amp"] is b["config"]["run"]["amp"] is False
+    for k, v in a["config"].items():
+        assert k == "run" or v == b["config"][k], k
+    assert a["model"].keys() == b["model"].keys()
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
 
 
 class _Crash(Exception):
@@ -173,7 +201,11 @@ def test_a_fast_run_resumes_bit_exactly(tree16):
             muon=True,
         )
 
-    assert cfg("x").lookahead and cfg("x").alternate_flip and cfg("x").pad_mode == "reflect"
+    assert (
+        cfg("x").speedrun.lookahead
+        and cfg("x").speedrun.alternate_flip
+        and cfg("x").speedrun.pad_mode == "reflect"
+    )
 
     straight = cfg(tree16 / "a")
     Trainer(straight, build_data(straight, progress=False), log=lambda s: None).fit()
@@ -276,10 +308,14 @@ def test_the_speedrun_data_options_reach_the_transform_and_are_refused_where_the
 
     tf = build_data(_fast_cfg(tree16, "d"), progress=False).train.transform
     assert tf.alternate_flip and tf.pad_mode == "reflect" and tf.padding == 2
-    with pytest.raises(ValueError, match="--alternate-flip .* add flip to --augment"):
-        build_data(_fast_cfg(tree16, "d", augment="crop"), progress=False)
-    with pytest.raises(ValueError, match="--pad-mode reflect"):
-        build_data(_fast_cfg(tree16, "d", augment="flip"), progress=False)
+    # the recipe's alternating flips and mirrored padding without flips or crops: ignored, with a note
+    no_flip = _fast_cfg(tree16, "d", augment="crop")
+    assert "ignored: --alternate-flip True has no effect without flip in --augment" in no_flip.notes
+    assert not build_data(no_flip, progress=False).train.transform.alternate_flip
+    with pytest.raises(ValueError, match="--alternate-flip True has no effect without flip"):
+        resolve_config(augment="crop", alternate_flip=True)
+    with pytest.raises(ValueError, match="--pad-mode reflect has no effect without crop"):
+        resolve_config(augment="flip", pad_mode="reflect")
     with pytest.raises(ValueError, match="--pad-mode reflect"):
         build_data(_fast_cfg(tree16, "d", crop_padding=0), progress=False)
 
@@ -287,7 +323,7 @@ def test_the_speedrun_data_options_reach_the_transform_and_are_refused_where_the
 def test_speedrun_options_refused_where_they_cannot_apply(syn):
     from cnnarch.train import Trainer
 
-    with pytest.raises(ValueError, match="--whiten-bias-epochs .* needs --whiten"):
+    with pytest.raises(ValueError, match="--whiten-bias-epochs 3 has no effect without --whiten"):
         resolve_config(whiten_bias_epochs=3)
     with pytest.raises(ValueError, match="--muon-momentum"):
         resolve_config(muon=True, muon_momentum=1.0)
@@ -305,13 +341,28 @@ def test_the_93_recipe_is_airbench93():
     epochs, the lr peaking after 23% of the steps; lookahead, alternating flips, 2-pixel reflect
     translation and 3 epochs of whitening bias in both."""
     c93, c94 = resolve_config("cifar-fast-93"), resolve_config("cifar-fast")
-    assert c93.model == "cifar_fast_93" and c93.epochs == 11
-    assert c93.warmup_epochs == pytest.approx(0.23 * 11) and c94.warmup_epochs == pytest.approx(0.23 * 10)
+    assert c93.model == "cifar_fast_93" and c93.schedule.epochs == 11
+    assert c93.schedule.warmup_epochs == pytest.approx(
+        0.23 * 11
+    ) and c94.schedule.warmup_epochs == pytest.approx(0.23 * 10)
     for c in (c93, c94):
         # airbench's lr 11.5 per 1024 summed-loss examples under Nesterov 0.85: 11.5 / (1 + 1 / 0.15)
-        assert c.lr == pytest.approx(11.5 / (1 + 1 / 0.15)) and c.momentum == 0.85 and c.batch_size == 1024
-        assert c.lookahead and c.alternate_flip and c.pad_mode == "reflect" and c.crop_padding == 2
-        assert c.whiten_bias_epochs == 3 and c.bn_momentum == pytest.approx(1 - 0.6) and not c.muon
+        assert (
+            c.optim.lr == pytest.approx(11.5 / (1 + 1 / 0.15))
+            and c.optim.momentum == 0.85
+            and c.schedule.batch_size == 1024
+        )
+        assert (
+            c.speedrun.lookahead
+            and c.speedrun.alternate_flip
+            and c.speedrun.pad_mode == "reflect"
+            and c.dataset.crop_padding == 2
+        )
+        assert (
+            c.speedrun.whiten_bias_epochs == 3
+            and c.speedrun.bn_momentum == pytest.approx(1 - 0.6)
+            and not c.speedrun.muon
+        )
     same = {"model", "epochs", "warmup_epochs", "target_accuracy"}
     d93, d94 = c93.to_dict(), c94.to_dict()
     for g in ("optim", "schedule", "regularization", "speedrun", "dataset"):
@@ -382,8 +433,9 @@ def test_progressive_resizing_is_refused_where_it_cannot_work(tree16):
         resolve_config(progressive_size=24)
     with pytest.raises(ValueError, match="go together"):
         resolve_config(progressive_epochs=2)
+    with pytest.raises(ValueError, match="leaves no epoch at full size"):
+        _fast_cfg(tree16, "p", epochs=2, progressive_epochs=2, progressive_size=12)
     for kw, message in (
-        (dict(epochs=2, progressive_epochs=2, progressive_size=12), "leaves no epoch at full size"),
         # 3 steps per epoch: 6 iterations end the run after epoch 2
         (dict(epochs=3, iterations=6, progressive_epochs=2, progressive_size=12), "run's 2 epoch"),
         (dict(epochs=2, progressive_epochs=1, progressive_size=4), r"below the smallest input cifar_fast"),

@@ -74,7 +74,7 @@ def test_resume_writes_beside_its_checkpoint_never_to_the_stored_folder(tmp_path
     original = (tmp_path / "a/run/last.pt").read_bytes()
     shutil.copytree(tmp_path / "a/run", tmp_path / "copy")
     cfg = config_for_resume(str(tmp_path / "copy"), {"epochs": 2})  # a run folder: its last.pt
-    assert cfg.output == str(tmp_path / "copy") and cfg.resume == str(tmp_path / "copy/last.pt")
+    assert cfg.run.output == str(tmp_path / "copy") and cfg.run.resume == str(tmp_path / "copy/last.pt")
     fit(cfg, syn)
     assert (tmp_path / "a/run/last.pt").read_bytes() == original
     assert load_checkpoint(tmp_path / "copy/last.pt")["epoch"] == 1

@@ -61,7 +61,14 @@ def test_cosine_per_epoch_and_googlenet_step():
 
 def test_recipes_and_overrides():
     a = resolve_config("alexnet", lr=0.02)
-    assert (a.lr, a.momentum, a.weight_decay, a.drop, a.batch_size, a.sched) == (
+    assert (
+        a.optim.lr,
+        a.optim.momentum,
+        a.optim.weight_decay,
+        a.regularization.drop,
+        a.schedule.batch_size,
+        a.schedule.sched,
+    ) == (
         0.02,
         0.9,
         5e-4,
@@ -70,11 +77,11 @@ def test_recipes_and_overrides():
         "plateau",
     )
     r = resolve_config("resnet-imagenet")
-    assert r.weight_decay == 1e-5 and r.drop == 0.0 and any("1e-4" in n for n in r.notes)
-    assert resolve_config("googlenet").aux_loss_weight == 0.3
+    assert r.optim.weight_decay == 1e-5 and r.regularization.drop == 0.0 and any("1e-4" in n for n in r.notes)
+    assert resolve_config("googlenet").regularization.aux_loss_weight == 0.3
     with pytest.raises(ValueError, match="unknown recipe 'resnet'; known: alexnet"):
         resolve_config("resnet")
     with pytest.raises(ValueError, match="--sched must be one of"):
         resolve_config(sched="linear")
-    with pytest.raises(ValueError, match="--nesterov applies to --opt sgd"):
-        build_optimizer(torch.nn.Linear(1, 1), resolve_config(opt="adamw", nesterov=True))
+    with pytest.raises(ValueError, match="--nesterov True has no effect without --opt sgd"):
+        resolve_config(opt="adamw", nesterov=True)

@@ -65,7 +65,7 @@ def test_resume_is_bit_identical(tmp_path, syn):
     ).fit()
     halfway = final_weights(tmp_path / "b/run/last.pt")
     resumed_cfg = config_for_resume(str(tmp_path / "b/run/last.pt"), {"epochs": 4})
-    assert resumed_cfg.epochs == 4 and resumed_cfg.sched == "plateau"
+    assert resumed_cfg.schedule.epochs == 4 and resumed_cfg.schedule.sched == "plateau"
     Trainer(resumed_cfg, syn.bundle(x, y, 32, 4), model=syn.tiny_cnn, log=quiet).fit()
     resumed = final_weights(tmp_path / "b/run/last.pt")
 
@@ -109,7 +109,9 @@ def test_resume_refuses_other_model_and_changed_hyperparameters(tmp_path, syn):
         config_for_resume(last, {"model": "resnet18"})
     with pytest.raises(ValueError, match=r"lr: checkpoint has 0.05, command line gives 0.1"):
         config_for_resume(last, {"lr": 0.1, "epochs": 3})
-    assert config_for_resume(last, {"lr": 0.05, "epochs": 3}).epochs == 3  # same value is no conflict
+    assert (
+        config_for_resume(last, {"lr": 0.05, "epochs": 3}).schedule.epochs == 3
+    )  # same value is no conflict
 
 
 def test_nonfinite_loss_stops_with_epoch_step_and_keeps_last_checkpoint(tmp_path, syn):

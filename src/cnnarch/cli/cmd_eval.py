@@ -71,10 +71,14 @@ def run(args: argparse.Namespace) -> int:
     cfg = cfg.replace(limit_val=args.limit_val, skip_corrupt=args.skip_corrupt)  # checks --limit-val
     if args.split == "test":
         data = load_split(
-            *locate(cfg.data), "test", args.limit_val, skip_corrupt=args.skip_corrupt, size=cfg.image_size
+            *locate(cfg.dataset.data),
+            "test",
+            args.limit_val,
+            skip_corrupt=args.skip_corrupt,
+            size=cfg.dataset.image_size,
         )
         if data is None:
-            raise FileNotFoundError(f"{cfg.data} has no test/ split; use --split val")
+            raise FileNotFoundError(f"{cfg.dataset.data} has no test/ split; use --split val")
     else:
         data = load_splits(cfg)[1]
         if data is None:

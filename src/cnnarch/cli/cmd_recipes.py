@@ -26,7 +26,8 @@ def rows_of(name: str, full: bool) -> list[dict]:
     r = RECIPES[name]
     cfg = resolve_config(recipe=name)
     keys = [k for k in cfg.option_names() if k not in ("notes", "recipe")] if full else list(r.values)
-    rows = [{"recipe": name, "option": k, "value": getattr(cfg, k)} for k in keys]
+    values = cfg.flat()
+    rows = [{"recipe": name, "option": k, "value": values[k]} for k in keys]
     rows.append({"recipe": name, "option": "source", "value": r.source})
     return rows + [{"recipe": name, "option": "note", "value": note} for note in r.notes]
 

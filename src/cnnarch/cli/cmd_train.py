@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import os
 import sys
 from dataclasses import fields
 from pathlib import Path
 
-from cnnarch.train.config import GROUPS, TrainConfig, resolve_config
+from cnnarch.train.config import GROUPS, TrainConfig, get_recipe, resolve_config
 
 S = argparse.SUPPRESS  # only the options actually given override the recipe
 
@@ -30,7 +32,7 @@ def add_option(group, f, default=S, help: str | None = None) -> None:
         text = help
     flags = (*cli.pop("aliases", ()), "--" + f.name.replace("_", "-"))
     kind = f.type  # a string: the annotations are postponed
-    if kind == "bool":
+    if kind.startswith("bool"):
         cli["action"] = argparse.BooleanOptionalAction
     elif "choices" not in cli:
         cli["type"] = int if kind.startswith(("int", "tuple[int")) else float if "float" in kind else str
@@ -79,17 +81,39 @@ def absolute_data(cfg: TrainConfig) -> TrainConfig:
     """A ``--data`` directory stored absolute, so that `cnnarch eval` and --resume find it from anywhere."""
     from cnnarch.train.data import is_dataset_name
 
-    if cfg.data is not None and not is_dataset_name(cfg.data) and Path(cfg.data).expanduser().is_dir():
-        return cfg.replace(data=str(Path(cfg.data).expanduser().resolve()))
+    data = cfg.dataset.data
+    if data is not None and not is_dataset_name(data) and Path(data).expanduser().is_dir():
+        return cfg.replace(data=str(Path(data).expanduser().resolve()))
     return cfg
 
 
-def run(args) -> int:
-    from cnnarch.train.trainer import NonFiniteLossError, config_for_resume, prepare_output
+def wait_policy_first(overrides: dict) -> None:
+    """OpenMP reads ``OMP_WAIT_POLICY`` once, when torch loads it: a run with ``--threads`` (its own, its
+    recipe's, or for ``--resume`` its ``config.json``'s) sets it to PASSIVE before torch is imported, so
+    that idle threads sleep instead of spinning on a shared CPU. A value in the environment is kept."""
+    threads = overrides.get("threads")
+    if "threads" not in overrides and "resume" in overrides:
+        where = Path(overrides["resume"] if overrides["resume"] != "auto" else overrides.get("output", "."))
+        saved = (where if where.is_dir() else where.parent) / "config.json"
+        if saved.is_file():
+            threads = TrainConfig.from_dict(json.loads(saved.read_text())).run.threads
+    if "threads" not in overrides and "recipe" in overrides and threads is None:
+        threads = get_recipe(overrides["recipe"]).values.get("threads")
+    if threads is not None:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+
+def run(args) -> int:
     overrides = overrides_from(args)
     if overrides.get("resume") == "":  # --resume alone: the run in --output
-        overrides["resume"] = overrides.get("output", TrainConfig().output)
+        overrides["resume"] = overrides.get("output", TrainConfig().run.output)
+    wait_policy_first(overrides)  # nothing above this line imports torch
+    from cnnarch.train import distributed as D
+    from cnnarch.train.checkpoint import run_lock
+    from cnnarch.train.data import build_data
+    from cnnarch.train.device import place
+    from cnnarch.train.trainer import NonFiniteLossError, Trainer, config_for_resume, prepare_output
+
     auto = overrides.get("resume") == "auto"  # decided once the processes of torchrun are joined
     if auto:
         del overrides["resume"]
@@ -98,38 +122,25 @@ def run(args) -> int:
     else:
         cfg = resolve_config(**overrides)
     cfg = absolute_data(cfg)
+    placement = place(cfg.run.device)
+    output = cfg.run.output
+    if auto and D.from_main((Path(output) / "last.pt").is_file(), placement.dist):
+        cfg = absolute_data(config_for_resume(output, {**overrides, "resume": output}))
+    cfg = cfg.validate(placement.device.type)  # as the Trainer does: the same run from Python
     if args.print_config:
         print(cfg.to_json(), end="")
         return 0
-    if cfg.threads is not None:
-        from cnnarch.train.threads import configure_threads, invoked_as_cli
-
-        print(configure_threads(cfg.threads, restart=invoked_as_cli()), flush=True)
-    from cnnarch.train import distributed as D
-    from cnnarch.train.checkpoint import run_lock
-    from cnnarch.train.data import build_data
-    from cnnarch.train.device import adapt_amp, place
-    from cnnarch.train.trainer import Trainer
-
-    placement = place(cfg.device)
-    if auto and D.from_main((Path(cfg.output) / "last.pt").is_file(), placement.dist):
-        cfg = absolute_data(config_for_resume(cfg.output, {**overrides, "resume": cfg.output}))
     if not placement.dist.enabled:  # processes of torchrun stop together in the trainer's own check
         prepare_output(cfg, keep=False)  # before loading the data
-    cfg, note = adapt_amp(cfg, "amp" in overrides, placement.device)
-    if note and placement.dist.is_main:
-        print(note, flush=True)
     try:
-        with run_lock(cfg.output) if placement.dist.is_main else contextlib.nullcontext():
+        with run_lock(output) if placement.dist.is_main else contextlib.nullcontext():
             Trainer(cfg, build_data(cfg, progress=sys.stderr.isatty(), placement=placement)).fit()
     except NonFiniteLossError as e:
         print(f"cnnarch train: stopped: {e}")
         return 3
     except KeyboardInterrupt:
-        last = Path(cfg.output) / "last.pt"
-        kept = (
-            f"continue from {last} with --resume {cfg.output}" if last.is_file() else "no checkpoint written"
-        )
+        last = Path(output) / "last.pt"
+        kept = f"continue from {last} with --resume {output}" if last.is_file() else "no checkpoint written"
         print(f"cnnarch train: interrupted; {kept}", file=sys.stderr)
         return 130
     return 0

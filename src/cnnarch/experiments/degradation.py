@@ -210,14 +210,16 @@ def report(ctx: Context):
         for r in runs.values()
     ]
     setup = [
-        f"recipe: He et al. 4.2, SGD momentum {s.momentum}, lr {s.lr}, weight decay {s.weight_decay}, batch "
-        f"{s.batch_size}, augmentation {s.augment}; lr /10 at iterations "
-        f"{', '.join(map(str, s.decay_milestones))}",
-        f"schedule: {s.iterations} iterations ({plural(s.epochs, 'epoch')} of {data.train.num_images} "
+        f"recipe: He et al. 4.2, SGD momentum {s.optim.momentum}, lr {s.optim.lr}, weight decay "
+        f"{s.optim.weight_decay}, batch "
+        f"{s.schedule.batch_size}, augmentation {s.dataset.augment}; lr /10 at iterations "
+        f"{', '.join(map(str, s.schedule.decay_milestones))}",
+        f"schedule: {s.schedule.iterations} iterations ({plural(s.schedule.epochs, 'epoch')} of "
+        f"{data.train.num_images} "
         "training images); "
         f"the paper runs 64,000 iterations on 50,000 images (`--budget 100`)",
         f"test error after every epoch on {data.val.num_images} test images",
-        f"mixed precision: {'bf16 autocast, channels-last' if s.amp else 'none (fp32)'}",
+        f"mixed precision: {'bf16 autocast, channels-last' if s.run.amp else 'none (fp32)'}",
     ]
     sections = [
         "## Result",
@@ -364,13 +366,13 @@ def train_command(ctx: Context, spec: RunSpec) -> str:
     values = {
         "recipe": "resnet-cifar",
         "model": cfg.model,
-        "data": cfg.data or "cifar10",
+        "data": cfg.dataset.data or "cifar10",
         **sched.options,
-        "amp": cfg.amp,
-        "channels_last": cfg.channels_last,
-        "seed": cfg.seed,
+        "amp": cfg.run.amp,
+        "channels_last": cfg.run.channels_last,
+        "seed": cfg.run.seed,
         "threads": 1,
-        "output": cfg.output,
+        "output": cfg.run.output,
     }
     words = ["cnnarch", "train"]
     for k, v in values.items():
@@ -389,11 +391,11 @@ def planned(cfg, curve: list[dict]) -> int:
     epoch, else from CIFAR-10's 50,000 training images less the held-out split."""
     spe = curve[0]["step"] if curve else None
     if not spe:
-        n = cfg.limit_train or round(50_000 * (1 - cfg.val_split))
-        spe = max(1, n // cfg.batch_size)
-    steps = cfg.epochs * spe
-    if cfg.iterations:
-        steps = min(steps, cfg.iterations)
+        n = cfg.dataset.limit_train or round(50_000 * (1 - cfg.dataset.val_split))
+        spe = max(1, n // cfg.schedule.batch_size)
+    steps = cfg.schedule.epochs * spe
+    if cfg.schedule.iterations:
+        steps = min(steps, cfg.schedule.iterations)
     return math.ceil(steps / spe)
 
 
@@ -413,7 +415,7 @@ def collect_named(ctx: Context, specs: list[RunSpec]) -> dict:
     runs = collect(ctx, specs)
     for s in specs:
         r = runs[s.name]
-        r["seed"] = s.cfg.seed
+        r["seed"] = s.cfg.run.seed
         r["planned_epochs"] = planned(s.cfg, r["curve"])
         r["epochs"] = len(r["curve"])
         r["state"] = (
@@ -582,7 +584,7 @@ def report_named(ctx: Context):
     sched = budget_schedule(ctx)
     specs = named_specs(ctx)
     runs = collect_named(ctx, specs)
-    data = data_label(specs[0].cfg.data)
+    data = data_label(specs[0].cfg.dataset.data)
     total = max(r["planned_epochs"] for r in runs.values())
     skip = max(1, round(0.2 * total))  # "after the first few": the first fifth of the schedule
     lines = named_conclusions(runs, skip)
@@ -644,10 +646,11 @@ def report_named(ctx: Context):
         f"schedule `{ctx.budget}`: {sched.about}",
         "every run is this command with its own `--model`, `--seed` and `--output`: "
         f"`{train_command(ctx, specs[0])}`",
-        f"data: {data} ({specs[0].cfg.data or 'cifar10'}); test error on the test split after every "
+        f"data: {data} ({specs[0].cfg.dataset.data or 'cifar10'}); test error on the test split "
+        "after every "
         "epoch; training error is the running error of each epoch's augmented batches, as the paper's thin "
         "curves",
-        f"mixed precision: {'bf16 autocast, channels-last' if specs[0].cfg.amp else 'none (fp32)'}",
+        f"mixed precision: {'bf16 autocast, channels-last' if specs[0].cfg.run.amp else 'none (fp32)'}",
         f"progress: {progress}",
     ]
     sections = [
@@ -665,7 +668,8 @@ def report_named(ctx: Context):
         ),
         "",
         f"The paper trained 64,000 iterations on the original images; this schedule trains "
-        f"{specs[0].cfg.epochs} epochs. The JPEG copy costs accuracy by itself: the public airbench93 "
+        f"{specs[0].cfg.schedule.epochs} epochs. The JPEG copy costs accuracy by itself: the public "
+        f"airbench93 "
         "recipe ends 3.3 points below its published 93.0% on it (docs/cifar_fast.md).",
         "",
         "![training and test error per epoch](degradation.png)",

@@ -185,10 +185,11 @@ def report(ctx: Context):
     setup = [
         "network: 3 x (conv3x3-ReLU, max pool 2x2), 32-64-128 channels; FC 2048-512-512-10 with dropout "
         "after the first two FC layers' ReLUs (VGG's classifier, AlexNet's placement)",
-        f"SGD momentum {s.momentum}, lr {s.lr}, weight decay {s.weight_decay}, batch "
-        f"{s.batch_size}, no augmentation; "
-        f"lr /10 at iterations {', '.join(map(str, s.decay_milestones))}",
-        f"schedule: {s.iterations} iterations ({plural(s.epochs, 'epoch')} of {data.train.num_images} "
+        f"SGD momentum {s.optim.momentum}, lr {s.optim.lr}, weight decay {s.optim.weight_decay}, batch "
+        f"{s.schedule.batch_size}, no augmentation; "
+        f"lr /10 at iterations {', '.join(map(str, s.schedule.decay_milestones))}",
+        f"schedule: {s.schedule.iterations} iterations ({plural(s.schedule.epochs, 'epoch')} of "
+        f"{data.train.num_images} "
         "training images); "
         f"test error after every epoch on {data.val.num_images} test images",
     ]

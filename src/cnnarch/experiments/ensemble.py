@@ -177,10 +177,11 @@ def report(ctx: Context):
         save_figure(fig, ctx.output / "ensemble.png")
     s = specs[0].cfg
     setup = [
-        f"members: {s.model}, seeds 0..{MEMBERS - 1}; SGD momentum {s.momentum}, lr {s.lr}, weight decay "
-        f"{s.weight_decay}, batch {s.batch_size}, {s.augment}; lr /10 at iterations "
-        f"{', '.join(map(str, s.decay_milestones))}",
-        f"schedule per member: {s.iterations} iterations ({plural(s.epochs, 'epoch')} of "
+        f"members: {s.model}, seeds 0..{MEMBERS - 1}; SGD momentum {s.optim.momentum}, lr "
+        f"{s.optim.lr}, weight decay "
+        f"{s.optim.weight_decay}, batch {s.schedule.batch_size}, {s.dataset.augment}; lr /10 at iterations "
+        f"{', '.join(map(str, s.schedule.decay_milestones))}",
+        f"schedule per member: {s.schedule.iterations} iterations ({plural(s.schedule.epochs, 'epoch')} of "
         f"{data.train.num_images} training images); test set: {data.test.num_images} images; ensemble = "
         "mean of softmax probabilities",
     ]

@@ -204,9 +204,11 @@ def report(ctx: Context):
     setup = [
         "network: 3 x (conv3x3, [batch norm], ReLU, [LRN], max pool 2x2), 32-64-128 channels, global average "
         "pool, FC; the three variants differ only in the normalization layers",
-        f"SGD momentum {s.momentum}, weight decay {s.weight_decay}, batch {s.batch_size}, {s.augment}; "
-        f"lr /10 at iterations {', '.join(map(str, s.decay_milestones))}",
-        f"schedule: {s.iterations} iterations ({plural(s.epochs, 'epoch')} of {data.train.num_images} "
+        f"SGD momentum {s.optim.momentum}, weight decay {s.optim.weight_decay}, batch "
+        f"{s.schedule.batch_size}, {s.dataset.augment}; "
+        f"lr /10 at iterations {', '.join(map(str, s.schedule.decay_milestones))}",
+        f"schedule: {s.schedule.iterations} iterations ({plural(s.schedule.epochs, 'epoch')} of "
+        f"{data.train.num_images} "
         "training images); "
         f"test error after every epoch on {data.val.num_images} test images",
     ]

@@ -207,7 +207,9 @@ def load_data(cfg: TrainConfig, per_epoch_test: bool = True) -> DataBundle:
     (``per_epoch_test``) or left as ``test`` for the caller to use once at the end."""
     data = build_data(cfg, progress=False)
     if data.test is None:
-        raise FileNotFoundError(f"--data {cfg.data}: the experiments need a test split (a test/ folder)")
+        raise FileNotFoundError(
+            f"--data {cfg.dataset.data}: the experiments need a test split (a test/ folder)"
+        )
     if per_epoch_test:
         data.val, data.test = data.test, None
     return data
@@ -238,9 +240,9 @@ def _epochs_done(run_dir: Path) -> int:
 def planned_epochs(cfg: TrainConfig, data: DataBundle) -> int:
     """Epochs the trainer will run for ``cfg`` on ``data`` (as Trainer.total_epochs)."""
     spe = max(1, len(data.train))
-    steps = cfg.epochs * spe
-    if cfg.iterations:
-        steps = min(steps, cfg.iterations)
+    steps = cfg.schedule.epochs * spe
+    if cfg.schedule.iterations:
+        steps = min(steps, cfg.schedule.iterations)
     return math.ceil(steps / spe)
 
 
@@ -248,7 +250,7 @@ def adoptable(cfg: TrainConfig, checkpoint: Path) -> TrainConfig:
     """``cfg`` resuming ``checkpoint``, which must come from a run of the same configuration (a run folder
     made by ``cnnarch train`` with the same options is adopted); anything else is refused by name."""
     saved = TrainConfig.from_dict(load_checkpoint(checkpoint)["config"])
-    ours = {k: getattr(cfg, k) for k in TrainConfig.option_names() if k != "notes"}
+    ours = {k: v for k, v in cfg.flat().items() if k != "notes"}
     bad = resume_conflicts(saved, ours)
     if bad:
         raise ValueError(
@@ -321,7 +323,7 @@ def train_rounds(ctx: Context, specs: list[RunSpec], data: DataBundle) -> bool:
             if s.name not in recorded:
                 d.mkdir(parents=True, exist_ok=True)
                 with (d / "machines.jsonl").open("a") as f:
-                    f.write(json.dumps(machine_record(done[s.name], cfg.threads)) + "\n")
+                    f.write(json.dumps(machine_record(done[s.name], cfg.run.threads)) + "\n")
                 recorded.add(s.name)
             try:
                 row = Trainer(cfg, data, model=s.model, log=lambda _: None).fit(until_epoch=round_)
@@ -392,8 +394,8 @@ def collect(ctx: Context, specs: list[RunSpec]) -> dict:
             "model": s.cfg.model,
             "state": status["state"],
             "message": status.get("message"),
-            "planned_epochs": s.cfg.epochs,
-            "planned_iterations": s.cfg.iterations,
+            "planned_epochs": s.cfg.schedule.epochs,
+            "planned_iterations": s.cfg.schedule.iterations,
             "curve": curve,
             "final": curve[-1] if curve else None,
         }

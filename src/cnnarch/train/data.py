@@ -90,24 +90,26 @@ def _random_subset(data: ImageTensors, n: int | None, seed: int) -> ImageTensors
 
 def load_splits(cfg: TrainConfig, progress: bool = True):
     """``(train, val, test)`` ImageTensors for ``cfg`` (val/test may be None), limits applied."""
-    name, root = locate(cfg.data)
+    name, root = locate(cfg.dataset.data)
     limit = None
-    if cfg.limit_train is not None:
-        limit = math.ceil(cfg.limit_train / (1 - cfg.val_split))
-    train = load_split(name, root, "train", limit, progress, cfg.skip_corrupt, cfg.image_size)
+    if cfg.dataset.limit_train is not None:
+        limit = math.ceil(cfg.dataset.limit_train / (1 - cfg.dataset.val_split))
+    train = load_split(name, root, "train", limit, progress, cfg.dataset.skip_corrupt, cfg.dataset.image_size)
     val = None
-    if cfg.val_split > 0:
-        held = round(cfg.val_split * len(train))
+    if cfg.dataset.val_split > 0:
+        held = round(cfg.dataset.val_split * len(train))
         if not 0 < held < len(train):
             raise ValueError(
-                f"--val-split {cfg.val_split} of {len(train)} training images holds out {held}: no "
+                f"--val-split {cfg.dataset.val_split} of {len(train)} training images holds out {held}: no "
                 f"{'validation' if held == 0 else 'training'} images would be left; use a "
                 f"{'larger' if held == 0 else 'smaller'} --val-split, more images, or --val-split 0"
             )
-        train, val = val_split(train, cfg.val_split, seed=cfg.seed)
-        val = _random_subset(val, cfg.limit_val, cfg.seed)
-    train = _random_subset(train, cfg.limit_train, cfg.seed)
-    test = load_split(name, root, "test", cfg.limit_val, progress, cfg.skip_corrupt, cfg.image_size)
+        train, val = val_split(train, cfg.dataset.val_split, seed=cfg.run.seed)
+        val = _random_subset(val, cfg.dataset.limit_val, cfg.run.seed)
+    train = _random_subset(train, cfg.dataset.limit_train, cfg.run.seed)
+    test = load_split(
+        name, root, "test", cfg.dataset.limit_val, progress, cfg.dataset.skip_corrupt, cfg.dataset.image_size
+    )
     if test is not None:
         check_classes("test", test.classes, train.classes)
     return train, val, test
@@ -159,7 +161,7 @@ def check_classes(split: str, classes: list[str], trained: list[str]) -> None:
 
 def normalize_for(cfg: TrainConfig, mean, std, device: torch.device) -> Normalize:
     return Normalize(
-        mean=tuple(mean), std=tuple(std), dtype=input_dtype(cfg, device), channels_last=cfg.channels_last
+        mean=tuple(mean), std=tuple(std), dtype=input_dtype(cfg, device), channels_last=cfg.run.channels_last
     )
 
 
@@ -170,13 +172,10 @@ def eval_transform(data_info: dict, normalize: Normalize, ten_crop: bool = False
     return EvalTransform(crop=crop if data_info.get("stream") else None, normalize=normalize)
 
 
-def check_flip_and_padding(cfg: TrainConfig, padding: int) -> None:
-    """Refuse ``--alternate-flip`` without flips and ``--pad-mode reflect`` without padded crops."""
-    if cfg.alternate_flip and "flip" not in cfg.augmentations:
-        raise ValueError(
-            f"--alternate-flip changes how images are flipped: add flip to --augment {cfg.augment}"
-        )
-    if cfg.pad_mode == "reflect" and padding == 0:
+def check_padding(cfg: TrainConfig, padding: int) -> None:
+    """Refuse ``--pad-mode reflect`` for random crops of images that are not padded (the rest of the rule,
+    no crops at all, is :meth:`TrainConfig.validate`'s)."""
+    if cfg.speedrun.pad_mode == "reflect" and "crop" in cfg.dataset.augmentations and padding == 0:
         raise ValueError(
             "--pad-mode reflect mirrors the border of padded random crops, and this run pads nothing; use "
             "crop in --augment and --crop-padding > 0 (in-memory images, up to 64x64), or --pad-mode constant"
@@ -185,17 +184,19 @@ def check_flip_and_padding(cfg: TrainConfig, padding: int) -> None:
 
 def build_data(cfg: TrainConfig, progress: bool = True, placement: Placement | None = None) -> DataBundle:
     """The trainer's data for ``cfg``: loaders sharded for this process, transforms on its device
-    (``placement``, else :func:`cnnarch.train.device.place` of ``cfg.device``, carried in the bundle)."""
-    placement = placement or place(cfg.device)
+    (``placement``, else :func:`cnnarch.train.device.place` of ``cfg.run.device``, carried in the bundle)."""
+    placement = placement or place(cfg.run.device)
     device, info = placement.device, placement.dist
-    if cfg.batch_size % info.world_size:
+    cfg = cfg.validate(device.type)  # the input dtype follows the precision chosen for the device
+    if cfg.schedule.batch_size % info.world_size:
         raise ValueError(
-            f"-b {cfg.batch_size} is the global batch; it must divide evenly over {info.world_size} processes"
+            f"-b {cfg.schedule.batch_size} is the global batch; it must divide evenly over "
+            f"{info.world_size} processes"
         )
-    per_rank = cfg.batch_size // info.world_size
-    shard = dict(seed=cfg.seed, rank=info.rank, world_size=info.world_size, device=device)
-    name, root = locate(cfg.data)
-    if name == "folder" and cfg.image_size is None and _is_large_folder(root):
+    per_rank = cfg.schedule.batch_size // info.world_size
+    shard = dict(seed=cfg.run.seed, rank=info.rank, world_size=info.world_size, device=device)
+    name, root = locate(cfg.dataset.data)
+    if name == "folder" and cfg.dataset.image_size is None and _is_large_folder(root):
         return _stream_data(cfg, root, per_rank, shard, placement)
 
     # a cold cache is downloaded and decoded by one process per machine, then read by the others
@@ -203,9 +204,9 @@ def build_data(cfg: TrainConfig, progress: bool = True, placement: Placement | N
         lambda: load_splits(cfg, progress=progress and info.is_main), info, device
     )
     c, h, w = train.image_shape
-    aug = cfg.augmentations
-    padding = h // 8 if cfg.crop_padding is None else cfg.crop_padding  # CIFAR: 4 pixels (He et al. 4.2)
-    check_flip_and_padding(cfg, padding if "crop" in aug else 0)
+    aug = cfg.dataset.augmentations
+    padding = h // 8 if cfg.dataset.crop_padding is None else cfg.dataset.crop_padding  # CIFAR: 4 (He 4.2)
+    check_padding(cfg, padding)
     train_tf, eval_tf = make_transforms(
         train.images,
         crop=h if "crop" in aug else None,
@@ -213,9 +214,9 @@ def build_data(cfg: TrainConfig, progress: bool = True, placement: Placement | N
         flip="flip" in aug,
         lighting_std=0.1 if "pca" in aug else 0.0,
         dtype=input_dtype(cfg, device),
-        channels_last=cfg.channels_last,
-        pad_mode=cfg.pad_mode,
-        alternate_flip=cfg.alternate_flip,
+        channels_last=cfg.run.channels_last,
+        pad_mode=cfg.speedrun.pad_mode,
+        alternate_flip=cfg.speedrun.alternate_flip and "flip" in aug,
     )
     norm = train_tf.normalize
     data_info = {
@@ -253,15 +254,15 @@ def _stream_data(cfg: TrainConfig, root: str, per_rank: int, shard: dict, placem
     # ImageNet's mean/std: computing them would mean decoding the whole training set first
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
     normalize = normalize_for(cfg, mean, std, shard["device"])
-    aug = cfg.augmentations
+    aug = cfg.dataset.augmentations
     if "pca" in aug:
         raise ValueError("--augment pca needs in-memory data (images up to 64x64); drop pca for large images")
-    check_flip_and_padding(cfg, padding=0)
+    check_padding(cfg, padding=0)
     train_tf = TrainTransform(
         crop=STREAM_CROP if "crop" in aug else None,
         flip="flip" in aug,
         normalize=normalize,
-        alternate_flip=cfg.alternate_flip,
+        alternate_flip=cfg.speedrun.alternate_flip and "flip" in aug,
     )
     data_info = {
         "dataset": "folder",
@@ -274,7 +275,7 @@ def _stream_data(cfg: TrainConfig, root: str, per_rank: int, shard: dict, placem
         "stream": True,
     }
     eval_tf = eval_transform(data_info, normalize)
-    common = dict(load_size=STREAM_LOAD, workers=cfg.workers, **shard)
+    common = dict(load_size=STREAM_LOAD, workers=cfg.dataset.workers, **shard)
     train = StreamLoader(
         Path(root) / "train", per_rank, shuffle=True, drop_last=True, transform=train_tf, **common
     )

@@ -77,7 +77,7 @@ def prepare(x, y, transform, device, cfg) -> tuple[torch.Tensor, torch.Tensor]:
     channels-last when ``cfg`` asks for it."""
     x = x.to(device, non_blocking=True)
     x = x if transform is None else transform(x)
-    if cfg is not None and cfg.channels_last and x.dim() == 4:
+    if cfg is not None and cfg.run.channels_last and x.dim() == 4:
         x = x.contiguous(memory_format=torch.channels_last)
     return x, y.to(device, non_blocking=True)
 

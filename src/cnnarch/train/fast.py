@@ -62,15 +62,15 @@ def apply_speedrun(model: nn.Module, cfg: TrainConfig, train, resuming: bool) ->
     from cnnarch.models import first_conv  # the registry's: cifar_fast's ``whiten``
 
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms and (cfg.bn_momentum is not None or cfg.bias_lr_scale != 1):
+    if not norms and (cfg.speedrun.bn_momentum is not None or cfg.speedrun.bias_lr_scale != 1):
         raise ValueError(
             f"--bn-momentum and --bias-lr-scale act on batch-norm layers, and {cfg.model} has none; "
             "drop them (--bias-lr-scale 1)"
         )
     for m in norms:
-        if cfg.bn_momentum is not None:
-            m.momentum = cfg.bn_momentum
-    if not cfg.whiten:
+        if cfg.speedrun.bn_momentum is not None:
+            m.momentum = cfg.speedrun.bn_momentum
+    if not cfg.speedrun.whiten:
         return
     if resuming:
         first_conv(model).weight.requires_grad_(False)
@@ -84,12 +84,12 @@ def apply_speedrun(model: nn.Module, cfg: TrainConfig, train, resuming: bool) ->
 def check_progressive(model: nn.Module, cfg: TrainConfig, epochs: int, in_channels: int = 3) -> None:
     """Refuse a progressive-resizing schedule without a full-size epoch among the run's ``epochs`` (which
     ``--iterations`` may cut short), or a size the network cannot take; before any training."""
-    if cfg.progressive_size is None:
+    if cfg.speedrun.progressive_size is None:
         return
-    if cfg.progressive_epochs >= epochs:
+    if cfg.speedrun.progressive_epochs >= epochs:
         raise ValueError(
-            f"--progressive-epochs {cfg.progressive_epochs} of the run's {epochs} epoch(s) leaves no epoch "
-            "at full size; the network would be tested at a size it never trained on. Use fewer "
+            f"--progressive-epochs {cfg.speedrun.progressive_epochs} of the run's {epochs} epoch(s) leaves "
+            "no epoch at full size; the network would be tested at a size it never trained on. Use fewer "
             "--progressive-epochs"
         )
     from cnnarch.models._input_size import min_input_size
@@ -98,10 +98,10 @@ def check_progressive(model: nn.Module, cfg: TrainConfig, epochs: int, in_channe
         smallest = min_input_size(model, in_channels)
     except ValueError:
         return  # the network's own check speaks at the first step
-    if cfg.progressive_size < smallest:
+    if cfg.speedrun.progressive_size < smallest:
         raise ValueError(
-            f"--progressive-size {cfg.progressive_size} is below the smallest input {cfg.model} accepts "
-            f"({smallest}x{smallest}); use --progressive-size {smallest} or more"
+            f"--progressive-size {cfg.speedrun.progressive_size} is below the smallest input {cfg.model} "
+            f"accepts ({smallest}x{smallest}); use --progressive-size {smallest} or more"
         )
 
 

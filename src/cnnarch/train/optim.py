@@ -25,31 +25,35 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
     """Trainable parameters (without the convolution filters under ``--muon``: :func:`build_muon`);
     batch-norm shifts in their own group, with ``bias_lr_scale`` times the lr and ``1/bias_lr_scale``
     the weight decay (so that their decay per step is unchanged), when it is not 1 (the speedruns' 64)."""
-    filters = {id(p) for p in filter_params(model)[0]} if cfg.muon else set()
+    filters = {id(p) for p in filter_params(model)[0]} if cfg.speedrun.muon else set()
     trainable = [p for p in model.parameters() if p.requires_grad and id(p) not in filters]
-    if cfg.bias_lr_scale == 1:
+    if cfg.speedrun.bias_lr_scale == 1:
         return [{"params": trainable}]
     shifts = {
         id(m.bias): m.bias
         for m in model.modules()
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.bias is not None and m.bias.requires_grad
     }
-    s = cfg.bias_lr_scale
+    s = cfg.speedrun.bias_lr_scale
     return [
         {"params": [p for p in trainable if id(p) not in shifts]},
-        {"params": list(shifts.values()), "lr": cfg.lr * s, "weight_decay": cfg.weight_decay / s},
+        {"params": list(shifts.values()), "lr": cfg.optim.lr * s, "weight_decay": cfg.optim.weight_decay / s},
     ]
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """The optimizer of ``cfg`` over ``model``'s trainable parameters (:func:`param_groups`)."""
     params = param_groups(model, cfg)
-    if cfg.opt == "sgd":
+    if cfg.optim.opt == "sgd":
         return torch.optim.SGD(
-            params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
+            params,
+            lr=cfg.optim.lr,
+            momentum=cfg.optim.momentum,
+            nesterov=cfg.optim.nesterov,
+            weight_decay=cfg.optim.weight_decay,
         )
-    cls = torch.optim.Adam if cfg.opt == "adam" else torch.optim.AdamW
-    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    cls = torch.optim.Adam if cfg.optim.opt == "adam" else torch.optim.AdamW
+    return cls(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
 
 
 def build_muon(model: nn.Module, cfg: TrainConfig, device: torch.device) -> tuple[Muon, TrainConfig]:
@@ -63,14 +67,16 @@ def build_muon(model: nn.Module, cfg: TrainConfig, device: torch.device) -> tupl
         )
     muon = Muon(
         filters,
-        lr=cfg.muon_lr,
-        momentum=cfg.muon_momentum,
+        lr=cfg.speedrun.muon_lr,
+        momentum=cfg.speedrun.muon_momentum,
         nesterov=True,
-        ns_steps=cfg.muon_ns_steps,
+        ns_steps=cfg.speedrun.muon_ns_steps,
         ns_dtype=torch.float32 if device.type == "cpu" else torch.bfloat16,
     )
-    k = cfg.muon_lr / cfg.lr
-    return muon, cfg.replace(lr=cfg.muon_lr, warmup_lr=cfg.warmup_lr * k, min_lr=cfg.min_lr * k)
+    k = cfg.speedrun.muon_lr / cfg.optim.lr
+    return muon, cfg.replace(
+        lr=cfg.speedrun.muon_lr, warmup_lr=cfg.schedule.warmup_lr * k, min_lr=cfg.schedule.min_lr * k
+    )
 
 
 def one_cycle(i: int, up: int, length: int, start: float, end: float) -> float:
@@ -88,35 +94,51 @@ class LRSchedule:
 
     def __init__(self, optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
         self.cfg = cfg
-        self.per_iter = cfg.sched_unit == "iter"
-        total = min(cfg.epochs * steps_per_epoch, cfg.iterations or math.inf)
+        self.per_iter = cfg.schedule.sched_unit == "iter"
+        total = min(cfg.schedule.epochs * steps_per_epoch, cfg.schedule.iterations or math.inf)
         length = total if self.per_iter else math.ceil(total / steps_per_epoch)
-        warmup_iters = round(cfg.warmup_epochs * steps_per_epoch)
+        warmup_iters = round(cfg.schedule.warmup_epochs * steps_per_epoch)
         self.warmup = None
         if warmup_iters > 0:
             self.warmup = lr_scheduler.LinearLR(
-                optimizer, start_factor=min(1.0, cfg.warmup_lr / cfg.lr), total_iters=warmup_iters
+                optimizer,
+                start_factor=min(1.0, cfg.schedule.warmup_lr / cfg.optim.lr),
+                total_iters=warmup_iters,
             )
-        if cfg.sched == "plateau":
+        if cfg.schedule.sched == "plateau":
             # the lecture: "divide by 10 when validation accuracy stops improving"
             self.main = lr_scheduler.ReduceLROnPlateau(
-                optimizer, mode="max", factor=cfg.decay_rate, patience=cfg.patience_epochs, min_lr=cfg.min_lr
+                optimizer,
+                mode="max",
+                factor=cfg.schedule.decay_rate,
+                patience=cfg.schedule.patience_epochs,
+                min_lr=cfg.schedule.min_lr,
             )
-        elif cfg.sched == "step":
-            self.main = lr_scheduler.StepLR(optimizer, step_size=cfg.decay_epochs, gamma=cfg.decay_rate)
-        elif cfg.sched == "multistep":
-            self.main = lr_scheduler.MultiStepLR(optimizer, list(cfg.decay_milestones), gamma=cfg.decay_rate)
-        elif cfg.sched == "onecycle":
-            up = warmup_iters if self.per_iter else math.ceil(cfg.warmup_epochs)
+        elif cfg.schedule.sched == "step":
+            self.main = lr_scheduler.StepLR(
+                optimizer, step_size=cfg.schedule.decay_epochs, gamma=cfg.schedule.decay_rate
+            )
+        elif cfg.schedule.sched == "multistep":
+            self.main = lr_scheduler.MultiStepLR(
+                optimizer, list(cfg.schedule.decay_milestones), gamma=cfg.schedule.decay_rate
+            )
+        elif cfg.schedule.sched == "onecycle":
+            up = warmup_iters if self.per_iter else math.ceil(cfg.schedule.warmup_epochs)
             self.warmup = None  # the rising half of the cycle is the warm-up
             self.main = lr_scheduler.LambdaLR(
                 optimizer,
                 partial(
-                    one_cycle, up=up, length=length, start=cfg.warmup_lr / cfg.lr, end=cfg.min_lr / cfg.lr
+                    one_cycle,
+                    up=up,
+                    length=length,
+                    start=cfg.schedule.warmup_lr / cfg.optim.lr,
+                    end=cfg.schedule.min_lr / cfg.optim.lr,
                 ),
             )
-        elif cfg.sched == "cosine":
-            self.main = lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, length), eta_min=cfg.min_lr)
+        elif cfg.schedule.sched == "cosine":
+            self.main = lr_scheduler.CosineAnnealingLR(
+                optimizer, T_max=max(1, length), eta_min=cfg.schedule.min_lr
+            )
         else:
             self.main = None
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import sys
 import tempfile
@@ -37,8 +38,8 @@ from cnnarch.errors import UsageError
 from cnnarch.train import distributed as D
 from cnnarch.train.averaging import Lookahead
 from cnnarch.train.checkpoint import FORMAT, atomic_torch_save, get_rng_state, load_checkpoint, set_rng_state
-from cnnarch.train.config import RESUMABLE_CHANGES, TrainConfig, resume_conflicts
-from cnnarch.train.device import Placement, autocast, grad_scaler, pick_device, place, slow_bf16
+from cnnarch.train.config import IGNORED, RESUMABLE_CHANGES, TrainConfig, available_cores, resume_conflicts
+from cnnarch.train.device import Placement, autocast, grad_scaler, pick_device, place
 from cnnarch.train.evaluate import EvalResult, evaluate, logits_for, prepare, split_outputs
 from cnnarch.train.fast import apply_speedrun, check_progressive, downscale
 from cnnarch.train.metrics import MetricsLog, plot_curves, topk_correct
@@ -120,15 +121,19 @@ def config_for_resume(path: str, overrides: dict) -> TrainConfig:
 
 
 def prepare_output(cfg: TrainConfig, keep: bool = True) -> None:
-    """Refuse to start over a run already in ``cfg.output``, and learn before any training that the
+    """Refuse to start over a run already in ``cfg.run.output``, and learn before any training that the
     directory cannot be written. A run resumed into another directory takes its metrics along.
     ``keep=False`` only checks: directories it had to create are removed again."""
-    if not str(cfg.output).strip():
+    if not str(cfg.run.output).strip():
         raise UsageError("--output is empty", hint="name the run folder, e.g. --output runs/resnet20")
-    out = Path(cfg.output)
-    source = Path(cfg.resume).parent if cfg.resume else out
-    elsewhere = cfg.resume is not None and out.resolve() != source.resolve()
-    if (elsewhere or not cfg.resume) and not cfg.overwrite and any((out / f).exists() for f in RUN_FILES):
+    out = Path(cfg.run.output)
+    source = Path(cfg.run.resume).parent if cfg.run.resume else out
+    elsewhere = cfg.run.resume is not None and out.resolve() != source.resolve()
+    if (
+        (elsewhere or not cfg.run.resume)
+        and not cfg.run.overwrite
+        and any((out / f).exists() for f in RUN_FILES)
+    ):
         raise ValueError(
             f"--output {out} already holds a run; continue it with --resume {out}, choose a new "
             "--output, or pass --overwrite to replace it"
@@ -185,7 +190,7 @@ def set_dropout(model: nn.Module, p: float) -> None:
 
 
 class Trainer:
-    """Runs ``cfg`` on ``data`` and writes the run directory ``cfg.output``.
+    """Runs ``cfg`` on ``data`` and writes the run directory ``cfg.run.output``.
 
     ``model`` may be given (a module, or a function that builds one after the run's seed is set);
     otherwise it is ``create_model(cfg.model, num_classes=..., in_channels=...)``."""
@@ -198,10 +203,15 @@ class Trainer:
         log: Callable[[str], None] | None = None,
     ):
         wall0 = time.perf_counter()
-        where = data.placement or place(cfg.device)
+        where = data.placement or place(cfg.run.device)
         self.device, self.dist = where.device, where.dist
+        cfg = cfg.validate(self.device.type)  # as `cnnarch train` and build_data validate it
+        if cfg.run.threads is not None:
+            # --threads 0: the processes torchrun starts on one machine share its cores
+            local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+            torch.set_num_threads(cfg.run.threads or max(1, available_cores() // local))
         self.data = data
-        self.out = Path(cfg.output)
+        self.out = Path(cfg.run.output)
         self._log = log or (lambda s: print(s, flush=True))
         self.start_epoch = 0
         self.step = 0
@@ -210,38 +220,42 @@ class Trainer:
         self.clock = {"train_seconds": 0.0, "eval_seconds": 0.0, "reached": []}
         if len(data.train) == 0:
             raise ValueError(
-                f"-b {cfg.batch_size} is more than the training images; lower -b or use more images"
+                f"-b {cfg.schedule.batch_size} is more than the training images; lower -b or use more images"
             )
-        if (cfg.tta != "none" or cfg.target_accuracy) and data.val is None and data.test is None:
+        if (
+            (cfg.speedrun.tta != "none" or cfg.speedrun.target_accuracy)
+            and data.val is None
+            and data.test is None
+        ):
             raise ValueError(
                 "--tta and --target-accuracy need a test set or a validation split (--val-split); "
                 "drop them or give the data one"
             )
 
-        ckpt = load_checkpoint(checkpoint_path(cfg.resume)) if cfg.resume else None
+        ckpt = load_checkpoint(checkpoint_path(cfg.run.resume)) if cfg.run.resume else None
         if ckpt is not None and ckpt["model_name"] != cfg.model:
             raise ValueError(
-                f"--resume {cfg.resume}: the checkpoint holds a {ckpt['model_name']!r}, not {cfg.model!r}"
+                f"--resume {cfg.run.resume}: the checkpoint holds a {ckpt['model_name']!r}, not {cfg.model!r}"
             )
         if ckpt is not None and ckpt["world_size"] != self.dist.world_size:
             raise ValueError(
-                f"--resume {cfg.resume}: written by {ckpt['world_size']} process(es), now "
+                f"--resume {cfg.run.resume}: written by {ckpt['world_size']} process(es), now "
                 f"{self.dist.world_size}; resume with the same number of processes"
             )
         self.cfg = cfg
 
-        torch.manual_seed(cfg.seed)
+        torch.manual_seed(cfg.run.seed)
         if model is None:
             model = self._initial_model(cfg, data, resuming=ckpt is not None)
         elif not isinstance(model, nn.Module):
             model = model()
-        freeze(model, cfg.freeze)
-        if cfg.drop is not None:
-            set_dropout(model, cfg.drop)
+        freeze(model, cfg.init.freeze)
+        if cfg.regularization.drop is not None:
+            set_dropout(model, cfg.regularization.drop)
         model.to(self.device)
-        if cfg.channels_last:
+        if cfg.run.channels_last:
             model.to(memory_format=torch.channels_last)
-        if cfg.whiten_bias_epochs:
+        if cfg.speedrun.whiten_bias_epochs:
             whitening_layer(model)  # refuses a model without one
             if self.dist.enabled:
                 raise ValueError(
@@ -251,8 +265,8 @@ class Trainer:
         apply_speedrun(model, cfg, data.train, resuming=ckpt is not None)
         self.model = model
         self.aux_loss_weight = (
-            cfg.aux_loss_weight
-            if cfg.aux_loss_weight is not None
+            cfg.regularization.aux_loss_weight
+            if cfg.regularization.aux_loss_weight is not None
             else getattr(model, "aux_loss_weight", None)
         )
         self.optimizer = build_optimizer(model, cfg)
@@ -260,25 +274,25 @@ class Trainer:
         check_progressive(model, cfg, self.total_epochs, data.in_channels)
         self.schedule = LRSchedule(self.optimizer, cfg, self.steps_per_epoch)
         self.muon = self.muon_schedule = None
-        if cfg.muon:  # the filters' own optimizer, on the same schedule
+        if cfg.speedrun.muon:  # the filters' own optimizer, on the same schedule
             self.muon, muon_cfg = build_muon(model, cfg, self.device)
             self.muon_schedule = LRSchedule(self.muon, muon_cfg, self.steps_per_epoch)
         self.optimizers = [o for o in (self.optimizer, self.muon) if o is not None]
         self.schedules = [s for s in (self.schedule, self.muon_schedule) if s is not None]
         # after the whitening init; a resumed run's slow weights come from the checkpoint
-        self.lookahead = Lookahead(model, self.total_steps) if cfg.lookahead else None
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.smoothing)
+        self.lookahead = Lookahead(model, self.total_steps) if cfg.speedrun.lookahead else None
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.regularization.smoothing)
         self.scaler = grad_scaler(cfg, self.device)
         # different dropout masks per process; DDP makes the initial weights equal
-        torch.manual_seed(cfg.seed + self.dist.rank)
+        torch.manual_seed(cfg.run.seed + self.dist.rank)
         if ckpt is not None:
             self._check_same_data(ckpt)
             self._restore(ckpt)
             if self.step >= self.total_steps:
                 raise ValueError(
-                    f"--resume {cfg.resume}: the run already trained {self.start_epoch} epoch(s), "
-                    f"{self.step} steps; --epochs {cfg.epochs}"
-                    + (f" --iterations {cfg.iterations}" if cfg.iterations else "")
+                    f"--resume {cfg.run.resume}: the run already trained {self.start_epoch} epoch(s), "
+                    f"{self.step} steps; --epochs {cfg.schedule.epochs}"
+                    + (f" --iterations {cfg.schedule.iterations}" if cfg.schedule.iterations else "")
                     + " leaves nothing to do. Pass a larger --epochs (or --iterations) to continue it"
                 )
         refused = None
@@ -295,10 +309,10 @@ class Trainer:
             atomic_torch_save(ckpt, self.out / "best.pt")
         D.check_shared_output(self.out, self.dist, self.device)
 
-        if cfg.sync_bn and self.dist.enabled:  # the same parameters and buffers in new layers
+        if cfg.run.sync_bn and self.dist.enabled:  # the same parameters and buffers in new layers
             D.convert_sync_batchnorm(model, self.device)
         self.net: nn.Module = D.wrap(model, self.device, self.dist)
-        if cfg.compile:
+        if cfg.run.compile:
             self.net = torch.compile(self.net)
         if ckpt is None:  # model building and whitening are on the training clock
             self.clock["train_seconds"] = time.perf_counter() - wall0
@@ -306,12 +320,12 @@ class Trainer:
     def _initial_model(self, cfg: TrainConfig, data: DataBundle, resuming: bool) -> nn.Module:
         """The network of the zoo; from ``--initial-checkpoint``/``--pretrained`` weights unless resuming
         (the checkpoint then holds every weight), with a new head when the class count differs."""
-        if cfg.num_classes is not None and cfg.num_classes != data.num_classes:
+        if cfg.init.num_classes is not None and cfg.init.num_classes != data.num_classes:
             raise ValueError(
-                f"--num-classes {cfg.num_classes}, but the data has {data.num_classes} classes; "
+                f"--num-classes {cfg.init.num_classes}, but the data has {data.num_classes} classes; "
                 "drop --num-classes (the head gets the data's class count)"
             )
-        weights = cfg.initial_checkpoint or ("DEFAULT" if cfg.pretrained else None)
+        weights = cfg.init.initial_checkpoint or ("DEFAULT" if cfg.init.pretrained else None)
         if weights is None or resuming:
             return build_model(cfg.model, data.num_classes, data.in_channels)
         from cnnarch.models import create_model
@@ -347,7 +361,7 @@ class Trainer:
             )
         if diff:
             raise ValueError(
-                f"--resume {self.cfg.resume}: the data differ from the checkpoint's run:\n  "
+                f"--resume {self.cfg.run.resume}: the data differ from the checkpoint's run:\n  "
                 + "\n  ".join(diff)
                 + "\nresume with the data it was trained on (--data DIR where it is now), or start a new run"
             )
@@ -413,12 +427,11 @@ class Trainer:
     # ------------------------------------------------------------------ training
     @property
     def total_steps(self) -> int:
-        n = self.cfg.epochs * self.steps_per_epoch
-        return min(n, self.cfg.iterations) if self.cfg.iterations else n
+        return self.cfg.schedule.total_steps(self.steps_per_epoch)
 
     @property
     def total_epochs(self) -> int:
-        return math.ceil(self.total_steps / self.steps_per_epoch)
+        return self.cfg.schedule.total_epochs(self.steps_per_epoch)
 
     def lr(self) -> float:
         return self.optimizer.param_groups[0]["lr"]
@@ -435,15 +448,17 @@ class Trainer:
     def train_epoch(self, epoch: int) -> dict:
         cfg, dev = self.cfg, self.device
         self.net.train()
-        if cfg.whiten_bias_epochs and not whitening_bias_trainable(epoch, cfg.whiten_bias_epochs):
+        if cfg.speedrun.whiten_bias_epochs and not whitening_bias_trainable(
+            epoch, cfg.speedrun.whiten_bias_epochs
+        ):
             freeze_whitening_bias(self.model)  # every epoch from then on: a resumed run freezes it too
         self.data.train.set_epoch(epoch)
-        gen = torch.Generator(device=dev).manual_seed(epoch_seed(cfg.seed, epoch, self.dist.rank))
+        gen = torch.Generator(device=dev).manual_seed(epoch_seed(cfg.run.seed, epoch, self.dist.rank))
         sums = torch.zeros(4, dtype=torch.float64)  # loss * n, top-1 hits, top-5 hits, n
         bar = self._progress(epoch)
         tf = self.data.train_transform
         transform = None if tf is None else lambda x: tf(x, gen)
-        small = cfg.progressive_size if epoch < cfg.progressive_epochs else None
+        small = cfg.speedrun.progressive_size if epoch < cfg.speedrun.progressive_epochs else None
         t0 = time.perf_counter()
         data_s = 0.0
         it = iter(self.data.train)
@@ -482,7 +497,7 @@ class Trainer:
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{sums[0].item() / sums[3].item():.4f}", lr=f"{self.lr():.3g}")
-            elif cfg.log_interval and (i + 1) % cfg.log_interval == 0:
+            elif cfg.run.log_interval and (i + 1) % cfg.run.log_interval == 0:
                 self.log(
                     f"epoch {epoch + 1} [{i + 1}/{len(self.data.train)}] step {self.step} "
                     f"loss {sums[0].item() / sums[3].item():.4f} lr {self.lr():.4g}"
@@ -539,7 +554,7 @@ class Trainer:
 
     def _check_targets(self, top1: float, epoch: int) -> None:
         done = {a for a, _, _ in self.clock["reached"]}
-        for a in self.cfg.target_accuracy:
+        for a in self.cfg.speedrun.target_accuracy:
             if a not in done and top1 >= a:
                 self.clock["reached"].append([a, epoch, self.clock["train_seconds"]])
 
@@ -557,24 +572,30 @@ class Trainer:
         self.log(
             ("resuming" if resumed else "training") + f" {cfg.model} -> {self.out}\n{cfg.to_json().rstrip()}"
         )
-        if slow_bf16(cfg, self.device):
-            self.log(
-                "warning: --amp on a CPU without AMX/AVX512-BF16 units runs slower than fp32; drop --amp"
-            )
+        for note in cfg.notes:
+            if note.startswith((IGNORED, "warning")):
+                self.log(note)
+        wait = os.environ.get(
+            "OMP_WAIT_POLICY", "unset (export OMP_WAIT_POLICY=PASSIVE before Python starts)"
+        )
+        self.log(
+            f"threads: {torch.get_num_threads()} ({available_cores()} cores available); "
+            f"OMP_WAIT_POLICY={wait}"
+        )
         self.log(
             f"device {self.device} x{self.dist.world_size} process(es), {self.steps_per_epoch} steps/epoch, "
             f"{self.total_epochs} epochs ({self.total_steps} steps), starting at epoch {self.start_epoch + 1}"
         )
-        if cfg.progressive_size is not None:
+        if cfg.speedrun.progressive_size is not None:
             self.log(
-                f"progressive resizing: epochs 1-{cfg.progressive_epochs} on images downscaled to "
-                f"{cfg.progressive_size} pixels (shorter side), then full size"
+                f"progressive resizing: epochs 1-{cfg.speedrun.progressive_epochs} on images downscaled to "
+                f"{cfg.speedrun.progressive_size} pixels (shorter side), then full size"
             )
         metrics = None
         if self.dist.is_main:
             metrics = MetricsLog(self.out / "metrics.csv", self.start_epoch if resumed else None)
         # held out after every epoch: the validation split, else the test set when timing targets
-        held_out = data.val if data.val is not None else data.test if cfg.target_accuracy else None
+        held_out = data.val if data.val is not None else data.test if cfg.speedrun.target_accuracy else None
         row: dict = {}
         test = None
         last = self.total_epochs if until_epoch is None else min(until_epoch, self.total_epochs)
@@ -631,16 +652,17 @@ class Trainer:
             out.update(test_loss=test.loss, test_top1=test.top1, test_top5=test.top5, test_images=test.images)
             self.log(f"test ({test.images} images): top-1 {test.top1:.2f}%  top-5 {test.top5:.2f}%")
         final, name = (data.test, "test") if data.test is not None else (data.val, "val")
-        if final is not None and cfg.tta != "none":
-            res, seconds = self._evaluate(final, cfg.tta)
+        if final is not None and cfg.speedrun.tta != "none":
+            res, seconds = self._evaluate(final, cfg.speedrun.tta)
             clock["train_seconds"] += seconds  # the final answer's cost counts, as in the speedruns
             out.update(tta_top1=res.top1, tta_top5=res.top5, tta_seconds=seconds)
             self.log(
-                f"{name} with TTA ({cfg.tta}, {res.images} images): top-1 {res.top1:.2f}% ({seconds:.1f} s)"
+                f"{name} with TTA ({cfg.speedrun.tta}, {res.images} images): top-1 {res.top1:.2f}% "
+                f"({seconds:.1f} s)"
             )
             self._check_targets(res.top1, self.total_epochs)
         reached = {a: (e, s) for a, e, s in clock["reached"]}
-        for a in cfg.target_accuracy:
+        for a in cfg.speedrun.target_accuracy:
             when = "not reached"
             if a in reached:
                 when = f"reached after epoch {reached[a][0]}, {reached[a][1]:.1f} s of training"
@@ -650,7 +672,7 @@ class Trainer:
             eval_seconds=clock["eval_seconds"],
             targets=[{"accuracy": a, "epoch": e, "train_seconds": s} for a, e, s in clock["reached"]],
         )
-        if cfg.target_accuracy or cfg.tta != "none":
+        if cfg.speedrun.target_accuracy or cfg.speedrun.tta != "none":
             self.log(
                 f"time: {clock['train_seconds']:.1f} s training clock (setup, epochs, final TTA), "
                 f"{clock['eval_seconds']:.1f} s evaluation"
