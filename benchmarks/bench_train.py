@@ -28,9 +28,8 @@ import torchvision
 from torchvision import transforms as T
 
 from cnnarch.models import create_model
-from cnnarch.train.config import resolve_config
+from cnnarch.train.config import cpu_has_fast_bf16, resolve_config
 from cnnarch.train.data import build_data
-from cnnarch.train.device import cpu_has_fast_bf16
 from cnnarch.train.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]

@@ -49,8 +49,7 @@ from cnnarch.train import (
     resolve_config,
 )
 from cnnarch.train.checkpoint import load_checkpoint
-from cnnarch.train.config import resume_conflicts
-from cnnarch.train.device import cpu_has_fast_bf16
+from cnnarch.train.config import cpu_has_fast_bf16, resume_conflicts
 from cnnarch.train.ensemble import model_from_checkpoint
 
 
