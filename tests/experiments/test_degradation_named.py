@@ -47,7 +47,7 @@ def test_each_run_is_its_train_command(tmp_path, budget):
         cmd = degradation.train_command(ctx, spec)
         assert f"--model {spec.cfg.model} " in cmd and f"--output {ctx.runs / spec.name}" in cmd
         cfg = cli_config(cmd)
-        ours = {k: getattr(spec.cfg, k) for k in cfg.option_names() if k != "notes"}
+        ours = {k: v for k, v in spec.cfg.flat().items() if k != "notes"}
         assert resume_conflicts(cfg, ours) == [], spec.name  # the command's run would be adopted
 
 
@@ -55,7 +55,7 @@ def test_cosine15_is_the_shipped_recipe_at_15_epochs(tmp_path):
     ctx = ctx_for(tmp_path)
     spec = degradation.named_specs(ctx)[0]
     hand = cli_config(f"cnnarch train {COSINE15} --model plain20 --seed 0")
-    ours = {k: getattr(spec.cfg, k) for k in ("lr", "momentum", "batch_size", "augment", "epochs", "sched")}
+    ours = {k: spec.cfg.flat()[k] for k in ("lr", "momentum", "batch_size", "augment", "epochs", "sched")}
     assert ours == {"lr": 0.1, "momentum": 0.9, "batch_size": 128, "augment": "crop,flip", "epochs": 15} | {
         "sched": "cosine"
     }

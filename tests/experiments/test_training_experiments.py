@@ -62,7 +62,7 @@ def test_degradation_stops_resumes_and_reports(tiny):
     spec = degradation.plan(ctx)[0][0]
     with pytest.raises(ValueError, match=r"lr: checkpoint has 0.1, the experiment has 0.2"):
         adoptable(spec.cfg.replace(lr=0.2), runs / "plain20" / "last.pt")
-    assert adoptable(spec.cfg, runs / "plain20" / "last.pt").resume == str(runs / "plain20" / "last.pt")
+    assert adoptable(spec.cfg, runs / "plain20" / "last.pt").run.resume == str(runs / "plain20" / "last.pt")
     machines = read_machines(runs / "plain20")
     assert len(machines) == 1 and machines[0]["from_epoch"] == 0 and machines[0]["cores"] > 0
 

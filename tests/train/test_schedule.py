@@ -12,12 +12,15 @@ def lrs(cfg, steps_per_epoch, epochs, val=None):
     opt = build_optimizer(torch.nn.Linear(1, 1), cfg)
     sched = LRSchedule(opt, cfg, steps_per_epoch)
     out = []
+    step = 0
     for e in range(epochs):
         for _ in range(steps_per_epoch):
             out.append(opt.param_groups[0]["lr"])
             opt.step()
-            sched.step_iter()
+            step += 1
+            sched.set(step, e)
         sched.step_epoch(None if val is None else val[e])
+        sched.set(step, e + 1)
     return out
 
 
@@ -85,3 +88,36 @@ def test_recipes_and_overrides():
         resolve_config(sched="linear")
     with pytest.raises(ValueError, match="--nesterov True has no effect without --opt sgd"):
         resolve_config(opt="adamw", nesterov=True)
+
+
+def test_the_rate_is_a_function_of_the_step_alone():
+    """A schedule built afresh and set to step s gives the rate that stepping through s steps gave: a
+    resumed run needs nothing else (cosine with warm-up, per step, two parameter groups)."""
+    cfg = resolve_config(
+        sched="cosine", sched_unit="iter", epochs=3, warmup_epochs=1, warmup_lr=0.01, min_lr=0.001
+    )
+    walked = lrs(cfg, steps_per_epoch=4, epochs=3)
+    for s, lr in enumerate(walked):
+        fresh = LRSchedule(build_optimizer(torch.nn.Linear(1, 1), cfg), cfg, 4)
+        fresh.set(s, s // 4)
+        assert fresh.optimizer.param_groups[0]["lr"] == lr
+    # written out: warm-up 0.01/0.1 -> 1 over 4 steps times the cosine over 12 steps, floor 0.001
+    for s in (0, 2, 7):
+        cos = 0.001 + (0.1 - 0.001) * (1 + math.cos(math.pi * s / 12)) / 2
+        assert walked[s] == pytest.approx(cos * (0.1 + 0.9 * min(s, 4) / 4))
+
+
+def test_a_plateau_state_of_torchs_scheduler_in_an_earlier_checkpoint_is_read():
+    cfg = resolve_config(sched="plateau", patience_epochs=0)
+    opt = build_optimizer(torch.nn.Linear(1, 1), cfg)
+    old = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.1, patience=0)
+    for acc in (50.0, 40.0):
+        old.step(acc)  # the second epoch is worse: the rate drops to 0.01
+    sched = LRSchedule(opt, cfg, 10)
+    sched.load_state_dict({"warmup": None, "main": old.state_dict()})
+    sched.set(20, 2)
+    assert (sched.best, sched.bad_epochs) == (50.0, 0) and opt.param_groups[0]["lr"] == pytest.approx(0.01)
+    sched.step_epoch(45.0)  # worse again: torch would divide once more
+    old.step(45.0)
+    sched.set(30, 3)
+    assert opt.param_groups[0]["lr"] == pytest.approx(old.get_last_lr()[0]) == pytest.approx(0.001)

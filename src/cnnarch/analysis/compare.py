@@ -75,11 +75,7 @@ def format_compare(rows: list[Row], markdown: bool = False) -> str:
 def plot(rows: list[Row], path: str) -> list[str]:
     """Write :func:`chart` to ``path``; returns the names left out for lack of a published ImageNet
     result."""
-    import matplotlib.pyplot as plt
-
-    fig = chart(rows)
-    fig.savefig(path)
-    plt.close(fig)
+    chart(rows).savefig(path)
     return [r.name for r in rows if r.top1_err is None and r.top5_err is None]
 
 
@@ -87,14 +83,12 @@ def chart(rows: list[Row]):
     """Two panels sharing the x axis (GMACs per image): top-1 accuracy and top-5 accuracy (100 - the
     published error), bubble area by parameters. A network with only a top-5 figure (GoogLeNet) appears
     only on the top-5 panel."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: a caller's (a notebook's) backend stays as it is
 
     shown = [r for r in rows if r.top1_err is not None or r.top5_err is not None]
     color = {r.name: f"C{i % 10}" for i, r in enumerate(shown)}  # a network keeps its colour on both panels
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5.5), dpi=120, sharex=True)
+    fig = Figure(figsize=(12, 5.5), dpi=120)
+    axes = fig.subplots(1, 2, sharex=True)
     panels = []
     for ax, top, attr in ((axes[0], "top-1", "top1_err"), (axes[1], "top-5", "top5_err")):
         points = [(r, 100 - getattr(r, attr)) for r in shown if getattr(r, attr) is not None]

@@ -787,15 +787,12 @@ def _svg(d: Diagram, m: float = 8) -> str:
 
 def _png(d: Diagram, path: str, dpi: int) -> None:
     """The same primitives through matplotlib: 1 SVG pixel = 1 point (figure at 72 dpi), saved at ``dpi``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: a caller's (a notebook's) backend stays as it is
     from matplotlib.patches import Circle, FancyBboxPatch, PathPatch
     from matplotlib.path import Path
 
     m = 8
-    fig = plt.figure(figsize=((d.width + 2 * m) / 72, (d.height + 2 * m) / 72), dpi=72)
+    fig = Figure(figsize=((d.width + 2 * m) / 72, (d.height + 2 * m) / 72), dpi=72)
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(-m, d.width + m)
     ax.set_ylim(d.height + m, -m)
@@ -831,4 +828,3 @@ def _png(d: Diagram, path: str, dpi: int) -> None:
                 ax.text(x + bw / 2, y + ROW_H + 4 + i * (SMALL + 3), line, fontsize=SMALL, ha="center",
                         va="center", color="#333", **font)  # fmt: skip
     fig.savefig(path, dpi=dpi)
-    plt.close(fig)

@@ -393,10 +393,7 @@ def planned(cfg, curve: list[dict]) -> int:
     if not spe:
         n = cfg.dataset.limit_train or round(50_000 * (1 - cfg.dataset.val_split))
         spe = max(1, n // cfg.schedule.batch_size)
-    steps = cfg.schedule.epochs * spe
-    if cfg.schedule.iterations:
-        steps = min(steps, cfg.schedule.iterations)
-    return math.ceil(steps / spe)
+    return cfg.schedule.total_epochs(spe)
 
 
 def cpus(machines: list[dict]) -> str:

@@ -39,6 +39,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from cnnarch.data.base import atomic_file
 from cnnarch.train import (
     DataBundle,
     NonFiniteLossError,
@@ -164,9 +165,8 @@ def now() -> str:
 
 def write_json(path: Path, obj) -> None:
     """``obj`` as indented JSON, written atomically (a killed run leaves the old file or the new one)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+    with atomic_file(path) as f:
+        f.write((json.dumps(obj, indent=2) + "\n").encode())
 
 
 # ---------------------------------------------------------------------------------------------- training
@@ -238,11 +238,7 @@ def _epochs_done(run_dir: Path) -> int:
 
 def planned_epochs(cfg: TrainConfig, data: DataBundle) -> int:
     """Epochs the trainer will run for ``cfg`` on ``data`` (as Trainer.total_epochs)."""
-    spe = max(1, len(data.train))
-    steps = cfg.schedule.epochs * spe
-    if cfg.schedule.iterations:
-        steps = min(steps, cfg.schedule.iterations)
-    return math.ceil(steps / spe)
+    return cfg.schedule.total_epochs(max(1, len(data.train)))
 
 
 def adoptable(cfg: TrainConfig, checkpoint: Path) -> TrainConfig:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from pathlib import Path
 
 import torch
+
+from cnnarch.data.base import atomic_file
 
 COLUMNS = tuple(
     "epoch step lr train_loss train_top1 train_top5 val_loss val_top1 val_top5 images_per_s data_seconds "
@@ -41,20 +44,17 @@ class MetricsLog:
         self._write()
 
     def _write(self) -> None:
-        tmp = self.path.with_suffix(".csv.tmp")
-        with tmp.open("w", newline="") as f:
-            w = csv.DictWriter(f, COLUMNS)
-            w.writeheader()
-            w.writerows(self.rows)
-        os.replace(tmp, self.path)
+        text = io.StringIO(newline="")
+        w = csv.DictWriter(text, COLUMNS)
+        w.writeheader()
+        w.writerows(self.rows)
+        with atomic_file(self.path) as f:
+            f.write(text.getvalue().encode())
 
 
 def plot_curves(metrics_csv: str | os.PathLike, out_png: str | os.PathLike) -> None:
     """Loss and top-1 accuracy per epoch, training and validation, side by side."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: a caller's (a notebook's) backend stays as it is
 
     with open(metrics_csv, newline="") as f:
         rows = list(csv.DictReader(f))
@@ -63,7 +63,8 @@ def plot_curves(metrics_csv: str | os.PathLike, out_png: str | os.PathLike) -> N
         return [float(r[name]) if r[name] not in ("", None) else math.nan for r in rows]
 
     epochs = col("epoch")
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    ax_loss, ax_acc = fig.subplots(1, 2)
     for ax, metric, label in ((ax_loss, "loss", "loss"), (ax_acc, "top1", "top-1 accuracy (%)")):
         ax.plot(epochs, col(f"train_{metric}"), "o-", label="train")
         ax.plot(epochs, col(f"val_{metric}"), "s-", label="validation")
@@ -73,4 +74,3 @@ def plot_curves(metrics_csv: str | os.PathLike, out_png: str | os.PathLike) -> N
         ax.legend()
     fig.tight_layout()
     fig.savefig(out_png, dpi=100)
-    plt.close(fig)

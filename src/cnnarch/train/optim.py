@@ -1,21 +1,17 @@
 """Optimizers and learning-rate schedules, built from a :class:`TrainConfig` with torch's own classes.
 
 Weight decay is L2 in SGD and Adam (added to the gradient, as in the papers) and decoupled in AdamW.
-Biases and batch-norm parameters are decayed too, as in the lecture's papers; the schedules are torch's
-``ReduceLROnPlateau``, ``StepLR``, ``MultiStepLR`` and ``CosineAnnealingLR``, stepped once per epoch or
-once per iteration (``sched_unit``), with an optional linear warm-up (``LinearLR``, per iteration)
-chained in front of them. Every torch schedule used here updates the rate multiplicatively, so the
-warm-up and the main schedule compose by multiplication, exactly as ``ChainedScheduler`` would.
+Biases and batch-norm parameters are decayed too, as in the lecture's papers. The schedules (plateau,
+step, multistep, cosine, one cycle) are functions of the step (:class:`LRSchedule`), counted in epochs or
+iterations (``sched_unit``), times an optional linear warm-up (per iteration).
 """
 
 from __future__ import annotations
 
 import math
-from functools import partial
 
 import torch
 from torch import nn
-from torch.optim import lr_scheduler
 
 from cnnarch.train.config import TrainConfig
 from cnnarch.train.muon import Muon, filter_params
@@ -89,109 +85,74 @@ def one_cycle(i: int, up: int, length: int, start: float, end: float) -> float:
 
 
 class LRSchedule:
-    """The learning-rate policy of a run: ``step_iter()`` after every optimizer step,
-    ``step_epoch(val_top1)`` after every epoch's validation. Holds torch schedulers only."""
+    """The learning rate of every parameter group as a function of the step, as nanoGPT's ``get_lr(it)``:
+    :meth:`set` before each optimizer step puts ``lr(step, epoch)`` into the groups, so a resumed run
+    needs nothing but its step and epoch (and, for ``plateau``, which follows the validation accuracy,
+    the best accuracy, the epochs without improvement and the rates reached). Steps and epochs count
+    from 0; with ``--sched-unit epoch`` the main schedule moves at epoch boundaries, the warm-up per step.
+    """
 
     def __init__(self, optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
-        self.cfg = cfg
-        self.per_iter = cfg.schedule.sched_unit == "iter"
-        total = min(cfg.schedule.epochs * steps_per_epoch, cfg.schedule.iterations or math.inf)
-        length = total if self.per_iter else math.ceil(total / steps_per_epoch)
-        warmup_iters = round(cfg.schedule.warmup_epochs * steps_per_epoch)
-        self.warmup = None
-        if warmup_iters > 0:
-            self.warmup = lr_scheduler.LinearLR(
-                optimizer,
-                start_factor=min(1.0, cfg.schedule.warmup_lr / cfg.optim.lr),
-                total_iters=warmup_iters,
-            )
-        if cfg.schedule.sched == "plateau":
-            # the lecture: "divide by 10 when validation accuracy stops improving"
-            self.main = lr_scheduler.ReduceLROnPlateau(
-                optimizer,
-                mode="max",
-                factor=cfg.schedule.decay_rate,
-                patience=cfg.schedule.patience_epochs,
-                min_lr=cfg.schedule.min_lr,
-            )
-        elif cfg.schedule.sched == "step":
-            self.main = lr_scheduler.StepLR(
-                optimizer, step_size=cfg.schedule.decay_epochs, gamma=cfg.schedule.decay_rate
-            )
-        elif cfg.schedule.sched == "multistep":
-            self.main = lr_scheduler.MultiStepLR(
-                optimizer, list(cfg.schedule.decay_milestones), gamma=cfg.schedule.decay_rate
-            )
-        elif cfg.schedule.sched == "onecycle":
-            up = warmup_iters if self.per_iter else math.ceil(cfg.schedule.warmup_epochs)
-            self.warmup = None  # the rising half of the cycle is the warm-up
-            self.main = lr_scheduler.LambdaLR(
-                optimizer,
-                partial(
-                    one_cycle,
-                    up=up,
-                    length=length,
-                    start=cfg.schedule.warmup_lr / cfg.optim.lr,
-                    end=cfg.schedule.min_lr / cfg.optim.lr,
-                ),
-            )
-        elif cfg.schedule.sched == "cosine":
-            self.main = lr_scheduler.CosineAnnealingLR(
-                optimizer, T_max=max(1, length), eta_min=cfg.schedule.min_lr
-            )
-        else:
-            self.main = None
+        self.optimizer, self.cfg, sc = optimizer, cfg, cfg.schedule
+        self.bases = [g["lr"] for g in optimizer.param_groups]
+        self.per_iter = sc.sched_unit == "iter"
+        total = sc.total_steps(steps_per_epoch)
+        self.length = total if self.per_iter else sc.total_epochs(steps_per_epoch)
+        self.warmup = round(sc.warmup_epochs * steps_per_epoch)
+        self.up = self.warmup if self.per_iter else math.ceil(sc.warmup_epochs)
+        self.best, self.bad_epochs, self.plateau = -math.inf, 0, list(self.bases)
+        self.set(0, 0)
 
-    def step_iter(self) -> None:
-        if self.warmup is not None and self.warmup.last_epoch < self.warmup.total_iters:
-            self.warmup.step()
-        if self.per_iter and self.main is not None and not self._plateau:
-            self.main.step()
+    def lr(self, group: int, step: int, epoch: int) -> float:
+        sc, base = self.cfg.schedule, self.bases[group]
+        t = step if self.per_iter else epoch
+        if sc.sched == "onecycle":  # its rising half is the warm-up
+            start, end = sc.warmup_lr / self.cfg.optim.lr, sc.min_lr / self.cfg.optim.lr
+            return base * one_cycle(t, self.up, self.length, start, end)
+        lr = base
+        if sc.sched == "plateau":
+            lr = self.plateau[group]
+        elif sc.sched == "cosine":
+            lr = sc.min_lr + (base - sc.min_lr) * (1 + math.cos(math.pi * t / max(1, self.length))) / 2
+        elif sc.sched in ("step", "multistep"):
+            drops = t // sc.decay_epochs if sc.sched == "step" else sum(m <= t for m in sc.decay_milestones)
+            for _ in range(drops):  # as torch's StepLR/MultiStepLR multiply, to the last bit
+                lr *= sc.decay_rate
+        if step < self.warmup:
+            start = min(1.0, sc.warmup_lr / self.cfg.optim.lr)
+            lr *= start + (1 - start) * step / self.warmup
+        return lr
+
+    def set(self, step: int, epoch: int) -> None:
+        """The rates of optimizer step ``step`` (0-based), taken in (0-based) ``epoch``."""
+        for i, group in enumerate(self.optimizer.param_groups):
+            group["lr"] = self.lr(i, step, epoch)
 
     def step_epoch(self, val_top1: float | None) -> None:
-        if self.main is None:
+        """After an epoch's validation: ``plateau`` divides the rates by ``--decay-rate`` when the
+        accuracy has not improved (by 1e-4 relative, as torch's ReduceLROnPlateau) for more than
+        ``--patience-epochs`` epochs, down to ``--min-lr``."""
+        if self.cfg.schedule.sched != "plateau":
             return
-        if self._plateau:
-            if val_top1 is None or math.isnan(val_top1):
-                raise ValueError("--sched plateau needs a validation set: use --val-split > 0")
-            self.main.step(val_top1)
-        elif not self.per_iter:
-            self.main.step()
-
-    @property
-    def _plateau(self) -> bool:
-        return isinstance(self.main, lr_scheduler.ReduceLROnPlateau)
+        if val_top1 is None or math.isnan(val_top1):
+            raise ValueError("--sched plateau needs a validation set: use --val-split > 0")
+        if val_top1 > self.best * (1 + 1e-4) or self.best == -math.inf:
+            self.best, self.bad_epochs = val_top1, 0
+        else:
+            self.bad_epochs += 1
+        if self.bad_epochs > self.cfg.schedule.patience_epochs:
+            sc = self.cfg.schedule
+            self.plateau = [max(lr * sc.decay_rate, sc.min_lr) for lr in self.plateau]
+            self.bad_epochs = 0
 
     def state_dict(self) -> dict:
-        return {
-            "warmup": None if self.warmup is None else self.warmup.state_dict(),
-            "main": None if self.main is None else self.main.state_dict(),
-        }
+        return {"best": self.best, "bad_epochs": self.bad_epochs, "plateau": list(self.plateau)}
 
     def load_state_dict(self, state: dict) -> None:
-        if (state["warmup"] is None) != (self.warmup is None) or (state["main"] is None) != (
-            self.main is None
-        ):
-            raise ValueError(
-                "the checkpoint's learning-rate schedule does not match this run's --sched/--warmup-epochs"
-            )
-        if self.warmup is not None:
-            self.warmup.load_state_dict(state["warmup"])
-        if self.main is not None:
-            length = self.main.T_max if isinstance(self.main, lr_scheduler.CosineAnnealingLR) else None
-            self.main.load_state_dict(state["main"])
-            if length is not None and self.main.T_max != length:
-                self._stretch_cosine(length)
-
-    def _stretch_cosine(self, length: int) -> None:
-        """A resumed run with another --epochs: the cosine continues over the new length from where it is
-        (torch's recursive update would stay at its end value, lr 0, past the old length)."""
-        self.main.T_max = length
-        factor = 1.0
-        if self.warmup is not None and self.warmup.last_epoch < self.warmup.total_iters:
-            w = self.warmup
-            factor = w.start_factor + (w.end_factor - w.start_factor) * w.last_epoch / w.total_iters
-        t = min(self.main.last_epoch, length)
-        for group, base in zip(self.main.optimizer.param_groups, self.main.base_lrs, strict=True):
-            eta = self.main.eta_min
-            group["lr"] = factor * (eta + (base - eta) * (1 + math.cos(math.pi * t / length)) / 2)
+        """Also reads the torch scheduler states of earlier checkpoints (``warmup``/``main``): only a
+        plateau's state means anything; every other rate follows from the step."""
+        if "main" in state:
+            main = state["main"] or {}
+            state = {"best": main.get("best", -math.inf), "bad_epochs": main.get("num_bad_epochs", 0)}
+            state["plateau"] = main.get("_last_lr", self.bases)
+        self.best, self.bad_epochs, self.plateau = state["best"], state["bad_epochs"], list(state["plateau"])

@@ -381,6 +381,8 @@ class Trainer:
         self.best_top1 = ckpt["best_top1"]
         self.best_epoch = ckpt["best_epoch"]
         self.clock = ckpt.get("clock", self.clock)  # absent from earlier versions
+        for schedule in self.schedules:  # the rates follow from the step (and a plateau's state)
+            schedule.set(self.step, self.start_epoch)
         set_rng_state(ckpt["rng"][self.dist.rank])
 
     def _checkpoint(self, epoch: int) -> dict:
@@ -487,9 +489,9 @@ class Trainer:
             for opt in self.optimizers:
                 self.scaler.step(opt)
             self.scaler.update()
-            for schedule in self.schedules:
-                schedule.step_iter()
             self.step += 1
+            for schedule in self.schedules:
+                schedule.set(self.step, epoch)
             if self.lookahead is not None:
                 self.lookahead.update(self.step)  # at the last step the model takes the slow weights
             c1, c5 = topk_correct(logits.detach().float(), y)
@@ -615,6 +617,7 @@ class Trainer:
             row.update(step=self.step, lr=self.lr())
             for schedule in self.schedules:
                 schedule.step_epoch(None if val is None else val.top1)
+                schedule.set(self.step, epoch + 1)
             improved = val is None or val.top1 > self.best_top1
             if improved:
                 self.best_top1 = -math.inf if val is None else val.top1
