@@ -4,7 +4,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnarch.models import create_model
-from cnnarch.train.whiten import freeze_whitening_bias, whitening_bias_trainable, whitening_layer
+from cnnarch.train.whiten import freeze_whitening_bias, whitening_layer
 
 
 @pytest.mark.parametrize("set_to_none", [True, False])
@@ -37,7 +37,6 @@ def test_frozen_whitening_bias_stays_put_under_momentum_and_weight_decay(set_to_
 
 
 def test_schedule_and_errors():
-    assert [whitening_bias_trainable(e, 3) for e in range(5)] == [True, True, True, False, False]
     with pytest.raises(ValueError, match="no `whiten` convolution"):
         freeze_whitening_bias(nn.Sequential(nn.Conv2d(3, 4, 3)))
     model = create_model("cifar_fast")

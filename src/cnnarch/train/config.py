@@ -313,17 +313,12 @@ class TrainConfig:
         return top | {k: getattr(getattr(self, g), k) for k, g in GROUP_OF.items()}
 
     def validate(self, device: str | None = None) -> TrainConfig:
-        """This configuration with every rule between options applied, the one place they live.
-
-        A setting that would have no effect (:data:`NO_EFFECT`) is refused with a message, unless the
-        recipe set it or the run is resumed (it started with it): then it is put back to its default and
-        a note says it is ignored, so that no code acts on it. Options
-        that contradict each other are refused. Given ``device`` (``cpu``, ``cuda``), the precision is
-        decided: ``amp`` unset (the speedrun recipes) means bf16 autocast where the device computes it
-        fast (CUDA; CPUs with AMX or AVX512-BF16 units; elsewhere it runs several times slower than fp32:
-        ResNet-18 training 4 vs 20 images/s, cifar_fast 2 vs 20-30 on one AVX2 core). Validating twice
-        gives the same configuration.
-        """
+        """This configuration with every rule between options applied (the one place they live): a
+        setting without effect (:data:`NO_EFFECT`) is refused, or, where the recipe set it or the run is
+        resumed, put back to its default with an ``ignored:`` note; contradictions are refused. Given
+        ``device``, ``amp`` unset means bf16 autocast where the device computes it fast (CUDA; CPUs with
+        AMX or AVX512-BF16; elsewhere it is several times slower than fp32: ResNet-18 training 4 vs 20
+        images/s on one AVX2 core). Validating twice gives the same configuration."""
         values, default = self.flat(), TrainConfig().flat()
         recipe = RECIPES[self.recipe].values if self.recipe in RECIPES else {}
         notes, refused, dropped = list(self.notes), [], {}

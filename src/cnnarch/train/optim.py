@@ -85,12 +85,9 @@ def one_cycle(i: int, up: int, length: int, start: float, end: float) -> float:
 
 
 class LRSchedule:
-    """The learning rate of every parameter group as a function of the step, as nanoGPT's ``get_lr(it)``:
-    :meth:`set` before each optimizer step puts ``lr(step, epoch)`` into the groups, so a resumed run
-    needs nothing but its step and epoch (and, for ``plateau``, which follows the validation accuracy,
-    the best accuracy, the epochs without improvement and the rates reached). Steps and epochs count
-    from 0; with ``--sched-unit epoch`` the main schedule moves at epoch boundaries, the warm-up per step.
-    """
+    """Every group's learning rate as a function of the step, as nanoGPT's ``get_lr(it)``: :meth:`set`
+    puts ``lr(step, epoch)`` (both from 0) into the groups before each step, so a resumed run needs only
+    its step and epoch (and a ``plateau``'s state: best accuracy, bad epochs, rates reached)."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
         self.optimizer, self.cfg, sc = optimizer, cfg, cfg.schedule

@@ -44,7 +44,7 @@ from cnnarch.train.evaluate import EvalResult, evaluate, logits_for, prepare, sp
 from cnnarch.train.fast import apply_speedrun, check_progressive, downscale
 from cnnarch.train.metrics import MetricsLog, plot_curves, topk_correct
 from cnnarch.train.optim import LRSchedule, build_muon, build_optimizer
-from cnnarch.train.whiten import freeze_whitening_bias, whitening_bias_trainable, whitening_layer
+from cnnarch.train.whiten import freeze_whitening_bias, whitening_layer
 
 __all__ = ["DataBundle", "EvalResult", "NonFiniteLossError", "Trainer", "evaluate", "pick_device"]
 
@@ -450,9 +450,7 @@ class Trainer:
     def train_epoch(self, epoch: int) -> dict:
         cfg, dev = self.cfg, self.device
         self.net.train()
-        if cfg.speedrun.whiten_bias_epochs and not whitening_bias_trainable(
-            epoch, cfg.speedrun.whiten_bias_epochs
-        ):
+        if 0 < cfg.speedrun.whiten_bias_epochs <= epoch:  # it trained in the first epochs only
             freeze_whitening_bias(self.model)  # every epoch from then on: a resumed run freezes it too
         self.data.train.set_epoch(epoch)
         gen = torch.Generator(device=dev).manual_seed(epoch_seed(cfg.run.seed, epoch, self.dist.rank))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from torch import nn
 
-__all__ = ["freeze_whitening_bias", "whitening_bias_trainable", "whitening_layer"]
+__all__ = ["freeze_whitening_bias", "whitening_layer"]
 
 
 def whitening_layer(model: nn.Module) -> nn.Conv2d:
@@ -34,8 +34,3 @@ def freeze_whitening_bias(model: nn.Module) -> None:
     bias = whitening_layer(model).bias
     bias.requires_grad_(False)
     bias.grad = None
-
-
-def whitening_bias_trainable(epoch: int, bias_epochs: int) -> bool:
-    """Whether the bias trains in (0-based) ``epoch`` when it trains for the first ``bias_epochs``."""
-    return epoch < bias_epochs
