@@ -83,11 +83,13 @@ def chart(rows: list[Row]):
     """Two panels sharing the x axis (GMACs per image): top-1 accuracy and top-5 accuracy (100 - the
     published error), bubble area by parameters. A network with only a top-5 figure (GoogLeNet) appears
     only on the top-5 panel."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure  # no pyplot: a caller's (a notebook's) backend stays as it is
 
     shown = [r for r in rows if r.top1_err is not None or r.top5_err is not None]
     color = {r.name: f"C{i % 10}" for i, r in enumerate(shown)}  # a network keeps its colour on both panels
     fig = Figure(figsize=(12, 5.5), dpi=120)
+    FigureCanvasAgg(fig)  # the labels are placed with its renderer
     axes = fig.subplots(1, 2, sharex=True)
     panels = []
     for ax, top, attr in ((axes[0], "top-1", "top1_err"), (axes[1], "top-5", "top5_err")):
