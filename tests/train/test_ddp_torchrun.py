@@ -28,6 +28,7 @@ from cnnarch.train.checkpoint import load_checkpoint
 pytestmark = pytest.mark.slow
 
 ENTRY = Path(__file__).with_name("ddp_entry.py")
+FAMILIES_ENTRY = Path(__file__).with_name("ddp_families_entry.py")
 SRC = Path(__file__).parents[2] / "src"
 # 80 training images, -b 32: 2 steps per epoch, 4 steps in all; 16 test images
 TRAIN = [
@@ -239,3 +240,31 @@ def test_torchrun_restarts_after_a_crash_and_resume_auto_continues_bit_for_bit(s
     got = load_checkpoint(tmp_path / "run" / "last.pt")
     assert_same_run(got, two_ranks["ckpt"])
     assert len((tmp_path / "run" / "metrics.csv").read_text().splitlines()) == 1 + 2  # header, 2 epochs
+
+
+def test_every_family_takes_ddp_steps_under_torchrun(tmp_path):
+    """Two DDP steps of every family's forward path (GoogLeNet's aux heads, FractalNet's drop-path,
+    ResNeXt's groups, WRN's dropout, ...) in 2 processes torchrun starts. Without
+    find_unused_parameters, FractalNet's drop-path fails the second step; the entry checks that DDP is
+    asked to search only for FractalNet, and that both processes end with the same weights."""
+    spec = importlib.util.spec_from_file_location("ddp_families_entry", FAMILIES_ENTRY)
+    entry = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(entry)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+    }
+    cmd = [sys.executable, "-m", "torch.distributed.run", *one_node(_free_port()), str(FAMILIES_ENTRY)]
+    proc = subprocess.Popen(
+        [*cmd, str(tmp_path)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    finish(proc, timeout=500)
+    for rank in range(2):
+        assert (tmp_path / f"done{rank}.txt").read_text().split() == list(entry.FAMILIES)
