@@ -268,13 +268,28 @@ def _replace(meta: WeightsMeta, **changes) -> WeightsMeta:
     return WeightsMeta(**{**asdict(meta), **changes})
 
 
+def without_machine_paths(value):
+    """``value`` (metadata: dicts, lists, strings) with every absolute path cut to its last two parts
+    (``/root/runs/r20/last.pt`` -> ``r20/last.pt``): weights that travel do not carry the directories of
+    the machine that trained them."""
+    if isinstance(value, dict):
+        return {k: without_machine_paths(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(without_machine_paths(v) for v in value)
+    if isinstance(value, str) and (value.startswith(("/", "~")) or re.match(r"^[A-Za-z]:[\\/]", value)):
+        return "/".join(re.split(r"[\\/]", value.rstrip("/\\"))[-2:])
+    return value
+
+
 def save_weights(model: nn.Module, meta: WeightsMeta, path: str | os.PathLike) -> None:
-    """Write ``model``'s weights as safetensors with ``meta`` in the header (how cnnarch ships weights)."""
+    """Write ``model``'s weights as safetensors with ``meta`` in the header (how cnnarch ships weights),
+    machine paths cut (:func:`without_machine_paths`)."""
     from safetensors.torch import save
 
     from cnnarch.data.base import atomic_file
 
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    meta = WeightsMeta(**without_machine_paths(asdict(meta)))
     with atomic_file(path) as f:
         f.write(save(state, metadata={"cnnarch": meta.to_json()}))
 
