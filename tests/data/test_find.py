@@ -74,3 +74,6 @@ def test_eval_after_a_run_that_found_its_data(tmp_path, monkeypatch, cifar_like,
     assert main(["eval", str(run / "best.pt"), "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows[0]["images"] == 20  # the 2 test images of each of the 10 classes
+    # ten crops of 32x32 images: said to cost accuracy, in one line
+    assert main(["eval", str(run / "best.pt"), "--ten-crop"]) == 0
+    assert capsys.readouterr().err.count("--ten-crop: on 32x32 images") == 1

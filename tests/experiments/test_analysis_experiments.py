@@ -89,3 +89,14 @@ def test_architectures_vgg_googlenet_falls_back_to_top5():
         "VGG-16 needs 10.0x GoogLeNet's operations and 19.7x its parameters, for 9.00% vs 10.00% top-5"
         in text
     )
+
+
+def test_a_budget_below_limit_val_is_said(tmp_path, capsys):
+    from cnnarch.experiments.runner import Context
+
+    ctx = Context(name="dropout", output=tmp_path, limit_val=5000)
+    assert (
+        ctx.cap_val(2000) == 2000
+        and "--limit-val 5000: the budget holds out 2,000" in capsys.readouterr().err
+    )
+    assert ctx.cap_val(8000) == 5000 and capsys.readouterr().err == ""

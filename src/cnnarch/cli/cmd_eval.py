@@ -10,6 +10,7 @@ split of ``--data`` (default CIFAR-10), preprocessed as their metadata says.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from cnnarch.cli._network import add_weights_argument, is_checkpoint, load_network
@@ -84,6 +85,12 @@ def run(args: argparse.Namespace) -> int:
         if data is None:
             raise ValueError("the first checkpoint's run had no validation split (--val-split 0)")
     check_classes(args.split, data.classes, first["classes"])
+    if args.ten_crop and max(data.image_shape[1:]) <= 32:
+        print(
+            "--ten-crop: on 32x32 images the crops cut off a large part of each image and usually lower "
+            "accuracy (by about 4 points on CIFAR-10); single crop is the better estimate",
+            file=sys.stderr,
+        )
     device = pick_device(args.device)
     batches = TensorLoader(data, args.batch_size, shuffle=False, device=device)
     probs, labels = {}, None

@@ -109,6 +109,14 @@ class Context:
         return _min_none(n, self.limit_train)
 
     def cap_val(self, n: int | None) -> int | None:
+        """The held-out images of a run: ``n`` (the budget's), at most --limit-val; a budget below
+        --limit-val is said, not applied silently."""
+        if n is not None and self.limit_val is not None and n < self.limit_val:
+            print(
+                f"--limit-val {self.limit_val}: the budget holds out {n:,} test images in this run; "
+                "a larger --budget holds out more",
+                file=sys.stderr,
+            )
         return _min_none(n, self.limit_val)
 
 
