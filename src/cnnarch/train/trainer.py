@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from cnnarch.errors import UsageError
+from cnnarch.tables import plural
 from cnnarch.train import distributed as D
 from cnnarch.train.averaging import Lookahead
 from cnnarch.train.checkpoint import FORMAT, atomic_torch_save, get_rng_state, load_checkpoint, set_rng_state
@@ -583,8 +584,9 @@ class Trainer:
             f"OMP_WAIT_POLICY={wait}"
         )
         self.log(
-            f"device {self.device} x{self.dist.world_size} process(es), {self.steps_per_epoch} steps/epoch, "
-            f"{self.total_epochs} epochs ({self.total_steps} steps), starting at epoch {self.start_epoch + 1}"
+            f"device {self.device} x{self.dist.world_size} process(es), "
+            f"{self.steps_per_epoch} steps/epoch, {plural(self.total_epochs, 'epoch')} "
+            f"({plural(self.total_steps, 'step')}), starting at epoch {self.start_epoch + 1}"
         )
         if cfg.speedrun.progressive_size is not None:
             self.log(
