@@ -15,11 +15,9 @@ def _seed():
     torch.manual_seed(0)
 
 
-@pytest.fixture(autouse=True)
-def _no_project_data(monkeypatch):
-    """Tests find data only where they put it: the checkout's ../shared/data copy is not looked at
-    (tests of that rule delete this variable)."""
-    monkeypatch.setenv("CNNARCH_PROJECT_DATA", "")
+# Tests find data only where they put it: the checkout's ../shared/data copy is not looked at, by any test,
+# module-scoped fixture or the processes they start (tests of that rule delete this variable for themselves).
+os.environ["CNNARCH_PROJECT_DATA"] = ""
 
 
 def write_colour_tree(root: Path, size=8, classes=("blue", "green", "red"), test_classes=None, n_train=12,

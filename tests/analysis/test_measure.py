@@ -11,7 +11,6 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from cnnarch.analysis import profile
-from cnnarch.analysis.measure import measure_memory
 from cnnarch.cli import main
 from cnnarch.models import create_model
 
@@ -60,22 +59,39 @@ def test_training_flops_of_a_grouped_convolution_by_hand():
     assert p.train_flops == 2 * (2 * first + 3 * grouped)  # no gradient for the image itself
 
 
+_ARITHMETIC = """
+import json
+import torch
+from torch import nn
+from cnnarch.analysis.measure import measure_memory
+model = nn.Sequential(
+    nn.Conv2d(8, 8, 1), nn.ReLU(), nn.Conv2d(8, 8, 1), nn.ReLU(inplace=True), nn.Conv2d(8, 8, 1)
+)
+torch.set_num_threads(1)
+m = measure_memory(model, (8, 100, 100), batch_size=4)
+left = model.training and all(t.grad is None for t in model.parameters())
+print(json.dumps(dict(device=m.device, batch_size=m.batch_size, inference=m.inference, forward=m.forward,
+    weight_grads=m.weight_grads, train_step=m.train_step, per_image=m.per_image("forward"), left=left,
+    params=sum(t.numel() for t in model.parameters()))))
+"""
+
+
 def test_measured_memory_by_arithmetic():
-    """Three 1x1 convolutions with ReLUs between, on 4 images of 8x100x100 (1.28 MB per activation)."""
-    model = nn.Sequential(
-        nn.Conv2d(8, 8, 1), nn.ReLU(), nn.Conv2d(8, 8, 1), nn.ReLU(inplace=True), nn.Conv2d(8, 8, 1)
-    )
+    """Three 1x1 convolutions with ReLUs between, on 4 images of 8x100x100 (1.28 MB per activation), in a
+    fresh process on one thread: with more threads the convolutions allocate workspaces of their own
+    (6.4 MB instead of 2.56 MB for inference on 2 threads here), which the measurement rightly counts."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", _ARITHMETIC], capture_output=True, text=True, check=True)
+    m = json.loads(out.stdout.splitlines()[-1])
     act = 4 * 8 * 100 * 100 * 4
-    m = measure_memory(model, (8, 100, 100), batch_size=4)
-    assert m.device == "cpu" and m.batch_size == 4
-    assert m.inference == 2 * act  # a layer's input and output at once; the rest is freed
-    assert (
-        m.forward == 3 * act
-    )  # kept for the backward: each ReLU's output (read by the next conv) and the output
-    assert m.weight_grads == 4 * sum(t.numel() for t in model.parameters())
-    assert m.train_step >= m.forward + m.weight_grads + act  # + the gradient of the output at least
-    assert model.training and all(t.grad is None for t in model.parameters())  # left as it was
-    assert m.per_image("forward") == 3 * act / 4
+    assert m["device"] == "cpu" and m["batch_size"] == 4
+    assert m["inference"] == 2 * act  # a layer's input and output at once; the rest is freed
+    assert m["forward"] == 3 * act  # kept for the backward: each ReLU's output and the output
+    assert m["weight_grads"] == 4 * m["params"]
+    assert m["train_step"] >= m["forward"] + m["weight_grads"] + act  # + the gradient of the output at least
+    assert m["left"]  # the model left as it was: training mode, no gradients
+    assert m["per_image"] == 3 * act / 4
 
 
 def test_summary_measures_beside_the_estimate(capsys):

@@ -171,8 +171,9 @@ def test_output_folder_not_shared_by_the_machines_is_refused(tmp_path):
 
 
 def test_threads_zero_shares_the_cores_among_local_processes(monkeypatch):
-    from cnnarch.train.threads import available_cores, resolve_threads
+    from cnnarch.train.config import available_cores
 
+    resolve_threads = D.threads_per_process
     cores = available_cores()
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
     assert resolve_threads(0) == max(1, cores // 2)

@@ -59,6 +59,14 @@ def local_world_size() -> int:
     return int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
 
 
+def threads_per_process(threads: int) -> int:
+    """``--threads N``: N; ``--threads 0``: this machine's free cores shared among the processes torchrun
+    started on it, so that N processes do not oversubscribe it N times."""
+    from cnnarch.train.config import available_cores
+
+    return threads or max(1, available_cores() // local_world_size())
+
+
 def init_distributed(device_type: str) -> DistInfo:
     """Join the process group that ``torchrun`` describes in the environment; one process otherwise."""
     world = int(os.environ.get("WORLD_SIZE", "1"))

@@ -208,9 +208,7 @@ class Trainer:
         self.device, self.dist = where.device, where.dist
         cfg = cfg.validate(self.device.type)  # as `cnnarch train` and build_data validate it
         if cfg.run.threads is not None:
-            # --threads 0: the processes torchrun starts on one machine share its cores
-            local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-            torch.set_num_threads(cfg.run.threads or max(1, available_cores() // local))
+            torch.set_num_threads(D.threads_per_process(cfg.run.threads))
         self.data = data
         self.out = Path(cfg.run.output)
         self._log = log or (lambda s: print(s, flush=True))
