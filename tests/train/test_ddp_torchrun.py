@@ -100,17 +100,21 @@ def torchrun(server, work: Path, cache: Path, train_args, launcher=(), env=None,
         "DDP_TEST_EVENTS": str(work / "events.txt"),
         **(env or {}),
     }
-    cmd = [sys.executable, "-m", "torch.distributed.run", *launcher, str(ENTRY), *train_args]
-    proc = subprocess.Popen(
-        cmd,
-        cwd=work,
+    proc = start([*launcher, str(ENTRY), *train_args], work, env)
+    return finish(proc) if wait else proc
+
+
+def start(args, cwd: Path, env: dict) -> subprocess.Popen:
+    """``torchrun ARGS`` in a session of its own (so that a timeout can end its workers too)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", *args],
+        cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
     )
-    return finish(proc) if wait else proc
 
 
 def finish(proc, timeout: float = 240):
@@ -255,16 +259,6 @@ def test_every_family_takes_ddp_steps_under_torchrun(tmp_path):
         "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
         "OMP_NUM_THREADS": "1",
     }
-    cmd = [sys.executable, "-m", "torch.distributed.run", *one_node(_free_port()), str(FAMILIES_ENTRY)]
-    proc = subprocess.Popen(
-        [*cmd, str(tmp_path)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    finish(proc, timeout=500)
+    finish(start([*one_node(_free_port()), str(FAMILIES_ENTRY), str(tmp_path)], tmp_path, env), timeout=500)
     for rank in range(2):
         assert (tmp_path / f"done{rank}.txt").read_text().split() == list(entry.FAMILIES)
