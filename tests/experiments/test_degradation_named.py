@@ -2,15 +2,22 @@
 training: metrics written here), and the verdicts computed from the numbers, both ways."""
 
 import csv
+import dataclasses
+import datetime as dt
 import json
 import shlex
 
 import pytest
+import torch
 
 from cnnarch.cli import build_parser, main
 from cnnarch.cli.cmd_train import overrides_from
 from cnnarch.experiments import Context, degradation, run_experiment
-from cnnarch.experiments.runner import fast_precision
+from cnnarch.experiments.runner import fast_precision, load_data
+from cnnarch.models import create_model
+from cnnarch.models.weights import load_weights_file, save_weights
+from cnnarch.train import Trainer
+from cnnarch.train.checkpoint import load_checkpoint
 from cnnarch.train.config import resolve_config, resume_conflicts
 from cnnarch.train.metrics import COLUMNS
 
@@ -85,7 +92,7 @@ def test_unknown_budget_names_are_refused(tmp_path, capsys):
 
 def write_run(root, name, train_errs, test_errs, steps_per_epoch=390, seconds=60.0, cpu="AMD EPYC"):
     d = root / "runs" / name
-    d.mkdir(parents=True)
+    d.mkdir(parents=True, exist_ok=True)
     with (d / "metrics.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=COLUMNS)
         w.writeheader()
@@ -210,3 +217,54 @@ def test_the_data_is_named_as_what_it_is():
     assert degradation.data_label("../shared/data/cifar10-jpeg") == "CIFAR-10 (JPEG copy)"
     assert degradation.data_label(None) == degradation.data_label("cifar10") == "CIFAR-10"
     assert degradation.data_label("/data/cifar-png/") == "CIFAR-10 (cifar-png)"
+
+
+def test_finished_runs_ship_as_cifar10_weights(tmp_path, cifar_jpeg_root):
+    ctx = ctx_for(tmp_path, limit_train=32, limit_val=16)
+    ctx.data = str(cifar_jpeg_root)
+    spec = degradation.named_specs(ctx)[0]
+    assert spec.name == "plain20-s0"
+    run = ctx.runs / spec.name
+    Trainer(spec.cfg, load_data(spec.cfg), log=lambda _: None).fit(until_epoch=1)  # a real last.pt
+    write_run(ctx.output, spec.name, falling(60, 20), falling(62, 25))  # the run as if finished
+    (run / "results.json").write_text(json.dumps({"test_top1": 42.5, "test_images": 16}))
+    write_run(ctx.output, "resnet20-s0", falling(60, 20)[:3], falling(62, 25)[:3])  # unfinished
+    into = tmp_path / "weights"
+
+    lines = degradation.export_weights(ctx, into)
+    path = into / "plain20-cifar10.safetensors"
+    assert lines[0] == f"plain20: {path} from plain20-s0 (42.50% on 16 test images)"
+    assert "resnet20: no finished run yet" in lines and len(list(into.iterdir())) == 1
+    net = create_model("plain20", weights=path)
+    saved = load_checkpoint(run / "last.pt")["model"]
+    assert all(torch.equal(v, saved[k]) for k, v in net.state_dict().items())
+    extra = net.weights_meta.extra
+    assert (extra["test_top1"], extra["run"], extra["seed"], extra["data"]) == (
+        42.5,
+        "plain20-s0",
+        0,
+        "CIFAR-10 (JPEG copy)",
+    )
+    assert extra["cpu"] == "AMD EPYC (2 cores; avx2 avx512_bf16 avx512f), 1 thread(s)"
+    assert extra["command"].startswith("cnnarch train --recipe resnet-cifar --model plain20 --data ")
+    assert "--seed 0 " in extra["command"] and str(tmp_path) not in extra["command"]
+    assert extra["date"] == dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
+
+    # a file there that records at least the same accuracy is kept; a worse one is replaced
+    before = path.read_bytes()
+    (line,) = [ln for ln in degradation.export_weights(ctx, into) if ln.startswith("plain20")]
+    assert (
+        line.startswith(f"plain20: kept {path} (42.50% from plain20-s0/last.pt")
+        and path.read_bytes() == before
+    )
+    worse = dataclasses.replace(net.weights_meta, extra={**extra, "test_top1": 10.0})
+    save_weights(net, worse, path)
+    degradation.export_weights(ctx, into)
+    assert load_weights_file(path).meta.extra["test_top1"] == 42.5
+
+
+def test_export_weights_needs_a_named_budget(tmp_path, capsys):
+    args = ["experiment", "degradation", "--output", str(tmp_path / "d"), "--report-only"]
+    assert main([*args, "--export-weights", str(tmp_path / "w")]) == 2
+    assert "trains no networks to ship" in capsys.readouterr().err
+    assert main(["experiment", "dropout", "--budget", "1", "--export-weights", "w"]) == 2

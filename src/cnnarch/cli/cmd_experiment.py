@@ -20,6 +20,8 @@ examples:
   cnnarch experiment degradation --data D --budget 100                      # the paper's 64k iterations (GPU)
   cnnarch experiment degradation --data D --budget cosine15 --output runs/d15   # Fig. 6, Table 6: 8 h
   cnnarch experiment degradation --budget cosine15 --output runs/d15 --report-only   # report what is there
+  cnnarch experiment degradation --budget cosine15 --output runs/d15 --report-only \
+      --export-weights src/cnnarch/models/weights_data     # ship the finished runs as weights="cifar10"
   cnnarch experiment inception-cost --output docs/experiments/inception-cost
 """
 )
@@ -61,6 +63,12 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--report-only", action="store_true", help="write the report from what --output holds")
     p.add_argument(
+        "--export-weights",
+        metavar="DIR",
+        help="then write each network's finished run as DIR/NAME-cifar10.safetensors with its accuracy, "
+        "command, CPU and date (degradation with a named budget; a file with higher accuracy is kept)",
+    )
+    p.add_argument(
         "--time-limit",
         type=float,
         metavar="SECONDS",
@@ -92,6 +100,14 @@ def run(args) -> int:
             f"--resume {args.resume} with --output {args.output}: an experiment continues in its own folder",
             hint="give one of the two",
         )
+    if args.export_weights is not None:
+        from cnnarch.experiments import get_experiment
+
+        if not hasattr(get_experiment(args.name), "export_weights") or isinstance(args.budget, float):
+            raise UsageError(
+                f"--export-weights: {args.name} --budget {args.budget} trains no networks to ship",
+                hint="use it with degradation and a named budget (--budget cosine15)",
+            )
     ctx = Context(
         name=args.name,
         output=output,
@@ -105,4 +121,9 @@ def run(args) -> int:
     )
     path = run_experiment(ctx, report_only=args.report_only)
     print(f"report: {path}")
+    if args.export_weights is not None:
+        from cnnarch.experiments import get_experiment
+
+        for line in get_experiment(args.name).export_weights(ctx, args.export_weights):
+            print(line)
     return 0

@@ -53,6 +53,7 @@ def run(args) -> int:
     from cnnarch.cli._output import output_file, written_whole
     from cnnarch.inference import export, in_channels
     from cnnarch.models import check_input, get_model_entry
+    from cnnarch.models.weights import with_run_record
 
     shape = parse_input_size(args.input) if args.input else None
     inputs = [p for p in (args.network, args.weights) if p and Path(p).is_file()]
@@ -81,34 +82,3 @@ def run(args) -> int:
             diff = (got - net(x)).abs().max().item()
         print(f"ONNX Runtime vs PyTorch on 3 random inputs: max |logit difference| {diff:.2e}")
     return 0
-
-
-def with_run_record(meta, checkpoint: Path):
-    """The metadata of a checkpoint's weights, with what its run folder records: test accuracy
-    (``results.json``), the configuration it was trained with, the checkpoint's date, and the machines
-    that trained it (``machines.jsonl``, written by ``cnnarch experiment`` and its run scripts)."""
-    import json
-    from dataclasses import replace
-    from datetime import datetime, timezone
-
-    from cnnarch.train.checkpoint import load_checkpoint
-
-    record = {"config": load_checkpoint(checkpoint)["config"]}
-    results = checkpoint.parent / "results.json"
-    if results.is_file():
-        try:
-            r = json.loads(results.read_text())
-            if not isinstance(r, dict):
-                raise ValueError(f"a JSON {type(r).__name__}, not an object")
-        except (ValueError, UnicodeDecodeError) as e:
-            raise ValueError(
-                f"{results} (the test results beside {checkpoint.name}) is not readable JSON ({e}); "
-                "delete or repair it to export without the recorded accuracy"
-            ) from None
-        record |= {k: r[k] for k in ("test_top1", "test_top5", "test_images", "tta_top1") if k in r}
-    machines = checkpoint.parent / "machines.jsonl"
-    if machines.is_file():
-        record["machines"] = [json.loads(ln) for ln in machines.read_text().splitlines() if ln.strip()]
-    mtime = datetime.fromtimestamp(checkpoint.stat().st_mtime, timezone.utc)
-    record["date"] = mtime.strftime("%Y-%m-%d")
-    return replace(meta, extra={**meta.extra, **record})

@@ -27,8 +27,8 @@ from __future__ import annotations
 import math
 import shlex
 import statistics
-from dataclasses import dataclass
-from pathlib import PurePath
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePath
 
 from matplotlib.figure import Figure
 
@@ -682,3 +682,73 @@ def report_named(ctx: Context):
     return write_report(
         ctx, "Degradation: deeper plain networks train worse, deeper ResNets better", CLAIM, setup, sections
     )
+
+
+# ---------------------------------------------------------------------------------------------- weights
+
+
+def export_weights(ctx: Context, into: str | Path) -> list[str]:
+    """Each network's finished run as ``INTO/MODEL-cifar10.safetensors`` (the name under which
+    ``create_model(MODEL, weights="cifar10")`` finds shipped weights), the run of the lowest seed, from
+    its ``last.pt``; its metadata records the test accuracy (``results.json``), the run's name, seed and
+    ``cnnarch train`` command, the CPU that trained it, the data and the date. A file already there that
+    records a higher test accuracy is kept. Returns one line per network saying what was done."""
+    from cnnarch.models import create_model
+    from cnnarch.models.weights import (
+        load_weights_file,
+        save_weights,
+        with_run_record,
+        without_machine_paths,
+    )
+
+    if not ctx.named_budget:
+        raise ValueError(
+            "--export-weights needs a named --budget (cosine15, paper): its runs are the networks"
+        )
+    into = Path(into)
+    into.mkdir(parents=True, exist_ok=True)
+    specs = named_specs(ctx)
+    runs = collect_named(ctx, specs)
+    lines = []
+    for model in dict.fromkeys(s.cfg.model for s in specs):
+        finished = [
+            s
+            for s in specs
+            if s.cfg.model == model
+            and runs[s.name]["state"] == "done"
+            and (ctx.runs / s.name / "results.json").is_file()
+        ]
+        if not finished:
+            lines.append(f"{model}: no finished run yet")
+            continue
+        spec = min(finished, key=lambda s: s.cfg.run.seed)
+        last = ctx.runs / spec.name / "last.pt"
+        net = create_model(model, weights=last)
+        meta = with_run_record(net.weights_meta, last)
+        record = {
+            "run": spec.name,
+            "seed": spec.cfg.run.seed,
+            "command": shlex.join(map(without_machine_paths, shlex.split(train_command(ctx, spec)))),
+            "schedule": ctx.budget,
+            "data": data_label(spec.cfg.dataset.data),
+            "cpu": cpus(meta.extra.get("machines", [])),
+        }
+        meta = replace(meta, source=f"{spec.name}/last.pt", extra={**meta.extra, **record})
+        top1 = meta.extra.get("test_top1")
+        if top1 is None:
+            lines.append(f"{model}: {spec.name} has no test accuracy in its results.json; not exported")
+            continue
+        out = into / f"{model}-cifar10.safetensors"
+        if out.is_file():
+            old = load_weights_file(out).meta
+            if old.extra.get("test_top1", -1.0) >= top1:
+                lines.append(
+                    f"{model}: kept {out} ({old.extra['test_top1']:.2f}% from {old.source}; "
+                    f"{spec.name} reached {top1:.2f}%)"
+                )
+                continue
+        save_weights(net, meta, out)
+        lines.append(
+            f"{model}: {out} from {spec.name} ({top1:.2f}% on {meta.extra.get('test_images')} test images)"
+        )
+    return lines

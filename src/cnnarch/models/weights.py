@@ -294,6 +294,35 @@ def save_weights(model: nn.Module, meta: WeightsMeta, path: str | os.PathLike) -
         f.write(save(state, metadata={"cnnarch": meta.to_json()}))
 
 
+def with_run_record(meta: WeightsMeta, checkpoint: Path) -> WeightsMeta:
+    """The metadata of a checkpoint's weights, with what its run folder records: test accuracy
+    (``results.json``), the configuration it was trained with, the checkpoint's date, and the machines
+    that trained it (``machines.jsonl``, written by ``cnnarch experiment`` and its run scripts)."""
+    from datetime import datetime, timezone
+
+    from cnnarch.train.checkpoint import load_checkpoint
+
+    record = {"config": load_checkpoint(checkpoint)["config"]}
+    results = checkpoint.parent / "results.json"
+    if results.is_file():
+        try:
+            r = json.loads(results.read_text())
+            if not isinstance(r, dict):
+                raise ValueError(f"a JSON {type(r).__name__}, not an object")
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ValueError(
+                f"{results} (the test results beside {checkpoint.name}) is not readable JSON ({e}); "
+                "delete or repair it to export without the recorded accuracy"
+            ) from None
+        record |= {k: r[k] for k in ("test_top1", "test_top5", "test_images", "tta_top1") if k in r}
+    machines = checkpoint.parent / "machines.jsonl"
+    if machines.is_file():
+        record["machines"] = [json.loads(ln) for ln in machines.read_text().splitlines() if ln.strip()]
+    mtime = datetime.fromtimestamp(checkpoint.stat().st_mtime, timezone.utc)
+    record["date"] = mtime.strftime("%Y-%m-%d")
+    return _replace(meta, extra={**meta.extra, **record})
+
+
 def replace_head(model: nn.Module, num_classes: int) -> list[str]:
     """Give every classifier (the declared one, and GoogLeNet's auxiliary heads) ``num_classes`` outputs,
     freshly initialised; returns the module paths of the replaced layers."""
