@@ -3,7 +3,7 @@ numbers show and nothing else."""
 
 import torch
 
-from cnnarch.experiments import degradation, dropout, ensemble, normalization
+from cnnarch.experiments import degradation, dropout, ensemble, googlenet_aux, normalization
 
 
 def run(train, test):
@@ -133,3 +133,33 @@ def test_dropout_both_ways():
 def test_dropout_without_overfitting():
     text = "\n".join(dropout.conclusions({"dropout": run(72.81, 72.38), "no-dropout": run(69.53, 69.88)}))
     assert "Without dropout the network did not overfit at this budget (gap 0.35 < 2.0 points)" in text
+
+
+def grads(conv1_main, conv1_aux):
+    g = {s: {"main": 1.0, "with_aux": 1.0} for s in googlenet_aux.STAGES}
+    g["conv1"] = {"main": conv1_main, "with_aux": conv1_aux}
+    return {"init": g}
+
+
+def test_googlenet_aux_reproduced():
+    final = {"aux": run(60.0, 62.0), "no-aux": run(70.0, 72.0)}
+    text = "\n".join(googlenet_aux.conclusions(final, grads(0.01, 0.03), n_test=1000))
+    assert "Holds at initialization: with the auxiliary losses the first convolution receives 3.00x" in text
+    # two standard errors of the difference: 200 * sqrt(0.62 * 0.38 / 1000 + 0.72 * 0.28 / 1000) = 4.18
+    assert "Reproduced at this budget: with the auxiliary losses the test error is lower by 10.00" in text
+    assert "on 1,000 test images: 4.18 points" in text
+    assert "running training error of the main classifier is lower: 60.00% against 70.00%" in text
+
+
+def test_googlenet_aux_not_reproduced():
+    final = {"aux": run(80.0, 81.0), "no-aux": run(79.0, 80.0)}
+    text = "\n".join(googlenet_aux.conclusions(final, grads(0.01, 0.0105), n_test=1000))
+    assert "Does not hold at initialization" in text and "1.05x" in text
+    assert "Not reproduced at this budget: the test errors differ by 1.00 points, within the noise" in text
+    assert "is not lower: 80.00% against 79.00%" in text and "test error above 50%" in text
+    worse = {"aux": run(20.0, 30.0), "no-aux": run(15.0, 20.0)}
+    text = "\n".join(googlenet_aux.conclusions(worse, {}, n_test=10_000))
+    assert (
+        "Not reproduced at this budget: with the auxiliary losses the test error is higher by 10.00" in text
+    )
+    assert "initialization" not in text

@@ -8,8 +8,16 @@ import json
 import pytest
 import torch
 
-from cnnarch.experiments import degradation, dropout, ensemble, normalization, run_experiment
+from cnnarch.experiments import (
+    degradation,
+    dropout,
+    ensemble,
+    googlenet_aux,
+    normalization,
+    run_experiment,
+)
 from cnnarch.experiments.runner import adoptable, read_machines, read_rows
+from cnnarch.models import create_model
 
 
 def stop_after(ctx, checks):
@@ -99,6 +107,7 @@ def test_ensemble_members_and_resume(tiny, monkeypatch):
     [
         ("normalization", 0.002, "normalization.png", 6),
         ("dropout", 0.05, "dropout.png", 2),
+        pytest.param("googlenet-aux", 0.25, "googlenet_aux.png", 2, marks=pytest.mark.slow),
     ],
 )
 def test_small_network_experiments(tiny, name, budget, figure, runs):
@@ -131,3 +140,24 @@ def test_small_networks_are_vgg_features():
     assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 7)
     with pytest.raises(ValueError, match="norm must be one of"):
         normalization.small_net("ln")
+
+
+def test_googlenet_aux_gradients_are_those_of_autograd():
+    """Per stage, the gradient of the main loss and of main + 0.3 aux, as ``backward()`` on each loss
+    gives it; stages that no auxiliary head draws on (4e and above) get exactly the main gradient."""
+    model = create_model("googlenet", num_classes=10)
+    x, y = torch.randn(4, 3, 80, 80), torch.randint(0, 10, (4,))
+    got = googlenet_aux.stage_gradients(model, [(x, y)])
+    ce = torch.nn.functional.cross_entropy
+    for aux_weight, key in ((0.0, "main"), (0.3, "with_aux")):
+        model.zero_grad()
+        torch.manual_seed(0)  # the same dropout masks as stage_gradients draws
+        out = model(x)
+        (ce(out.logits, y) + aux_weight * (ce(out.aux_logits1, y) + ce(out.aux_logits2, y))).backward()
+        for stage in ("conv1", "inception4a", "inception5b", "fc"):
+            grads = [p.grad for n, p in model.named_parameters() if n.split(".")[0] == stage]
+            norm = torch.sqrt(sum(g.pow(2).sum() for g in grads)).item()
+            assert got[stage][key] == pytest.approx(norm, rel=1e-4), (stage, key)
+    for stage in ("inception4e", "inception5a", "inception5b", "fc"):
+        assert got[stage]["main"] == got[stage]["with_aux"]
+    assert got["conv1"]["with_aux"] != got["conv1"]["main"]

@@ -22,6 +22,8 @@ EXPERIMENTS = {
     "normalization": "the same small network with no normalization, LRN and batch norm, at two "
     "learning rates",
     "dropout": "a VGG-style network with and without 50% dropout in its FC layers: the train/test gap",
+    "googlenet-aux": "GoogLeNet (the paper's, no batch norm) with its auxiliary losses weighted 0.3 and 0: "
+    "the gradient each stage receives, training and test error",
     "inception-cost": "naive against 1x1-reduced Inception modules, and GoogLeNet's modules (no training)",
     "architectures": "the zoo at 224x224: published accuracy against operations, and our CIFAR-10 runs",
 }
