@@ -64,8 +64,11 @@ def test_eval_after_a_run_that_found_its_data(tmp_path, monkeypatch, cifar_like,
     run = tmp_path / "run"
     args = ["train", "--model", "resnet20", "--epochs", "1", "-b", "10", "--val-split", "0"]
     assert main([*args, "--log-interval", "0", "--output", str(run)]) == 0
-    info = torch.load(run / "best.pt", weights_only=True, map_location="cpu")["data_info"]
-    assert info["dataset"] == "cifar10" and info["root"] == str(data)
+    ckpt = torch.load(run / "best.pt", weights_only=True, map_location="cpu")
+    assert ckpt["data_info"]["root"] == str(data)
+    # the configuration names the data the run read, not the rule that found it
+    assert ckpt["config"]["dataset"]["data"] == str(data)
+    assert json.loads((run / "config.json").read_text())["dataset"]["data"] == str(data)
     monkeypatch.delenv("CNNARCH_DATA")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -170,18 +170,23 @@ def test_output_folder_not_shared_by_the_machines_is_refused(tmp_path):
     assert sorted(p.name for p in (tmp_path / "shared").iterdir()) == []  # the token is removed
 
 
-def test_threads_zero_shares_the_cores_among_local_processes(monkeypatch):
-    from cnnarch.train.config import available_cores
+def test_threads_zero_shares_the_free_cores_among_local_processes(monkeypatch):
+    from cnnarch import threads
 
+    free = {"cores": 4.0}
+    monkeypatch.setattr(threads, "allowed_cpus", lambda: [0, 1, 2, 3])
+    monkeypatch.setattr(threads, "free_cores", lambda window=0: free["cores"])
+    monkeypatch.setattr(threads, "CHOICE", None)
     resolve_threads = D.threads_per_process
-    cores = available_cores()
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
-    assert resolve_threads(0) == max(1, cores // 2)
+    assert resolve_threads(0) == 2
     assert resolve_threads(3) == 3  # an explicit count is kept
-    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(4 * cores))
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "16")
     assert resolve_threads(0) == 1
     monkeypatch.delenv("LOCAL_WORLD_SIZE")
-    assert resolve_threads(0) == cores
+    assert resolve_threads(0) == 4
+    free["cores"] = 1.2  # three of the four cores busy with other work
+    assert resolve_threads(0) == 1
 
 
 @pytest.mark.slow

@@ -148,6 +148,17 @@ def test_progress_bar_on_a_terminal_plain_lines_otherwise(tmp_path, syn, monkeyp
     Trainer(cfg, syn.bundle(x, y, 16, 4), model=syn.tiny_cnn, log=lines.append).fit()
     assert sum(line.startswith("epoch 1 [") for line in lines) == 3  # one per step: no terminal here
 
+    # dated lines with rate and ETA every progress.INTERVAL seconds (here: at every update)
+    monkeypatch.setattr("cnnarch.progress.INTERVAL", 0.0)
+    lines.clear()
+    cfg0 = cfg.replace(output=str(tmp_path / "log"), log_interval=0)
+    Trainer(cfg0, syn.bundle(x, y, 16, 4), model=syn.tiny_cnn, log=lines.append).fit()
+    dated = [line[20:] for line in lines if line[:4].isdigit()]
+    assert [line.split(":")[0] for line in dated] == ["epoch 1/1"] * 3
+    assert dated[0].startswith("epoch 1/1: 16/48 img (33%)") and "ETA" in dated[0]
+    assert "batch (100%)" in capsys.readouterr().out  # the evaluation's, printed
+    monkeypatch.setattr("cnnarch.progress.INTERVAL", 15.0)
+
     monkeypatch.setattr("sys.stderr.isatty", lambda: True)
     lines.clear()
     Trainer(

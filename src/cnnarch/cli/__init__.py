@@ -32,6 +32,9 @@ COMMANDS += ["draw", "report"]
 COMMANDS += ["train", "eval", "recipes", "experiment"]
 COMMANDS += ["predict", "export"]
 COMMANDS += ["assignment"]
+# the commands that compute with torch choose their thread count before it loads (cnnarch.threads);
+# `train` chooses its own, from --threads, its recipe or the run it resumes
+THREADED = {"eval": True, "experiment": False, "predict": False, "export": False}  # True: say it
 
 
 def subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -69,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in THREADED:
+        from cnnarch.threads import apply_before_torch
+
+        choice = apply_before_torch()
+        if choice is not None and THREADED[args.command]:
+            print(choice.describe(), file=sys.stderr)
     try:
         with table_width(None if getattr(args, "wide", False) else DEFAULT_WIDTH):
             return args.run(args) or 0

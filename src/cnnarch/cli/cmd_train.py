@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -87,10 +86,27 @@ def absolute_data(cfg: TrainConfig) -> TrainConfig:
     return cfg
 
 
-def wait_policy_first(overrides: dict) -> None:
-    """OpenMP reads ``OMP_WAIT_POLICY`` once, when torch loads it: a run with ``--threads`` (its own, its
-    recipe's, or for ``--resume`` its ``config.json``'s) sets it to PASSIVE before torch is imported, so
-    that idle threads sleep instead of spinning on a shared CPU. A value in the environment is kept."""
+def data_used(cfg: TrainConfig) -> TrainConfig:
+    """No ``--data``, or a dataset name: an ImageFolder tree the rule found (the CIFAR-10 JPEG copy) as
+    its directory, so that ``config.json`` and the checkpoints record the images the run read; other
+    copies as the dataset's name (their files alone may not tell MNIST from Fashion-MNIST), with the
+    directory in the checkpoints' ``data_info``."""
+    from cnnarch.train.data import is_dataset_name, locate
+
+    if cfg.dataset.data is None or is_dataset_name(cfg.dataset.data):
+        name, root = locate(cfg.dataset.data)
+        if root is not None and (Path(root) / "train").is_dir():
+            return absolute_data(cfg.replace(data=root))
+        return cfg.replace(data=name)
+    return absolute_data(cfg)
+
+
+def threads_first(overrides: dict) -> None:
+    """OpenMP reads its settings once, when torch loads it: the thread count of the run (``--threads``,
+    its recipe's, or for ``--resume`` its ``config.json``'s; else the free cores) and
+    ``OMP_WAIT_POLICY=PASSIVE`` go to the environment before torch is imported (:mod:`cnnarch.threads`)."""
+    from cnnarch.threads import apply_before_torch, local_processes
+
     threads = overrides.get("threads")
     if "threads" not in overrides and "resume" in overrides:
         where = Path(overrides["resume"] if overrides["resume"] != "auto" else overrides.get("output", "."))
@@ -99,15 +115,14 @@ def wait_policy_first(overrides: dict) -> None:
             threads = TrainConfig.from_dict(json.loads(saved.read_text())).run.threads
     if "threads" not in overrides and "recipe" in overrides and threads is None:
         threads = get_recipe(overrides["recipe"]).values.get("threads")
-    if threads is not None:
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    apply_before_torch(threads, local_processes())
 
 
 def run(args) -> int:
     overrides = overrides_from(args)
     if overrides.get("resume") == "":  # --resume alone: the run in --output
         overrides["resume"] = overrides.get("output", TrainConfig().run.output)
-    wait_policy_first(overrides)  # nothing above this line imports torch
+    threads_first(overrides)  # nothing above this line imports torch
     from cnnarch.train import distributed as D
     from cnnarch.train.checkpoint import run_lock
     from cnnarch.train.data import build_data
@@ -117,11 +132,10 @@ def run(args) -> int:
     auto = overrides.get("resume") == "auto"  # decided once the processes of torchrun are joined
     if auto:
         del overrides["resume"]
-    if "resume" in overrides:
-        cfg = config_for_resume(overrides["resume"], overrides)
+    if "resume" in overrides:  # the data as the run recorded it (earlier versions: maybe a name, or none)
+        cfg = absolute_data(config_for_resume(overrides["resume"], overrides))
     else:
-        cfg = resolve_config(**overrides)
-    cfg = absolute_data(cfg)
+        cfg = data_used(resolve_config(**overrides))
     placement = place(cfg.run.device)
     output = cfg.run.output
     if auto and D.from_main((Path(output) / "last.pt").is_file(), placement.dist):
@@ -134,7 +148,7 @@ def run(args) -> int:
         prepare_output(cfg, keep=False)  # before loading the data
     try:
         with run_lock(output) if placement.dist.is_main else contextlib.nullcontext():
-            Trainer(cfg, build_data(cfg, progress=sys.stderr.isatty(), placement=placement)).fit()
+            Trainer(cfg, build_data(cfg, placement=placement)).fit()
     except NonFiniteLossError as e:
         print(f"cnnarch train: stopped: {e}")
         return 3

@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from cnnarch.progress import progress as show_progress
 
 
 class DownloadError(OSError):
@@ -51,8 +51,7 @@ def download(
         request = urllib.request.Request(url, headers={"User-Agent": "cnnarch"})
         with urllib.request.urlopen(request, timeout=timeout) as response, os.fdopen(fd, "wb") as f:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {dest.name}",
-                      disable=not progress, leave=False) as bar:  # fmt: skip
+            with show_progress(total, f"downloading {dest.name}", "B", enabled=progress) as bar:
                 while block := response.read(1 << 20):
                     f.write(block)
                     h.update(block)

@@ -28,7 +28,6 @@ import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
 from PIL import Image
-from tqdm.auto import tqdm
 
 from cnnarch.data.base import (
     CorruptImageError,
@@ -38,6 +37,7 @@ from cnnarch.data.base import (
     first_per_class,
 )
 from cnnarch.errors import InputError
+from cnnarch.progress import start_progress
 from cnnarch.resources import check_memory
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -181,7 +181,7 @@ def _decode_all(files: list[Path], size: int | None, mode: str, workers: int, pr
     jobs = [(s, files[s : s + chunk], shape, size, mode) for s in range(0, len(files), chunk)]
     out = np.zeros((len(files), *shape), dtype=np.uint8)
     errors: dict[int, str] = {}
-    bar = tqdm(total=len(files), desc=desc, unit="img", disable=not progress, leave=False, mininterval=0.5)
+    bar = start_progress(len(files), desc, "img", enabled=progress)
     parallel = workers > 1 and len(jobs) > 1
     # fork: workers only run Pillow and NumPy, and start without re-importing torch.
     ctx = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None

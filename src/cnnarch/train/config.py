@@ -244,9 +244,14 @@ class RunOptions(_Options):
         const="",
     )
     overwrite: bool = option(False, "start a new run in an --output that holds one, replacing its files")
-    log_interval: int = option(50, "steps between plain log lines off a terminal (0: none)")
+    log_interval: int = option(
+        0, "steps between extra log lines off a terminal (0: none; progress lines come every 15 s anyway)"
+    )
     threads: int | None = option(
-        None, "torch threads (0: one per core, shared by torchrun's processes); also sets OMP_WAIT_POLICY"
+        None,
+        "torch threads (unset: the cores free when the run starts, or $OMP_NUM_THREADS; 0: the free cores, "
+        "counted again during the run and shared by torchrun's processes; N: always N, so that seeded runs "
+        "repeat bit for bit)",
     )
     sync_bn: bool = option(False, "under torchrun: batch norm over the global batch, not each share")
 
@@ -385,6 +390,32 @@ class TrainConfig:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    def summary(self) -> list[str]:
+        """Three lines for the console; the whole configuration is the run folder's ``config.json``."""
+        d, o, s, reg, sp, r = (
+            self.dataset,
+            self.optim,
+            self.schedule,
+            self.regularization,
+            self.speedrun,
+            self.run,
+        )
+        warmup = f", {s.warmup_epochs:g} warm-up epochs" if s.warmup_epochs else ""
+        momentum = f", momentum {o.momentum:g}{' nesterov' if o.nesterov else ''}" if o.opt == "sgd" else ""
+        what = f"{f'recipe {self.recipe}, ' if self.recipe else ''}data {d.data or 'cifar10'}"
+        how = (
+            f"batch {s.batch_size}, {o.opt} lr {o.lr:g} ({s.sched}{warmup}){momentum}, "
+            f"weight decay {o.weight_decay:g}"
+        )
+        tricks = [f"augment {d.augment}"]
+        tricks += [f"label smoothing {reg.smoothing:g}"] if reg.smoothing else []
+        tricks += [f"{r.amp_dtype} autocast"] if r.amp else []
+        flags = ("channels_last", "whiten", "lookahead", "muon", "compile")
+        tricks += [n.replace("_", "-") for n in flags if getattr(r if hasattr(r, n) else sp, n)]
+        tricks += [f"TTA {sp.tta}"] if sp.tta != "none" else []
+        tricks += [f"seed {r.seed}"]
+        return [what, how, ", ".join(tricks)]
 
 
 # Hyperparameters that only change how fast or where a run goes, or how long it is, not what it computes
@@ -602,7 +633,6 @@ RECIPES: dict[str, Recipe] = {
                 channels_last=True,
                 target_accuracy=(80.0, 90.0, 93.0, 94.0),
                 threads=0,
-                log_interval=10,
             ),
             (
                 "every trick is an option: --no-whiten, --bias-lr-scale 1, --bn-momentum 0.1, --tta none, "
@@ -616,7 +646,7 @@ RECIPES: dict[str, Recipe] = {
                 "one cycle: lr 0.3 -> 1.5 over the first 23% of steps, then linearly down to 0.105",
                 "trains on all 50k training images (no validation split) and reports the test set after "
                 "every epoch (time to --target-accuracy) and with test-time augmentation at the end",
-                "--threads 0: one thread per core this process may use; OMP_WAIT_POLICY=PASSIVE",
+                "--threads 0: one thread per free core, counted again every 20 s of the run",
             ),
         ),
     ]

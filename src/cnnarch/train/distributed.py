@@ -30,6 +30,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from cnnarch import threads as cpu_threads
+
 T = TypeVar("T")
 
 
@@ -56,15 +58,13 @@ class DistInfo:
 
 def local_world_size() -> int:
     """Processes ``torchrun`` started on this machine (1 without ``torchrun``)."""
-    return int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return cpu_threads.local_processes()
 
 
 def threads_per_process(threads: int) -> int:
     """``--threads N``: N; ``--threads 0``: this machine's free cores shared among the processes torchrun
-    started on it, so that N processes do not oversubscribe it N times."""
-    from cnnarch.train.config import available_cores
-
-    return threads or max(1, available_cores() // local_world_size())
+    started on it, so that N processes do not oversubscribe it N times (:mod:`cnnarch.threads`)."""
+    return cpu_threads.threads_per_process(threads, local_world_size()).threads
 
 
 def init_distributed(device_type: str) -> DistInfo:

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnarch.progress import progress
 from cnnarch.train import distributed as D
 from cnnarch.train.device import autocast
 from cnnarch.train.metrics import topk_correct
@@ -100,14 +101,19 @@ def evaluate(
     cfg=None,
     dist: D.DistInfo | None = None,
     logits: Callable[[nn.Module, torch.Tensor], torch.Tensor] = plain_logits,
+    desc: str | None = None,
 ) -> EvalResult:
     """Cross-entropy (without label smoothing), top-1 and top-5 (%) over a batch source, summed across
-    processes. ``cfg`` (a TrainConfig) supplies autocast and channels-last."""
+    processes. ``cfg`` (a TrainConfig) supplies autocast and channels-last. ``desc`` names the phase in
+    the progress shown (by the first process); None shows none."""
     sums = torch.zeros(4, dtype=torch.float64)
-    for z, y in _batches(model, batches, transform, device, cfg, logits):
-        loss = F.cross_entropy(z, y, reduction="sum")
-        c1, c5 = topk_correct(z, y)
-        sums += torch.tensor([loss.item(), c1, c5, len(y)], dtype=torch.float64)
+    shown = desc is not None and (dist is None or dist.is_main)
+    with progress(_length(batches), desc or "", "batch", enabled=shown) as bar:
+        for z, y in _batches(model, batches, transform, device, cfg, logits):
+            loss = F.cross_entropy(z, y, reduction="sum")
+            c1, c5 = topk_correct(z, y)
+            sums += torch.tensor([loss.item(), c1, c5, len(y)], dtype=torch.float64)
+            bar.update(1)
     D.all_reduce_sum(sums, dist or D.DistInfo())
     n = sums[3].item()
     if n == 0:
@@ -115,19 +121,27 @@ def evaluate(
     return EvalResult(sums[0].item() / n, 100 * sums[1].item() / n, 100 * sums[2].item() / n, int(n))
 
 
+def _length(batches) -> int | None:
+    return len(batches) if hasattr(batches, "__len__") else None
+
+
 def predict_probs(
     model: nn.Module,
     batches: Iterable,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     device: torch.device | str = "cpu",
+    desc: str | None = "evaluation",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Softmax probabilities ``(N, classes)`` and labels ``(N,)`` over a batch source, in its order
-    (one process). Crops ``(B, K, C, h, w)``: each image's probabilities are the mean over its K crops."""
+    (one process). Crops ``(B, K, C, h, w)``: each image's probabilities are the mean over its K crops.
+    ``desc`` names the phase in the progress shown; None shows none."""
     model.to(device)
     probs, labels = [], []
-    for z, y in _batches(model, batches, transform, device, None, plain_logits):
-        probs.append(z.softmax(1).cpu())
-        labels.append(y.cpu())
+    with progress(_length(batches), desc or "", "batch", enabled=desc is not None) as bar:
+        for z, y in _batches(model, batches, transform, device, None, plain_logits):
+            probs.append(z.softmax(1).cpu())
+            labels.append(y.cpu())
+            bar.update(1)
     if not probs:
         return torch.empty(0, 0), torch.empty(0, dtype=torch.long)
     return torch.cat(probs), torch.cat(labels)

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -34,12 +32,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from cnnarch import threads as cpu_threads
 from cnnarch.errors import UsageError
+from cnnarch.progress import on_terminal, start_progress
 from cnnarch.tables import plural
 from cnnarch.train import distributed as D
 from cnnarch.train.averaging import Lookahead
 from cnnarch.train.checkpoint import FORMAT, atomic_torch_save, get_rng_state, load_checkpoint, set_rng_state
-from cnnarch.train.config import IGNORED, RESUMABLE_CHANGES, TrainConfig, available_cores, resume_conflicts
+from cnnarch.train.config import IGNORED, RESUMABLE_CHANGES, TrainConfig, resume_conflicts
 from cnnarch.train.device import Placement, autocast, grad_scaler, pick_device, place
 from cnnarch.train.evaluate import EvalResult, evaluate, logits_for, prepare, split_outputs
 from cnnarch.train.fast import apply_speedrun, check_progressive, downscale
@@ -207,8 +207,11 @@ class Trainer:
         where = data.placement or place(cfg.run.device)
         self.device, self.dist = where.device, where.dist
         cfg = cfg.validate(self.device.type)  # as `cnnarch train` and build_data validate it
-        if cfg.run.threads is not None:
-            torch.set_num_threads(D.threads_per_process(cfg.run.threads))
+        self.threads = cpu_threads.for_run(cfg.run.threads, D.local_world_size())
+        # --threads 0 follows the load (one process: torchrun's would count each other as the load)
+        self.recheck = None
+        if cfg.run.threads == 0 and not self.dist.enabled:
+            self.recheck = cpu_threads.Recheck(self.threads.threads)
         self.data = data
         self.out = Path(cfg.run.output)
         self._log = log or (lambda s: print(s, flush=True))
@@ -416,14 +419,15 @@ class Trainer:
             self._log(msg)
 
     def _progress(self, epoch: int):
-        """tqdm on a terminal (main process only), nothing otherwise (plain lines come from the loop)."""
-        if self.dist.is_main and sys.stderr.isatty():
-            from tqdm.auto import tqdm
-
-            return tqdm(
-                total=len(self.data.train), desc=f"epoch {epoch + 1}/{self.total_epochs}", leave=False
-            )
-        return None
+        """The epoch's progress (main process only): a bar on a terminal, dated lines in a log."""
+        return start_progress(
+            len(self.data.train),
+            f"epoch {epoch + 1}/{self.total_epochs}",
+            unit="img",
+            scale=self.cfg.schedule.batch_size // self.dist.world_size,
+            enabled=self.dist.is_main,
+            write=self.log,
+        )
 
     # ------------------------------------------------------------------ training
     @property
@@ -493,16 +497,15 @@ class Trainer:
                 self.lookahead.update(self.step)  # at the last step the model takes the slow weights
             c1, c5 = topk_correct(logits.detach().float(), y)
             sums += torch.tensor([loss_value * len(y), c1, c5, len(y)], dtype=torch.float64)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{sums[0].item() / sums[3].item():.4f}", lr=f"{self.lr():.3g}")
-            elif cfg.run.log_interval and (i + 1) % cfg.run.log_interval == 0:
+            bar.update(1, loss=f"{sums[0].item() / sums[3].item():.4f}", lr=f"{self.lr():.3g}")
+            if self.recheck is not None and (note := self.recheck()):
+                bar.write(note)
+            if not on_terminal() and cfg.run.log_interval and (i + 1) % cfg.run.log_interval == 0:
                 self.log(
                     f"epoch {epoch + 1} [{i + 1}/{len(self.data.train)}] step {self.step} "
                     f"loss {sums[0].item() / sums[3].item():.4f} lr {self.lr():.4g}"
                 )
-        if bar is not None:
-            bar.close()
+        bar.close()
         seconds = time.perf_counter() - t0
         D.all_reduce_sum(sums, self.dist)
         n = max(1.0, sums[3].item())
@@ -546,9 +549,9 @@ class Trainer:
 
     def _evaluate(self, batches, tta: str = "none") -> tuple[EvalResult, float]:
         t = time.perf_counter()
-        res = evaluate(
-            self.net, batches, self.data.eval_transform, self.device, self.cfg, self.dist, logits_for(tta)
-        )
+        desc = "evaluation" if tta == "none" else f"evaluation with TTA ({tta})"
+        tf = self.data.eval_transform
+        res = evaluate(self.net, batches, tf, self.device, self.cfg, self.dist, logits_for(tta), desc)
         return res, time.perf_counter() - t
 
     def _check_targets(self, top1: float, epoch: int) -> None:
@@ -568,19 +571,14 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.json").write_text(cfg.to_json())
         resumed = self.start_epoch > 0
-        self.log(
-            ("resuming" if resumed else "training") + f" {cfg.model} -> {self.out}\n{cfg.to_json().rstrip()}"
-        )
+        what = "resuming" if resumed else "training"
+        self.log(f"{what} {cfg.model} -> {self.out} (every setting: {self.out / 'config.json'})")
+        for line in cfg.summary():
+            self.log(f"  {line}")
         for note in cfg.notes:
             if note.startswith((IGNORED, "warning")):
                 self.log(note)
-        wait = os.environ.get(
-            "OMP_WAIT_POLICY", "unset (export OMP_WAIT_POLICY=PASSIVE before Python starts)"
-        )
-        self.log(
-            f"threads: {torch.get_num_threads()} ({available_cores()} cores available); "
-            f"OMP_WAIT_POLICY={wait}"
-        )
+        self.log(self.threads.describe(torch.get_num_threads(), recheck=self.recheck is not None))
         self.log(
             f"device {self.device} x{self.dist.world_size} process(es), "
             f"{self.steps_per_epoch} steps/epoch, {plural(self.total_epochs, 'epoch')} "
