@@ -552,7 +552,7 @@ def plot_named(runs: dict, path, title: str) -> None:
     fig = Figure(figsize=(11, 4.4))
     axes = fig.subplots(1, 2, sharey=True)
     errs = [c[k] for r in runs.values() for c in r["curve"][1:] for k in ("train_err", "test_err")]
-    top = min(60.0, 5 * math.ceil(max(errs) / 5)) if errs else 30.0
+    top = min(100.0, 5 * math.ceil(max(errs) / 5)) if errs else 30.0  # every run after its 1st epoch
     for ax, family, name in ((axes[0], "plain", "plain networks"), (axes[1], "resnet", "ResNets")):
         for r in runs.values():
             if not r["model"].startswith(family) or not r["curve"]:
