@@ -5,7 +5,7 @@
 #
 # Runs `cnnarch experiment degradation` (plain-20/56 against ResNet-20/56, He et al.'s schedule compressed
 # to 3,200 iterations of batch 128 on all 50k images, lr /10 at 1,600 and 2,400), then `dropout` and,
-# with what time is left, `ensemble`. Each gets a --time-limit inside the experiment (training stops
+# with what time is left, `ensemble` (and `googlenet-aux` when GAUX_LIMIT gives it time). Each gets a --time-limit inside the experiment (training stops
 # between epochs and the report is written from what was reached) and an outer `timeout`; a report the
 # experiment could not write is written afterwards with --report-only. Every experiment's folder
 # (report, figures, metrics, run logs; no checkpoints) is packed into $OUT/NAME.tar.gz, whatever happened.
@@ -20,6 +20,8 @@ TOTAL=${TOTAL:-270}
 DEG_BUDGET=${DEG_BUDGET:-5} DEG_LIMIT=${DEG_LIMIT:-150}
 DROP_BUDGET=${DROP_BUDGET:-2} DROP_LIMIT=${DROP_LIMIT:-45}
 ENS_BUDGET=${ENS_BUDGET:-2} ENS_LIMIT=${ENS_LIMIT:-60}
+# googlenet-aux only when given time: e.g. TOTAL=900 GAUX_LIMIT=600 (budget 10: all 50k images, 4 epochs)
+GAUX_BUDGET=${GAUX_BUDGET:-10} GAUX_LIMIT=${GAUX_LIMIT:-0}
 RESERVE=${RESERVE:-45}  # seconds kept back per experiment for start-up, its report and packing
 EXTRA=${EXTRA:-}
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1 MPLBACKEND=Agg
@@ -71,5 +73,6 @@ one() {  # NAME BUDGET LIMIT
 one degradation "$DEG_BUDGET" "$DEG_LIMIT"
 one dropout "$DROP_BUDGET" "$DROP_LIMIT"
 one ensemble "$ENS_BUDGET" "$ENS_LIMIT"
+one googlenet-aux "$GAUX_BUDGET" "$GAUX_LIMIT"
 echo "== done in $(($(date +%s) - start)) s; files in $OUT:"
 ls -l "$OUT"
