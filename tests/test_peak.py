@@ -1,0 +1,69 @@
+"""benchmarks/peak.py: its FLOP counts against arithmetic written out here, and a --quick run end to end."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "benchmarks" / "peak.py"
+
+
+@pytest.fixture(scope="module")
+def peak():
+    spec = importlib.util.spec_from_file_location("benchmark_peak", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("input_grad", [False, True])
+def test_step_flops_of_one_convolution_match_the_arithmetic(peak, input_grad):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+    x = torch.randn(2, 3, 8, 8, requires_grad=input_grad)
+    # forward: 2 FLOPs per multiply-add, for each of N * C_out * H_out * W_out outputs, C_in * 3 * 3 terms
+    forward = 2 * 2 * 8 * (8 * 8) * (3 * 3 * 3)
+    # backward: the weight gradient costs one forward, the input gradient (only when needed) another
+    assert peak.step_flops(conv, x) == forward * (3 if input_grad else 2)
+
+
+def test_step_flops_with_stride_and_no_padding(peak):
+    conv = nn.Conv2d(4, 6, 3, stride=2, bias=False)
+    x = torch.randn(1, 4, 9, 9)
+    # output 4x4: (9 - 3) // 2 + 1
+    assert peak.step_flops(conv, x) == 2 * (2 * 1 * 6 * (4 * 4) * (4 * 3 * 3))
+
+
+def test_conv_table_counts_cifar_fast_layers_and_their_gradients(peak):
+    rows = {row[0]: row for row in peak.conv_table("cifar_fast", batch=2, amp=False, rounds=1)}
+    assert "whiten" not in rows  # frozen: no gradient to time
+    name, shape, out_c, flops, needs_dx, *times = rows["layer1.conv1"]
+    assert shape == (24, 31, 31) and out_c == 64
+    assert flops == 2 * 2 * 64 * (31 * 31) * (24 * 3 * 3)
+    assert not needs_dx  # its input comes from the frozen whitening layer
+    assert rows["layer2.conv2"][3] == 2 * 2 * 256 * (7 * 7) * (256 * 3 * 3)
+    assert rows["layer2.conv2"][4]
+    assert all(t > 0 for t in times)
+
+
+@pytest.mark.slow
+def test_quick_run_measures_peak_step_and_breakdown(peak, capsys):
+    threads = torch.get_num_threads()
+    try:
+        assert peak.main(["--quick"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert "peak of one core, bf16:" in out and "peak of one core, fp32:" in out
+    assert "| bf16, channels-last | " in out and "| fp32, channels-last | " in out
+    assert "| convolution backward (input + weight gradients) | " in out
+    assert "| layer2.conv2 | 256x7x7 | 256 |" in out
+
+
+def test_bad_arguments_are_refused(peak, capsys):
+    with pytest.raises(SystemExit):
+        peak.main(["--batch", "0"])
+    assert "must be positive" in capsys.readouterr().err
