@@ -4,7 +4,7 @@ network run in fp32), and records where it came from.
 
 The tolerance is sampling error: a random sample of n of the N = 10,000 test images gives an accuracy
 whose standard deviation around the whole split's p is sqrt(p (1 - p) / n * (N - n) / (N - 1)); the test
-allows 4 of them (2.3 points at p = 0.85 and n = 2,000; a correct file fails with probability below
+allows 4 of them (2.9 points at p = 0.85 and n = 2,000; a correct file fails with probability below
 1e-4). Wrong weights, wrong preprocessing or a recorded accuracy that the file does not reach by a few
 points all fail."""
 
