@@ -52,6 +52,8 @@ def test_predict_preprocesses_as_the_weights_say(tmp_path, weights_file, capsys)
             "2",
             "--format",
             "json",
+            "--precision",
+            "fp32",  # the oracle's precision: preprocessing is compared to 1e-4
         ]
     )
     out, err = capsys.readouterr()
@@ -95,6 +97,35 @@ def test_checkpoint_and_model_with_weights_agree(tmp_path):
         load_model(model="resnet20", weights=tmp_path / "best.pt"),
     )
     assert a.weights_meta == b.weights_meta and a.weights_meta.classes == ("a", "b", "c")
+
+
+def test_a_checkpoint_of_large_images_is_preprocessed_as_its_run_loaded_them(tmp_path, capsys):
+    """A run on large images loaded each at 256 pixels (shorter side, centre square) and tested the
+    centre 224x224 of it: torchvision's Resize(256) and CenterCrop(224)."""
+    torch.manual_seed(0)
+    net = create_model("resnet18", num_classes=3).eval()
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    info = {"mean": list(mean), "std": list(std), "image_shape": [3, 256, 256], "crop": 224, "stream": True}
+    ckpt = {
+        "format": "cnnarch-checkpoint/1",
+        "model_name": "resnet18",
+        "num_classes": 3,
+        "classes": ["a", "b", "c"],
+        "data_info": info,
+        "model": net.state_dict(),
+    }
+    torch.save(ckpt, tmp_path / "best.pt")
+    meta = load_model(checkpoint=tmp_path / "best.pt").weights_meta
+    assert (meta.resize, meta.crop) == (256, 224)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (300, 410, 3), dtype=np.uint8)).save(tmp_path / "big.png")
+    args = ["predict", str(tmp_path / "best.pt"), str(tmp_path / "big.png"), "--precision", "fp32"]
+    assert main([*args, "--topk", "3", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    oracle = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), T.Normalize(mean, std)])
+    with Image.open(tmp_path / "big.png") as im, torch.no_grad():
+        probs = net(oracle(im.convert("RGB"))[None]).softmax(1)[0]
+    assert [r["probability"] for r in rows] == pytest.approx(sorted(probs.tolist(), reverse=True), abs=1e-4)
 
 
 def _ort_logits(path, x):
@@ -153,7 +184,7 @@ def test_eval_takes_any_weight_source(tmp_path, cifar_jpeg_root, capsys):
         (tmp_path / "plain.pth", imagenet),
     ):
         args = ["eval", "resnet20", "--weights", str(weights), "--data", str(cifar_jpeg_root)]
-        assert main([*args, "--limit-val", "40", "--format", "json"]) == 0
+        assert main([*args, "--limit-val", "40", "--precision", "fp32", "--format", "json"]) == 0
         (row,) = json.loads(capsys.readouterr().out)
         m, s = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
         with torch.no_grad():
@@ -197,7 +228,8 @@ def test_a_run_ships_as_safetensors_and_evaluates_to_its_recorded_accuracy(tmp_p
     assert meta.extra["machines"] == [machine]
     capsys.readouterr()
     evaluated = ["eval", "resnet20", "--weights", str(out), "--data", str(cifar_jpeg_root)]
-    assert main([*evaluated, "--limit-val", "50", "--format", "json"]) == 0
+    # in fp32, as the run evaluated it
+    assert main([*evaluated, "--limit-val", "50", "--precision", "fp32", "--format", "json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert row["images"] == recorded["test_images"] == 50
     assert row["top1"] == pytest.approx(recorded["test_top1"])

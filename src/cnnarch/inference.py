@@ -20,6 +20,7 @@ from torch import nn
 from cnnarch.data.folder import IMG_EXTENSIONS
 from cnnarch.models import create_model, first_conv
 from cnnarch.models.weights import WeightsMeta
+from cnnarch.train.device import Precision
 
 
 def load_model(
@@ -56,17 +57,23 @@ def preprocess(image: Image.Image, meta: WeightsMeta, channels: int = 3) -> torc
     return TF.normalize(x, list(meta.mean[:channels]), list(meta.std[:channels]))
 
 
-def weights_transform(meta: WeightsMeta):
-    """The batch form of :func:`preprocess`, for ``uint8`` batches of decoded images (``cnnarch eval``)."""
+def weights_transform(meta: WeightsMeta, ten_crop_padding: int | None = None):
+    """The batch form of :func:`preprocess`, for ``uint8`` batches of decoded images (``cnnarch eval``).
+    With ``ten_crop_padding``: instead of the centre crop, AlexNet's ten crops (four corners, centre,
+    and their mirror images) of the images padded by that many zero pixels, ``(N, 10, C, crop, crop)``."""
     from torchvision.transforms.v2 import functional as TF
+
+    from cnnarch.data.augment import ten_crop
 
     def transform(x: torch.Tensor) -> torch.Tensor:
         x = x.float() / 255 if x.dtype == torch.uint8 else x
         if meta.resize and min(x.shape[-2:]) != meta.resize:
             x = TF.resize(x, [meta.resize], antialias=True)
-        if meta.crop:
+        if ten_crop_padding is not None:
+            x = ten_crop(torch.nn.functional.pad(x, (ten_crop_padding,) * 4), meta.crop)
+        elif meta.crop:
             x = TF.center_crop(x, [meta.crop])
-        c = x.shape[1]
+        c = x.shape[-3]
         return TF.normalize(x, list(meta.mean[:c]), list(meta.std[:c]))
 
     return transform
@@ -100,9 +107,14 @@ def in_channels(net: nn.Module) -> int:
 
 
 @torch.no_grad()
-def predict(net: nn.Module, files: list[Path], topk: int = 5, batch_size: int = 32) -> list[Prediction]:
-    """Top-``topk`` classes and probabilities for each file; a file that is not an image gets ``error``."""
+def predict(
+    net: nn.Module, files: list[Path], topk: int = 5, batch_size: int = 32, precision: Precision | None = None
+) -> list[Prediction]:
+    """Top-``topk`` classes and probabilities for each file, at ``precision`` (None: fp32; bf16 also
+    turns ``net`` channels-last); a file that is not an image gets ``error``."""
     meta, channels = net.weights_meta, in_channels(net)
+    precision = precision or Precision(False, "default")
+    precision.layout(net)
     k = min(topk, meta.num_classes)
     results: dict[int, Prediction] = {}
     ready: list[tuple[int, torch.Tensor]] = []
@@ -110,7 +122,9 @@ def predict(net: nn.Module, files: list[Path], topk: int = 5, batch_size: int = 
     def flush():
         if not ready:
             return
-        probs = net(torch.stack([x for _, x in ready])).softmax(1)
+        with precision.autocast("cpu"):
+            logits = net(precision.layout(torch.stack([x for _, x in ready])))
+        probs = logits.float().softmax(1)
         top = probs.topk(k, dim=1)
         for (i, _), p, idx in zip(ready, top.values.tolist(), top.indices.tolist(), strict=True):
             results[i] = Prediction(str(files[i]), tuple(meta.class_name(j) for j in idx), tuple(p))

@@ -17,6 +17,30 @@ def add_weights_argument(parser, default: str = "none: untrained") -> None:
     )
 
 
+def add_precision_argument(parser) -> None:
+    from cnnarch.train.config import PRECISIONS
+
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto (default): bf16 autocast with channels-last where the CPU has AMX or AVX512-BF16 "
+        "units (or on a GPU), else fp32; fp32 or bf16 to choose",
+    )
+
+
+def chosen_precision(args, device="cpu"):
+    """``--precision`` resolved for ``device``, the choice printed in one line (on stderr: the results
+    own stdout)."""
+    import sys
+
+    from cnnarch.train.device import choose_precision
+
+    precision = choose_precision(args.precision, device)
+    print(precision, file=sys.stderr)
+    return precision
+
+
 def is_checkpoint(source: str) -> bool:
     """A file, or something written as a path (a checkpoint that is missing is named as such)."""
     return Path(source).is_file() or "/" in source or source.endswith((".pt", ".pth"))

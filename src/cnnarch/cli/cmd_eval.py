@@ -13,7 +13,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from cnnarch.cli._network import add_weights_argument, is_checkpoint, load_network
+from cnnarch.cli._network import (
+    add_precision_argument,
+    add_weights_argument,
+    chosen_precision,
+    is_checkpoint,
+    load_network,
+)
 from cnnarch.cli._table import add_format_argument, render
 from cnnarch.cli.cmd_train import add_config_options
 from cnnarch.errors import UsageError
@@ -40,21 +46,17 @@ def add_parser(sub):
         batch_size={"default": 250, "help": "images per forward pass (default 250)"},
         device={},
     )
+    add_precision_argument(p)
     add_format_argument(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from cnnarch.data import TensorLoader
+    from cnnarch.inference import weights_transform
+    from cnnarch.models.weights import checkpoint_meta
     from cnnarch.train.config import TrainConfig
-    from cnnarch.train.data import (
-        check_classes,
-        eval_transform,
-        load_split,
-        load_splits,
-        locate,
-        normalize_for,
-    )
+    from cnnarch.train.data import check_classes, load_split, load_splits, locate
     from cnnarch.train.device import pick_device
     from cnnarch.train.ensemble import load_members, model_from_checkpoint, predict_probs
 
@@ -92,25 +94,25 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     device = pick_device(args.device)
+    precision = chosen_precision(args, device)
     batches = TensorLoader(data, args.batch_size, shuffle=False, device=device)
     probs, labels = {}, None
     for path, ckpt in members.items():
-        mcfg = TrainConfig.from_dict(ckpt["config"])
-        info = ckpt["data_info"]
-        tf = eval_transform(
-            info,
-            normalize_for(mcfg.replace(amp=False), info["mean"], info["std"], device),
-            ten_crop=args.ten_crop,
+        padding = ckpt["data_info"].get("padding", 0) if args.ten_crop else None
+        tf = weights_transform(checkpoint_meta(ckpt), ten_crop_padding=padding)
+        probs[path], labels = predict_probs(
+            model_from_checkpoint(ckpt), batches, tf, device, precision=precision
         )
-        probs[path], labels = predict_probs(model_from_checkpoint(ckpt), batches, tf, device)
-    return report(args, probs, labels, "ten-crop" if args.ten_crop else "single crop")
+    return report(args, probs, labels, "ten-crop" if args.ten_crop else "single crop", precision)
 
 
-def report(args, probs: dict, labels, crops: str) -> int:
+def report(args, probs: dict, labels, crops: str, precision) -> int:
     from cnnarch.train.ensemble import evaluate_ensemble
 
+    kind = "bf16" if precision.bf16 else "fp32"
     rows = [
-        dict(checkpoint=r.name, split=args.split, crops=crops, images=r.images, top1=r.top1, top5=r.top5)
+        dict(checkpoint=r.name, split=args.split, crops=crops, precision=kind, images=r.images)
+        | dict(top1=r.top1, top5=r.top5)
         for r in evaluate_ensemble(probs, labels)
     ]
     if args.format in ("table", "markdown"):
@@ -145,6 +147,7 @@ def run_weights(args: argparse.Namespace) -> int:
             f"the weights' classes ({named or meta.num_classes}) differ from the test set's {data.classes}"
         )
     device = pick_device(args.device)
+    precision = chosen_precision(args, device)
     batches = TensorLoader(data, args.batch_size, shuffle=False, device=device)
-    probs, labels = predict_probs(net, batches, weights_transform(meta), device)
-    return report(args, {f"{args.networks[0]} ({args.weights})": probs}, labels, "single crop")
+    probs, labels = predict_probs(net, batches, weights_transform(meta), device, precision=precision)
+    return report(args, {f"{args.networks[0]} ({args.weights})": probs}, labels, "single crop", precision)

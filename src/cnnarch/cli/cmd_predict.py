@@ -10,7 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cnnarch.cli._network import NETWORK_HELP, add_weights_argument, load_network
+from cnnarch.cli._network import (
+    NETWORK_HELP,
+    add_precision_argument,
+    add_weights_argument,
+    chosen_precision,
+    load_network,
+)
 from cnnarch.cli._table import add_format_argument, render
 
 
@@ -25,6 +31,7 @@ def add_parser(sub):
     p.add_argument("images", nargs="+", metavar="IMAGE|DIR", help="image files, or directories to search")
     add_weights_argument(p, default="none: give it with a zoo name")
     p.add_argument("--topk", type=int, default=5, metavar="K", help="classes per image (default 5)")
+    add_precision_argument(p)
     add_format_argument(p)
     p.set_defaults(run=run)
 
@@ -38,7 +45,7 @@ def run(args) -> int:
     files = image_files(args.images)
     if not files:
         raise FileNotFoundError(f"no image files in {' '.join(args.images)}")
-    results = predict(net, files, topk=args.topk)
+    results = predict(net, files, topk=args.topk, precision=chosen_precision(args))
     rows = []
     for r in results:
         if r.error:

@@ -50,7 +50,7 @@ from cnnarch.train import (
     resolve_config,
 )
 from cnnarch.train.checkpoint import load_checkpoint
-from cnnarch.train.config import cpu_has_fast_bf16, resume_conflicts
+from cnnarch.train.config import bf16_is_fast, resume_conflicts
 from cnnarch.train.ensemble import model_from_checkpoint
 
 
@@ -294,7 +294,7 @@ def read_machines(run_dir: Path) -> list[dict]:
 
 def fast_precision(ctx: Context) -> dict:
     """bf16 autocast and channels-last where they are fast (a GPU, a CPU with AVX512-BF16 or AMX)."""
-    on = ctx.torch_device.type == "cuda" or cpu_has_fast_bf16()
+    on = bf16_is_fast(ctx.torch_device.type)
     return {"amp": on, "channels_last": on}
 
 

@@ -43,7 +43,7 @@ from torch import nn
 
 from cnnarch.data.base import safe_torch_load
 from cnnarch.errors import InputError
-from cnnarch.models._registry import IMAGENET_MEAN, IMAGENET_STD, classifiers, get_model_entry
+from cnnarch.models._registry import classifiers, get_model_entry
 
 SHIPPED_DIR = Path(__file__).with_name("weights_data")
 # torch.hub's convention NAME-<first hex digits of the file's sha256>.EXT, with at least 8 digits so
@@ -219,22 +219,32 @@ def load_weights_file(path: Path) -> Weights:
     if not isinstance(obj, dict):
         raise ValueError(f"{path} holds a {type(obj).__name__}, not a state_dict or a checkpoint dict")
     if str(obj.get("format", "")).startswith("cnnarch-checkpoint"):
-        info = obj.get("data_info", {})
-        c, h, _ = info.get("image_shape", (None, None, None))
-        meta = WeightsMeta(
-            num_classes=obj["num_classes"],
-            classes=tuple(obj.get("classes", ())),
-            resize=info.get("crop", h),
-            crop=info.get("crop", h),
-            mean=tuple(info.get("mean", IMAGENET_MEAN)),
-            std=tuple(info.get("std", IMAGENET_STD)),
-            model=obj.get("model_name"),
-        )
-        return _finish(obj["model"], meta, path)
+        return _finish(obj["model"], checkpoint_meta(obj), path)
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(obj.get(key), dict):
             return _finish(obj[key], None, path)
     return _finish(obj, None, path)
+
+
+def checkpoint_meta(ckpt: dict) -> WeightsMeta:
+    """The classes and preprocessing of a cnnarch training checkpoint, as its run recorded them
+    (``data_info``): the shorter side resized to the size the run loaded its images at (256 for large
+    images, streamed; else the images' own size), the centre crop it trained on, and its training
+    set's mean and std; what it did not record, the network's declared preprocessing
+    (:func:`with_preprocessing`). ``cnnarch eval``, ``predict`` and ``export`` all take a checkpoint's
+    preprocessing from here."""
+    info = ckpt.get("data_info", {})
+    _, h, _ = info.get("image_shape", (None, None, None))
+    crop = info.get("crop", h)
+    meta = WeightsMeta(
+        num_classes=ckpt["num_classes"],
+        classes=tuple(ckpt.get("classes", ())),
+        resize=h or crop,
+        crop=crop,
+        mean=None if "mean" not in info else tuple(info["mean"]),
+        std=None if "std" not in info else tuple(info["std"]),
+    )
+    return with_preprocessing(meta, ckpt["model_name"])
 
 
 def check_finite(state: dict, path) -> None:

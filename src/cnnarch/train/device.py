@@ -2,7 +2,9 @@
 
 :func:`place` picks the device and joins the process group once per run; the data and the trainer
 share its :class:`Placement`. Whether autocast is on for the device is decided by
-:meth:`cnnarch.train.config.TrainConfig.validate`; the functions here apply that choice.
+:meth:`cnnarch.train.config.TrainConfig.validate`; the functions here apply that choice. A trained
+network's evaluation and inference (``cnnarch eval``, ``cnnarch predict``) run at a :class:`Precision`
+chosen by :func:`choose_precision` from ``--precision`` by the same rule.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from cnnarch.train import distributed as D
+from cnnarch.train.config import PRECISIONS, bf16_is_fast
 
 
 def pick_device(name: str | None) -> torch.device:
@@ -64,3 +67,45 @@ def autocast(cfg, device: torch.device):
     if cfg is None or not cfg.run.amp:
         return nullcontext()
     return torch.autocast(device.type, dtype=getattr(torch, cfg.run.amp_dtype))
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How a trained network computes in evaluation and inference: bfloat16 autocast with channels-last
+    (NHWC) memory, the layout oneDNN's bf16 convolutions run fastest in, or fp32 throughout; ``why`` says
+    what chose it."""
+
+    bf16: bool
+    why: str
+
+    def __str__(self) -> str:
+        return f"precision: {'bf16 autocast, channels-last' if self.bf16 else 'fp32'} ({self.why})"
+
+    def autocast(self, device: torch.device | str):
+        device = torch.device(device)
+        return torch.autocast(device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
+
+    def layout(self, x):
+        """A batch of images (4-d) or a network in the memory format of this precision."""
+        if not self.bf16:
+            return x
+        if isinstance(x, torch.nn.Module):
+            return x.to(memory_format=torch.channels_last)
+        return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+
+def choose_precision(requested: str, device: torch.device | str) -> Precision:
+    """``--precision`` resolved for ``device``: ``auto`` is bf16 where the device computes it fast
+    (:func:`cnnarch.train.config.bf16_is_fast`, the rule training's ``--amp`` follows too), else fp32."""
+    if requested not in PRECISIONS:
+        raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
+    device = torch.device(device)
+    fast = bf16_is_fast(device.type)
+    units = "a GPU" if device.type != "cpu" else "this CPU has AMX or AVX512-BF16 units"
+    if requested == "auto" and fast:
+        return Precision(True, f"auto: {units}; --precision fp32 opts out")
+    if requested == "auto":
+        return Precision(False, "auto: this CPU has no AMX or AVX512-BF16 units, where bf16 runs slower")
+    if requested == "bf16" and not fast:
+        return Precision(True, "--precision bf16; slower than fp32 on this CPU without AMX or AVX512-BF16")
+    return Precision(requested == "bf16", f"--precision {requested}")

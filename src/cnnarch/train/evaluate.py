@@ -19,7 +19,7 @@ from torch import nn
 
 from cnnarch.progress import progress
 from cnnarch.train import distributed as D
-from cnnarch.train.device import autocast
+from cnnarch.train.device import Precision, autocast
 from cnnarch.train.metrics import topk_correct
 
 
@@ -83,12 +83,17 @@ def prepare(x, y, transform, device, cfg) -> tuple[torch.Tensor, torch.Tensor]:
     return x, y.to(device, non_blocking=True)
 
 
-def _batches(model, batches, transform, device, cfg, logits) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """``(logits, labels)`` of every batch, in eval mode, without gradients."""
+def _batches(
+    model, batches, transform, device, cfg, logits, precision: Precision | None = None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``(logits, labels)`` of every batch, in eval mode, without gradients: in ``cfg``'s autocast and
+    memory format (training), or at ``precision`` (a trained network's inference)."""
     model.eval()
     for x, y in batches:
         x, y = prepare(x, y, transform, device, cfg)
-        with torch.no_grad(), autocast(cfg, device):
+        if precision is not None:
+            x = precision.layout(x)
+        with torch.no_grad(), autocast(cfg, device) if precision is None else precision.autocast(device):
             z = logits(model, x).float()
         yield z, y
 
@@ -131,14 +136,18 @@ def predict_probs(
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     device: torch.device | str = "cpu",
     desc: str | None = "evaluation",
+    precision: Precision | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Softmax probabilities ``(N, classes)`` and labels ``(N,)`` over a batch source, in its order
-    (one process). Crops ``(B, K, C, h, w)``: each image's probabilities are the mean over its K crops.
-    ``desc`` names the phase in the progress shown; None shows none."""
+    (one process), at ``precision`` (None: fp32; bf16 also turns ``model`` channels-last). Crops
+    ``(B, K, C, h, w)``: each image's probabilities are the mean over its K crops. ``desc`` names the
+    phase in the progress shown; None shows none."""
     model.to(device)
+    if precision is not None:
+        precision.layout(model)
     probs, labels = [], []
     with progress(_length(batches), desc or "", "batch", enabled=desc is not None) as bar:
-        for z, y in _batches(model, batches, transform, device, None, plain_logits):
+        for z, y in _batches(model, batches, transform, device, None, plain_logits, precision):
             probs.append(z.softmax(1).cpu())
             labels.append(y.cpu())
             bar.update(1)
