@@ -77,7 +77,7 @@ def main(argv=None) -> int:
     from cnnarch.train.config import RECIPES, resolve_config
     from cnnarch.train.data import build_data, load_splits
     from cnnarch.train.device import pick_device
-    from cnnarch.train.fast import training_flops
+    from cnnarch.train.speedrun import training_flops
     from cnnarch.train.trainer import Trainer
 
     out = Path(args.output or tempfile.mkdtemp(prefix="cifar_fast_"))
@@ -220,7 +220,7 @@ def run_summary(run: Path, levels) -> dict:
         return reference_summary(run, levels)
     from cnnarch.models import create_model
     from cnnarch.train.config import TrainConfig
-    from cnnarch.train.fast import training_flops
+    from cnnarch.train.speedrun import training_flops
 
     cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
     results = json.loads((run / "results.json").read_text())

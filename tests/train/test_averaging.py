@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from cnnarch.train.averaging import Lookahead
+from cnnarch.train.speedrun import Lookahead
 
 
 def _model():

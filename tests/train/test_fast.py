@@ -17,8 +17,7 @@ from cnnarch.cli import main
 from cnnarch.models import create_model
 from cnnarch.train.config import resolve_config
 from cnnarch.train.evaluate import tta_logits
-from cnnarch.train.fast import init_whitening
-from cnnarch.train.optim import one_cycle, param_groups
+from cnnarch.train.speedrun import init_whitening, one_cycle, param_groups
 
 
 def test_whitening_makes_patch_features_uncorrelated_with_unit_variance():
@@ -382,7 +381,7 @@ def test_the_muon_recipe_is_cifar_fast_with_muon_for_12_epochs():
 
 
 def test_downscale_matches_pil_antialiased_bilinear():
-    from cnnarch.train.fast import downscale
+    from cnnarch.train.speedrun import downscale
 
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (37, 29, 3), dtype=np.uint8)  # H 37, W 29: the shorter side is the width

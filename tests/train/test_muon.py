@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnarch.train.muon import Muon, filter_params, newton_schulz5
+from cnnarch.train.speedrun import Muon, filter_params, newton_schulz5
 
 
 @pytest.mark.parametrize("shape", [(64, 24 * 9), (256, 64 * 9), (576, 128), (10, 256), (64, 64)])

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from cnnarch.train.config import RECIPES, resolve_config
-from cnnarch.train.optim import LRSchedule, build_optimizer
+from cnnarch.train.speedrun import LRSchedule, build_optimizer
 
 
 def lrs(cfg, steps_per_epoch, epochs, val=None):

@@ -190,3 +190,20 @@ def test_tta_and_targets_apply_to_any_run(tmp_path, syn):
     assert "target 1000%: not reached" in lines
     saved = json.loads((tmp_path / "run/results.json").read_text())
     assert saved["tta_top1"] == out["tta_top1"] and saved["test_images"] == 32
+
+
+def test_drop_is_the_zoo_networks_drop_prob_keyword(tmp_path, syn):
+    from torch import nn
+
+    from cnnarch.train.trainer import build_model
+
+    x, y = syn.blob_images(64)
+    cfg = make_cfg(tmp_path, model="wrn16_4", drop=0.3)
+    model = Trainer(cfg, syn.bundle(x, y, 32, 4), log=quiet).model
+    drops = [m.p for m in model.modules() if isinstance(m, nn.Dropout)]
+    assert len(drops) == 6 and set(drops) == {0.3}  # one between the convolutions of each of 6 blocks
+    assert not any(isinstance(m, nn.Dropout) for m in build_model("resnet20", 4, drop_prob=0.0).modules())
+    with pytest.raises(ValueError, match="resnet20 has no dropout"):
+        build_model("resnet20", 4, drop_prob=0.5)
+    with pytest.raises(ValueError, match="build the given model"):
+        Trainer(cfg.replace(model="tiny"), syn.bundle(x, y, 32, 4), model=syn.tiny_cnn, log=quiet)

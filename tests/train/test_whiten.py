@@ -4,7 +4,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnarch.models import create_model
-from cnnarch.train.whiten import freeze_whitening_bias, whitening_layer
+from cnnarch.train.speedrun import train_whitening_bias, whitening_layer
 
 
 @pytest.mark.parametrize("set_to_none", [True, False])
@@ -27,7 +27,7 @@ def test_frozen_whitening_bias_stays_put_under_momentum_and_weight_decay(set_to_
     before = whiten.bias.detach().clone()
     step()
     assert not torch.equal(whiten.bias, before)
-    freeze_whitening_bias(model)
+    train_whitening_bias(model, False)
     frozen = whiten.bias.detach().clone()
     fc = model.fc.weight.detach().clone()
     step()
@@ -38,8 +38,8 @@ def test_frozen_whitening_bias_stays_put_under_momentum_and_weight_decay(set_to_
 
 def test_schedule_and_errors():
     with pytest.raises(ValueError, match="no `whiten` convolution"):
-        freeze_whitening_bias(nn.Sequential(nn.Conv2d(3, 4, 3)))
+        train_whitening_bias(nn.Sequential(nn.Conv2d(3, 4, 3)), False)
     model = create_model("cifar_fast")
     model.whiten.bias = None
     with pytest.raises(ValueError, match="no bias"):
-        freeze_whitening_bias(model)
+        train_whitening_bias(model, False)

@@ -6,7 +6,7 @@ literature (hlb-CIFAR10 by Tysam&, airbench by Keller Jordan, arXiv:2404.00498),
 David Page's ResNet-9 ("How to train your ResNet", 2018):
 
 - a 2x2 convolution with ``2 * 3 * 2 * 2 = 24`` channels first, meant to be initialised as a
-  patch-whitening filter bank (:func:`cnnarch.train.fast.init_whitening`) and then frozen;
+  patch-whitening filter bank (:func:`cnnarch.train.speedrun.init_whitening`) and then frozen;
 - three stages ``conv3x3 -> maxpool2 -> BN -> GELU -> conv3x3 -> BN -> GELU`` with 64, 256 and 256
   channels on 31x31, 15x15, 7x7 maps (the pool comes before the first BN, so the BN and the second
   convolution work on the smaller map);

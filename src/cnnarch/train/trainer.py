@@ -7,11 +7,11 @@ batch into the network's normalised float input on the training device (random a
 training, a fixed one for evaluation). ``cnnarch.train.data`` builds one from ``cnnarch.data``; tests
 build one from a few random tensors.
 
-The speedrun techniques (``cnnarch.train.fast``: whitening, BN-shift learning rate, BN momentum,
-test-time augmentation, time to target accuracies; airbench's lookahead, whitening-bias freeze and Muon
-from ``averaging``, ``whiten`` and ``muon``) are options of this one trainer. Every run has a
-training clock (setup and epochs, plus the final TTA evaluation; per-epoch evaluation and checkpoints
-are off it) that continues across a resume, and ends with ``results.json`` in its run directory.
+The speedrun's techniques (:mod:`cnnarch.train.speedrun`, top to bottom: whitening, BN-shift learning
+rate, BN momentum, lookahead, Muon, test-time augmentation, time to target accuracies) are options of
+this one trainer. Every run has a training clock (setup and epochs, plus the final TTA evaluation;
+per-epoch evaluation and checkpoints are off it) that continues across a resume, and ends with
+``results.json`` in its run directory.
 
 Exactness: every random choice of an epoch (batch order, augmentation) is drawn from generators seeded
 by ``(seed, epoch, rank)``, and the global RNGs (dropout) are saved in every checkpoint, so N epochs in one
@@ -37,15 +37,23 @@ from cnnarch.errors import UsageError
 from cnnarch.progress import on_terminal, start_progress
 from cnnarch.tables import plural
 from cnnarch.train import distributed as D
-from cnnarch.train.averaging import Lookahead
 from cnnarch.train.checkpoint import FORMAT, atomic_torch_save, get_rng_state, load_checkpoint, set_rng_state
 from cnnarch.train.config import IGNORED, RESUMABLE_CHANGES, TrainConfig, resume_conflicts
 from cnnarch.train.device import Placement, autocast, grad_scaler, pick_device, place
 from cnnarch.train.evaluate import EvalResult, evaluate, logits_for, prepare, split_outputs
-from cnnarch.train.fast import apply_speedrun, check_progressive, downscale
 from cnnarch.train.metrics import MetricsLog, plot_curves, topk_correct
-from cnnarch.train.optim import LRSchedule, build_muon, build_optimizer
-from cnnarch.train.whiten import freeze_whitening_bias, whitening_layer
+from cnnarch.train.speedrun import (
+    Lookahead,
+    LRSchedule,
+    batch_norms,
+    build_muon,
+    build_optimizer,
+    check_progressive,
+    downscale,
+    train_whitening_bias,
+    whiten,
+    whitening_layer,
+)
 
 __all__ = ["DataBundle", "EvalResult", "NonFiniteLossError", "Trainer", "evaluate", "pick_device"]
 
@@ -160,13 +168,24 @@ def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
     return (seed * 1_000_003 + epoch * 1009 + rank) % (2**63)
 
 
-def build_model(name: str, num_classes: int, in_channels: int = 3) -> nn.Module:
-    """``create_model`` for ``in_channels``-channel images (the keyword only where it is not 3, so that
-    models without it still build for RGB)."""
+def build_model(
+    name: str, num_classes: int, in_channels: int = 3, drop_prob: float | None = None, weights=None
+) -> nn.Module:
+    """``create_model`` for ``in_channels``-channel images with the zoo's one dropout keyword
+    ``drop_prob`` (each only where it is not the model's default, so that models without them build)."""
     from cnnarch.models import create_model
 
     extra = {} if in_channels == 3 else {"in_channels": in_channels}
-    return create_model(name, num_classes=num_classes, **extra)
+    if drop_prob is None:
+        return create_model(name, weights=weights, num_classes=num_classes, **extra)
+    try:
+        return create_model(name, weights=weights, num_classes=num_classes, drop_prob=drop_prob, **extra)
+    except TypeError as e:
+        if "drop_prob" not in str(e):
+            raise
+        if drop_prob == 0:  # no dropout asked of a network that has none
+            return create_model(name, weights=weights, num_classes=num_classes, **extra)
+        raise ValueError(f"--drop {drop_prob}: {name} has no dropout; drop --drop") from None
 
 
 def freeze(model: nn.Module, what: str) -> None:
@@ -184,17 +203,28 @@ def freeze(model: nn.Module, what: str) -> None:
             p.requires_grad_(trains)
 
 
-def set_dropout(model: nn.Module, p: float) -> None:
-    for m in model.modules():
-        if isinstance(m, nn.modules.dropout._DropoutNd):
-            m.p = p
+def check_data(cfg: TrainConfig, data: DataBundle) -> None:
+    """Refuse data that cannot train this configuration, before anything is built."""
+    if len(data.train) == 0:
+        raise ValueError(
+            f"-b {cfg.schedule.batch_size} is more than the training images; lower -b or use more images"
+        )
+    if (
+        (cfg.speedrun.tta != "none" or cfg.speedrun.target_accuracy)
+        and data.val is None
+        and data.test is None
+    ):
+        raise ValueError(
+            "--tta and --target-accuracy need a test set or a validation split (--val-split); "
+            "drop them or give the data one"
+        )
 
 
 class Trainer:
     """Runs ``cfg`` on ``data`` and writes the run directory ``cfg.run.output``.
 
     ``model`` may be given (a module, or a function that builds one after the run's seed is set);
-    otherwise it is ``create_model(cfg.model, num_classes=..., in_channels=...)``."""
+    otherwise it is ``create_model(cfg.model, num_classes=..., in_channels=..., drop_prob=...)``."""
 
     def __init__(
         self,
@@ -206,54 +236,63 @@ class Trainer:
         wall0 = time.perf_counter()
         where = data.placement or place(cfg.run.device)
         self.device, self.dist = where.device, where.dist
-        cfg = cfg.validate(self.device.type)  # as `cnnarch train` and build_data validate it
+        self.cfg = cfg = cfg.validate(self.device.type)  # as `cnnarch train` and build_data validate it
+        self.data, self.out, self.steps_per_epoch = data, Path(cfg.run.output), len(data.train)
+        self._log = log or (lambda s: print(s, flush=True))
         self.threads = cpu_threads.for_run(cfg.run.threads, D.local_world_size())
         # --threads 0 follows the load (one process: torchrun's would count each other as the load)
         self.recheck = None
         if cfg.run.threads == 0 and not self.dist.enabled:
             self.recheck = cpu_threads.Recheck(self.threads.threads)
-        self.data = data
-        self.out = Path(cfg.run.output)
-        self._log = log or (lambda s: print(s, flush=True))
-        self.start_epoch = 0
-        self.step = 0
-        self.best_top1 = -math.inf
-        self.best_epoch = -1
-        self.clock = {"train_seconds": 0.0, "eval_seconds": 0.0, "reached": []}
-        if len(data.train) == 0:
-            raise ValueError(
-                f"-b {cfg.schedule.batch_size} is more than the training images; lower -b or use more images"
-            )
-        if (
-            (cfg.speedrun.tta != "none" or cfg.speedrun.target_accuracy)
-            and data.val is None
-            and data.test is None
-        ):
-            raise ValueError(
-                "--tta and --target-accuracy need a test set or a validation split (--val-split); "
-                "drop them or give the data one"
-            )
+        check_data(cfg, data)
+        ckpt = self._resume_checkpoint()
+        torch.manual_seed(cfg.run.seed)
+        self.model = self._build_model(model, resuming=ckpt is not None)
+        self.optimizer = build_optimizer(self.model, cfg)
+        self.schedule = LRSchedule(self.optimizer, cfg, self.steps_per_epoch)
+        self.muon, self.muon_schedule = self._build_muon()
+        # after the whitening init; a resumed run's slow weights come from the checkpoint
+        self.lookahead = Lookahead(self.model, self.total_steps) if cfg.speedrun.lookahead else None
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.regularization.smoothing)
+        weight = cfg.regularization.aux_loss_weight
+        self.aux_loss_weight = weight if weight is not None else getattr(self.model, "aux_loss_weight", None)
+        self.scaler = grad_scaler(cfg, self.device)
+        torch.manual_seed(cfg.run.seed + self.dist.rank)  # different dropout masks per process
+        self._restore(ckpt)
+        self._prepare_output(ckpt)
+        self.net = self._wrap(self.model)
+        if ckpt is None:  # model building and whitening are on the training clock
+            self.clock["train_seconds"] = time.perf_counter() - wall0
 
-        ckpt = load_checkpoint(checkpoint_path(cfg.run.resume)) if cfg.run.resume else None
-        if ckpt is not None and ckpt["model_name"] != cfg.model:
+    # ------------------------------------------------------------------ the steps of __init__
+    def _resume_checkpoint(self) -> dict | None:
+        """``--resume``'s checkpoint, refused when it is another model's or another process count's."""
+        cfg = self.cfg
+        if not cfg.run.resume:
+            return None
+        ckpt = load_checkpoint(checkpoint_path(cfg.run.resume))
+        if ckpt["model_name"] != cfg.model:
             raise ValueError(
                 f"--resume {cfg.run.resume}: the checkpoint holds a {ckpt['model_name']!r}, not {cfg.model!r}"
             )
-        if ckpt is not None and ckpt["world_size"] != self.dist.world_size:
+        if ckpt["world_size"] != self.dist.world_size:
             raise ValueError(
                 f"--resume {cfg.run.resume}: written by {ckpt['world_size']} process(es), now "
                 f"{self.dist.world_size}; resume with the same number of processes"
             )
-        self.cfg = cfg
+        return ckpt
 
-        torch.manual_seed(cfg.run.seed)
+    def _build_model(self, model: nn.Module | Callable[[], nn.Module] | None, resuming: bool) -> nn.Module:
+        """The network on the device: given, or the zoo's (:meth:`_zoo_model`); frozen layers, memory
+        format, batch-norm momentum and whitening (:mod:`cnnarch.train.speedrun`) applied."""
+        cfg = self.cfg
         if model is None:
-            model = self._initial_model(cfg, data, resuming=ckpt is not None)
+            model = self._zoo_model(resuming)
+        elif cfg.regularization.drop is not None:
+            raise ValueError("--drop sets the dropout of a zoo network; build the given model with its own")
         elif not isinstance(model, nn.Module):
             model = model()
         freeze(model, cfg.init.freeze)
-        if cfg.regularization.drop is not None:
-            set_dropout(model, cfg.regularization.drop)
         model.to(self.device)
         if cfg.run.channels_last:
             model.to(memory_format=torch.channels_last)
@@ -264,43 +303,47 @@ class Trainer:
                     "--whiten-bias-epochs stops training a parameter midway, which DistributedDataParallel "
                     "does not allow; use --whiten-bias-epochs 0 under torchrun"
                 )
-        apply_speedrun(model, cfg, data.train, resuming=ckpt is not None)
-        self.model = model
-        self.aux_loss_weight = (
-            cfg.regularization.aux_loss_weight
-            if cfg.regularization.aux_loss_weight is not None
-            else getattr(model, "aux_loss_weight", None)
+        batch_norms(model, cfg)
+        whiten(model, cfg, self.data.train, resuming)
+        check_progressive(model, cfg, self.total_epochs, self.data.in_channels)
+        return model
+
+    def _zoo_model(self, resuming: bool) -> nn.Module:
+        """The network of the zoo; from ``--initial-checkpoint``/``--pretrained`` weights unless resuming
+        (the checkpoint then holds every weight), with a new head when the class count differs."""
+        cfg, data = self.cfg, self.data
+        if cfg.init.num_classes is not None and cfg.init.num_classes != data.num_classes:
+            raise ValueError(
+                f"--num-classes {cfg.init.num_classes}, but the data has {data.num_classes} classes; "
+                "drop --num-classes (the head gets the data's class count)"
+            )
+        weights = (
+            None if resuming else cfg.init.initial_checkpoint or ("DEFAULT" if cfg.init.pretrained else None)
         )
-        self.optimizer = build_optimizer(model, cfg)
-        self.steps_per_epoch = len(data.train)
-        check_progressive(model, cfg, self.total_epochs, data.in_channels)
-        self.schedule = LRSchedule(self.optimizer, cfg, self.steps_per_epoch)
-        self.muon = self.muon_schedule = None
-        if cfg.speedrun.muon:  # the filters' own optimizer, on the same schedule
-            self.muon, muon_cfg = build_muon(model, cfg, self.device)
-            self.muon_schedule = LRSchedule(self.muon, muon_cfg, self.steps_per_epoch)
-        self.optimizers = [o for o in (self.optimizer, self.muon) if o is not None]
-        self.schedules = [s for s in (self.schedule, self.muon_schedule) if s is not None]
-        # after the whitening init; a resumed run's slow weights come from the checkpoint
-        self.lookahead = Lookahead(model, self.total_steps) if cfg.speedrun.lookahead else None
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.regularization.smoothing)
-        self.scaler = grad_scaler(cfg, self.device)
-        # different dropout masks per process; DDP makes the initial weights equal
-        torch.manual_seed(cfg.run.seed + self.dist.rank)
-        if ckpt is not None:
-            self._check_same_data(ckpt)
-            self._restore(ckpt)
-            if self.step >= self.total_steps:
-                raise ValueError(
-                    f"--resume {cfg.run.resume}: the run already trained {self.start_epoch} epoch(s), "
-                    f"{self.step} steps; --epochs {cfg.schedule.epochs}"
-                    + (f" --iterations {cfg.schedule.iterations}" if cfg.schedule.iterations else "")
-                    + " leaves nothing to do. Pass a larger --epochs (or --iterations) to continue it"
+        model = build_model(cfg.model, data.num_classes, data.in_channels, cfg.regularization.drop, weights)
+        if weights is not None:
+            self.log(f"initial weights: {model.weights_meta.source}")
+            if model.replaced_head:
+                self.log(
+                    f"replaced {', '.join(model.replaced_head)}: the weights have a different class count "
+                    f"than the data's {data.num_classes}; the new layers start untrained"
                 )
+        return model
+
+    def _build_muon(self) -> tuple[torch.optim.Optimizer | None, LRSchedule | None]:
+        """``--muon``: the filters' own optimizer, on the run's schedule scaled to its learning rate."""
+        if not self.cfg.speedrun.muon:
+            return None, None
+        muon, muon_cfg = build_muon(self.model, self.cfg, self.device)
+        return muon, LRSchedule(muon, muon_cfg, self.steps_per_epoch)
+
+    def _prepare_output(self, ckpt: dict | None) -> None:
+        """The run directory, checked by process 0 (every process stops when it is refused); a resumed
+        checkpoint that is its run's best so far is put into ``best.pt``."""
         refused = None
         if self.dist.is_main:
             try:
-                prepare_output(cfg)
+                prepare_output(self.cfg)
             except ValueError as e:
                 refused = e
         if D.any_true(refused is not None, self.device, self.dist):  # every process stops, not only one
@@ -311,37 +354,13 @@ class Trainer:
             atomic_torch_save(ckpt, self.out / "best.pt")
         D.check_shared_output(self.out, self.dist, self.device)
 
-        if cfg.run.sync_bn and self.dist.enabled:  # the same parameters and buffers in new layers
+    def _wrap(self, model: nn.Module) -> nn.Module:
+        """What runs the steps: the model, with synchronised batch norm and DistributedDataParallel under
+        ``torchrun``, compiled with ``--compile``."""
+        if self.cfg.run.sync_bn and self.dist.enabled:  # the same parameters and buffers in new layers
             D.convert_sync_batchnorm(model, self.device)
-        self.net: nn.Module = D.wrap(model, self.device, self.dist)
-        if cfg.run.compile:
-            self.net = torch.compile(self.net)
-        if ckpt is None:  # model building and whitening are on the training clock
-            self.clock["train_seconds"] = time.perf_counter() - wall0
-
-    def _initial_model(self, cfg: TrainConfig, data: DataBundle, resuming: bool) -> nn.Module:
-        """The network of the zoo; from ``--initial-checkpoint``/``--pretrained`` weights unless resuming
-        (the checkpoint then holds every weight), with a new head when the class count differs."""
-        if cfg.init.num_classes is not None and cfg.init.num_classes != data.num_classes:
-            raise ValueError(
-                f"--num-classes {cfg.init.num_classes}, but the data has {data.num_classes} classes; "
-                "drop --num-classes (the head gets the data's class count)"
-            )
-        weights = cfg.init.initial_checkpoint or ("DEFAULT" if cfg.init.pretrained else None)
-        if weights is None or resuming:
-            return build_model(cfg.model, data.num_classes, data.in_channels)
-        from cnnarch.models import create_model
-
-        extra = {} if data.in_channels == 3 else {"in_channels": data.in_channels}
-        model = create_model(cfg.model, weights=weights, num_classes=data.num_classes, **extra)
-        meta = model.weights_meta
-        self.log(f"initial weights: {meta.source}")
-        if model.replaced_head:
-            self.log(
-                f"replaced {', '.join(model.replaced_head)}: the weights have a different class count than "
-                f"the data's {data.num_classes}; the new layers start untrained"
-            )
-        return model
+        net = D.wrap(model, self.device, self.dist)
+        return torch.compile(net) if self.cfg.run.compile else net
 
     # ------------------------------------------------------------------ run directory, resume
     def _check_same_data(self, ckpt: dict) -> None:
@@ -368,7 +387,14 @@ class Trainer:
                 + "\nresume with the data it was trained on (--data DIR where it is now), or start a new run"
             )
 
-    def _restore(self, ckpt: dict) -> None:
+    def _restore(self, ckpt: dict | None) -> None:
+        """The state of training: a new run's, or the checkpoint's (its data checked first); the rates
+        follow from the step."""
+        self.start_epoch, self.step, self.best_top1, self.best_epoch = 0, 0, -math.inf, -1
+        self.clock = {"train_seconds": 0.0, "eval_seconds": 0.0, "reached": []}
+        if ckpt is None:
+            return
+        self._check_same_data(ckpt)
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.schedule.load_state_dict(ckpt["scheduler"])
@@ -386,6 +412,13 @@ class Trainer:
         for schedule in self.schedules:  # the rates follow from the step (and a plateau's state)
             schedule.set(self.step, self.start_epoch)
         set_rng_state(ckpt["rng"][self.dist.rank])
+        if self.step >= self.total_steps:
+            raise ValueError(
+                f"--resume {self.cfg.run.resume}: the run already trained {self.start_epoch} epoch(s), "
+                f"{self.step} steps; --epochs {self.cfg.schedule.epochs}"
+                + (f" --iterations {self.cfg.schedule.iterations}" if self.cfg.schedule.iterations else "")
+                + " leaves nothing to do. Pass a larger --epochs (or --iterations) to continue it"
+            )
 
     def _checkpoint(self, epoch: int) -> dict:
         rng = D.gather_objects(get_rng_state(), self.dist)
@@ -438,6 +471,14 @@ class Trainer:
     def total_epochs(self) -> int:
         return self.cfg.schedule.total_epochs(self.steps_per_epoch)
 
+    @property
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        return [o for o in (self.optimizer, self.muon) if o is not None]
+
+    @property
+    def schedules(self) -> list[LRSchedule]:
+        return [s for s in (self.schedule, self.muon_schedule) if s is not None]
+
     def lr(self) -> float:
         return self.optimizer.param_groups[0]["lr"]
 
@@ -453,8 +494,6 @@ class Trainer:
     def train_epoch(self, epoch: int) -> dict:
         cfg, dev = self.cfg, self.device
         self.net.train()
-        if 0 < cfg.speedrun.whiten_bias_epochs <= epoch:  # it trained in the first epochs only
-            freeze_whitening_bias(self.model)  # every epoch from then on: a resumed run freezes it too
         self.data.train.set_epoch(epoch)
         gen = torch.Generator(device=dev).manual_seed(epoch_seed(cfg.run.seed, epoch, self.dist.rank))
         sums = torch.zeros(4, dtype=torch.float64)  # loss * n, top-1 hits, top-5 hits, n
@@ -468,6 +507,10 @@ class Trainer:
         for i in range(len(self.data.train)):
             if self.step >= self.total_steps:
                 break
+            if cfg.speedrun.whiten_bias_epochs:  # it trains in the first epochs only
+                train_whitening_bias(
+                    self.model, self.step < cfg.speedrun.whiten_bias_epochs * self.steps_per_epoch
+                )
             td = time.perf_counter()
             x, y = prepare(*next(it), transform, dev, cfg)
             if small is not None:
