@@ -146,3 +146,25 @@ def test_precision_is_chosen_for_the_device(monkeypatch):
     with pytest.raises(ValueError, match="--amp-dtype float16 is for GPUs"):
         resolve_config(amp=True, amp_dtype="float16").validate("cpu")
     assert resolve_config(amp=True, amp_dtype="float16").validate("cuda").run.amp is True
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "nhwc"),
+    [
+        ("flags\t\t: fpu sse2 avx avx2 fma avx512f avx512_bf16\n", True),  # Zen 4
+        ("flags\t\t: fpu sse2 avx avx2 fma\n", True),  # AVX2 only
+        ("flags\t\t: fpu sse2 sse4_2 avx\n", False),  # Sandy Bridge: no AVX2
+        ("processor\t: 0\nFeatures\t: fp asimd sve\n", False),  # an ARM server
+    ],
+)
+def test_channels_last_is_chosen_for_the_cpu(monkeypatch, cpuinfo, nhwc):
+    import cnnarch.train.config as C
+
+    monkeypatch.setattr(C.Path, "read_text", lambda self: cpuinfo)
+    auto = resolve_config("cifar-fast")
+    assert auto.run.channels_last is None  # decided once the device is known
+    assert auto.validate("cpu").run.channels_last is nhwc
+    assert auto.validate("cuda").run.channels_last is True
+    assert auto.validate("cpu").validate("cpu") == auto.validate("cpu")
+    assert resolve_config("cifar-fast", channels_last=False).validate("cuda").run.channels_last is False
+    assert resolve_config(channels_last=True).validate("cpu").run.channels_last is True
