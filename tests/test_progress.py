@@ -70,5 +70,13 @@ def test_a_bar_on_a_terminal_and_nothing_when_disabled(monkeypatch, capsys):
         assert isinstance(bar, P.LogLines)
 
 
+def test_slow_rates_keep_their_digits():
+    lines, clock = [], Clock()
+    bar = P.LogLines(10, "evaluation", "batch", write=lines.append, interval=1, clock=clock)
+    clock.t = 18.0
+    bar.update(4)  # 4 batches in 18 s: 0.222 batch/s, 6 left: 27 s
+    assert lines[0][20:] == "evaluation: 4/10 batch (40%), 0.222 batch/s, 0:18 elapsed, ETA 0:27"
+
+
 def test_durations():
     assert [P.duration(s) for s in (0, 42, 725, 3723)] == ["0:00", "0:42", "12:05", "1:02:03"]

@@ -39,7 +39,10 @@ def duration(seconds: float) -> str:
 
 
 def _amount(n: float, unit: str) -> str:
-    return tqdm.format_sizeof(n, "B", 1024) if unit == "B" else f"{n:,.0f}"
+    """``3.00MB`` (bytes), ``36,000``, ``0.22`` (a rate below 100: three digits)."""
+    if unit == "B":
+        return tqdm.format_sizeof(n, "B", 1024)
+    return f"{n:,.0f}" if n >= 100 or n == int(n) else f"{n:.3g}"
 
 
 class Bar:

@@ -1,5 +1,7 @@
-"""The assignment installed from a built wheel, not from this checkout: `cnnarch assignment init` in a
-fresh virtual environment writes the workspace with its notebooks, and their first cells run there.
+"""The product installed from a built wheel, not from this checkout (CI runs these with the suite): in a
+fresh virtual environment outside the checkout, `cnnarch list` answers, `cnnarch predict` classifies
+images with the weights shipped inside the wheel, and `cnnarch assignment init` writes the workspace
+with its notebooks, whose first cells run there. One wheel is built for all of them.
 
 The wheel is built from a copy of the sources (pip wheel, no build isolation: no network). The fresh
 environment gets the wheel alone; its heavy dependencies (torch, NumPy, matplotlib, ipykernel) come
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -57,6 +60,37 @@ def clean_env(**extra) -> dict:
 def test_cnnarch_comes_from_the_wheel(venv):
     where = run([venv / "bin" / "python", "-c", "import cnnarch; print(cnnarch.__file__)"], env=clean_env())
     assert Path(where.strip()).is_relative_to(venv)
+
+
+def test_list_from_the_wheel(venv, tmp_path):
+    out = run([venv / "bin" / "cnnarch", "list"], env=clean_env(), cwd=tmp_path)
+    assert "resnet20" in out and "alexnet" in out and "googlenet" in out
+
+
+def test_predict_with_the_weights_shipped_in_the_wheel(venv, tmp_path):
+    """ResNet-20's CIFAR-10 weights (inside the wheel) on the first test image of each class of the
+    shared JPEG copy, whose folders are the labels; without the copy, on generated PNGs (then only the
+    answer's form is checked)."""
+    root = Path(os.environ.get("CNNARCH_TEST_DATA", REPO.parent / "shared" / "data" / "cifar10-jpeg"))
+    labelled = (root / "test").is_dir()
+    if labelled:
+        images = [sorted((root / "test" / c).iterdir())[0] for c in CIFAR10]
+    else:
+        images = []
+        for c in CIFAR10:
+            (tmp_path / c).mkdir()
+            images.append(tmp_path / c / "0.png")
+            Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), np.uint8)).save(images[-1])
+    args = [venv / "bin" / "cnnarch", "predict", "resnet20", *images, "--weights", "cifar10"]
+    rows = json.loads(run([*args, "--topk", "1", "--format", "json"], env=clean_env(), cwd=tmp_path))
+    assert [Path(r["image"]).parent.name for r in rows] == list(CIFAR10)
+    assert all(r["class"] in CIFAR10 and 0.1 <= r["probability"] <= 1 for r in rows)  # top-1 of 10
+    if labelled:
+        right = sum(Path(r["image"]).parent.name == r["class"] for r in rows)
+        assert right >= 7, rows  # the weights' 91-92 % test accuracy: 10 of 10 is likely, 7 at least
+
+
+CIFAR10 = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
 def test_init_from_the_wheel_writes_the_notebooks_and_their_first_cells_run(venv, tmp_path):
