@@ -13,12 +13,11 @@ David Page's ResNet-9 ("How to train your ResNet", 2018):
 - a 3x3 max pool to 1x1, a bias-free linear layer, and the logits scaled by 1/9 (a fixed temperature
   that lets the optimizer use one learning rate for the whole net).
 
-Deliberate differences from airbench94: batch norm keeps torch's default momentum here (the
-``cifar-fast`` recipe sets the tuned value, ``--bn-momentum``); as in airbench it learns a shift but no scale
-(:class:`ShiftBatchNorm2d`; ``bn_weight=True`` gives torch's BN); no lookahead/EMA and no
-progressive freezing of the first layer's bias. ``dirac=True`` (default) initialises the first
-``in_channels`` filters of every 3x3 convolution as identities (an implicit residual path,
-airbench's "dirac" init). torchvision has no such network.
+Batch norm keeps torch's default momentum here (the ``cifar-fast`` recipe sets airbench's,
+``--bn-momentum``, and the rest of the training: :mod:`cnnarch.train.speedrun`); as in airbench it learns a
+shift but no scale (:class:`ShiftBatchNorm2d`; ``bn_weight=True`` gives torch's BN). ``dirac=True``
+(default) initialises the first ``in_channels`` filters of every 3x3 convolution as identities (an
+implicit residual path, airbench's "dirac" init). torchvision has no such network.
 
 About 0.24 GFLOPs (0.12 GMACs) per 32x32 image forward: ``cnnarch summary cifar_fast``.
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -466,14 +465,6 @@ NO_EFFECT: tuple[tuple[str, str, Callable[[TrainConfig], bool]], ...] = (
 _DECAYING = ("step", "multistep", "plateau")
 _FLOORED = ("plateau", "cosine", "onecycle")
 _STEPPED = ("step", "multistep", "cosine", "onecycle")
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on (its affinity mask, not the machine's total): ``--threads 0``."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def cpu_flags() -> set[str]:

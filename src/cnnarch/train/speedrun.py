@@ -257,26 +257,14 @@ class Muon(torch.optim.Optimizer):
     """Muon (Keller Jordan, "Muon: An optimizer for hidden layers in neural networks", 2024) as in
     airbench94_muon (94 % in 8 epochs, where airbench94 takes 9.9 with SGD), for parameters of two or
     more dimensions (a filter bank is flattened to ``(out_channels, in_channels * kh * kw)``). One step:
+    ``buf = momentum * buf + grad``, the direction ``g = grad + momentum * buf`` (Nesterov) or ``buf``;
+    ``p *= sqrt(out_channels) / ||p||_F`` (``normalize_weights``: a fixed norm, so that the step is
+    relative; airbench94_muon has no weight decay on filters); ``p -= lr * newton_schulz5(g)`` with
+    ``ns_steps`` iterations (3 in airbench94_muon, 5 in the Muon reference code). Defaults: airbench94_muon's.
 
-    1. ``buf = momentum * buf + grad``; the direction ``g`` is ``grad + momentum * buf`` (Nesterov) or
-       ``buf``;
-    2. ``p *= sqrt(out_channels) / ||p||_F`` (``normalize_weights``): a fixed norm, so that the step is
-       relative (airbench94_muon has no weight decay on filters);
-    3. ``p -= lr * newton_schulz5(g)``, ``ns_steps`` iterations.
-
-    Args:
-        params: the parameters (conv filters; see :func:`filter_params`) or parameter groups.
-        lr: step size (airbench94_muon: 0.24, scaled by its schedule).
-        momentum: momentum coefficient (0.6).
-        nesterov: Nesterov momentum (True).
-        ns_steps: Newton-Schulz iterations (3 in airbench94_muon; 5 in the Muon reference code).
-        normalize_weights: renormalise every weight before its step (True, as airbench94_muon).
-        ns_dtype: precision of the iteration (not saved in ``state_dict``: a matter of the machine).
-            Deliberate difference: float32 by default; airbench runs it in bfloat16, which on a CPU
-            without bf16 units (AVX2) is several times slower.
-
-    The state is one momentum buffer per parameter; ``state_dict``/``load_state_dict`` are torch's, so a
-    run resumed from them continues bit for bit.
+    ``ns_dtype`` (not saved in ``state_dict``: a matter of the machine) is float32 by default, a
+    deliberate difference: airbench runs it in bfloat16, several times slower on a CPU without bf16 units.
+    The state is one momentum buffer per parameter in torch's ``state_dict``: a resume continues bit for bit.
     """
 
     def __init__(

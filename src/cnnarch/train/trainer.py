@@ -176,16 +176,15 @@ def build_model(
     from cnnarch.models import create_model
 
     extra = {} if in_channels == 3 else {"in_channels": in_channels}
-    if drop_prob is None:
-        return create_model(name, weights=weights, num_classes=num_classes, **extra)
+    drop = {} if drop_prob is None else {"drop_prob": drop_prob}
     try:
-        return create_model(name, weights=weights, num_classes=num_classes, drop_prob=drop_prob, **extra)
+        return create_model(name, weights=weights, num_classes=num_classes, **extra, **drop)
     except TypeError as e:
-        if "drop_prob" not in str(e):
+        if not drop or "drop_prob" not in str(e):
             raise
-        if drop_prob == 0:  # no dropout asked of a network that has none
-            return create_model(name, weights=weights, num_classes=num_classes, **extra)
-        raise ValueError(f"--drop {drop_prob}: {name} has no dropout; drop --drop") from None
+        if drop_prob:
+            raise ValueError(f"--drop {drop_prob}: {name} has no dropout; drop --drop") from None
+        return create_model(name, weights=weights, num_classes=num_classes, **extra)  # none to turn off
 
 
 def freeze(model: nn.Module, what: str) -> None:
@@ -209,11 +208,8 @@ def check_data(cfg: TrainConfig, data: DataBundle) -> None:
         raise ValueError(
             f"-b {cfg.schedule.batch_size} is more than the training images; lower -b or use more images"
         )
-    if (
-        (cfg.speedrun.tta != "none" or cfg.speedrun.target_accuracy)
-        and data.val is None
-        and data.test is None
-    ):
+    held_out = cfg.speedrun.tta != "none" or cfg.speedrun.target_accuracy
+    if held_out and data.val is None and data.test is None:
         raise ValueError(
             "--tta and --target-accuracy need a test set or a validation split (--val-split); "
             "drop them or give the data one"
@@ -251,6 +247,8 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, cfg)
         self.schedule = LRSchedule(self.optimizer, cfg, self.steps_per_epoch)
         self.muon, self.muon_schedule = self._build_muon()
+        self.optimizers = [o for o in (self.optimizer, self.muon) if o is not None]
+        self.schedules = [s for s in (self.schedule, self.muon_schedule) if s is not None]
         # after the whitening init; a resumed run's slow weights come from the checkpoint
         self.lookahead = Lookahead(self.model, self.total_steps) if cfg.speedrun.lookahead else None
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.regularization.smoothing)
@@ -470,14 +468,6 @@ class Trainer:
     @property
     def total_epochs(self) -> int:
         return self.cfg.schedule.total_epochs(self.steps_per_epoch)
-
-    @property
-    def optimizers(self) -> list[torch.optim.Optimizer]:
-        return [o for o in (self.optimizer, self.muon) if o is not None]
-
-    @property
-    def schedules(self) -> list[LRSchedule]:
-        return [s for s in (self.schedule, self.muon_schedule) if s is not None]
 
     def lr(self) -> float:
         return self.optimizer.param_groups[0]["lr"]
