@@ -1,6 +1,9 @@
 """benchmarks/peak.py: its FLOP counts against arithmetic written out here, and a --quick run end to end."""
 
 import importlib.util
+import platform
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -67,3 +70,36 @@ def test_bad_arguments_are_refused(peak, capsys):
     with pytest.raises(SystemExit):
         peak.main(["--batch", "0"])
     assert "must be positive" in capsys.readouterr().err
+
+
+needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="no gcc")
+
+
+@needs_gcc
+@pytest.mark.parametrize(
+    ("march", "kernels"),
+    [
+        ("sapphirerapids", ["amx_bf16", "avx512_bf16", "avx512_fp32", "avx2_fp32", "clock"]),
+        ("cooperlake", ["avx512_bf16", "avx512_fp32", "avx2_fp32", "clock"]),
+        ("x86-64-v3", ["avx2_fp32", "clock"]),
+    ],
+)
+def test_kernels_built_follow_the_instruction_sets(peak, tmp_path, march, kernels):
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("x86 kernels")
+    binary = tmp_path / "peak"
+    subprocess.run(["gcc", "-O2", f"-march={march}", "-o", str(binary), str(peak.KERNELS_C)], check=True)
+    assert peak.kernel_names(binary) == kernels  # "list" runs no vector instruction
+
+
+@needs_gcc
+def test_fp32_kernel_stays_under_two_fma_units_per_cycle(peak, tmp_path):
+    binary = peak.build_kernels(tmp_path)
+    if binary is None or "avx2_fp32" not in peak.kernel_names(binary):
+        pytest.skip("no AVX2 FMA on this CPU")
+    # no x86 core issues more than two 256-bit FMAs a cycle: 2 units x 8 lanes x 2 FLOPs = 32 FLOP/cycle,
+    # so a kernel that miscounted its FLOPs (or lost its work to the optimiser) would show more
+    flops, _, cpu = peak.run_kernel(binary, "avx2_fp32", 0.05)[0]
+    adds, _, clock_cpu = peak.run_kernel(binary, "clock", 0.05)[0]
+    per_cycle = (flops / cpu) / (adds / clock_cpu)
+    assert 4 < per_cycle <= 32 * 1.15
