@@ -297,8 +297,12 @@ def measure_peaks(args) -> dict[bool, tuple[float, str]]:
             )
             print("|---|---:|---:|---:|---:|---:|---|")
         for name in (n for n in names if n != "clock"):
-            one = [run_kernel(binary, name, args.burst)[0] for _ in range(bursts)]
-            every = [run_kernel(binary, name, args.burst, cpus) for _ in range(bursts)]
+            try:
+                one = [run_kernel(binary, name, args.burst)[0] for _ in range(bursts)]
+                every = [run_kernel(binary, name, args.burst, cpus) for _ in range(bursts)]
+            except RuntimeError as e:  # e.g. a kernel that Linux refuses the AMX tile state
+                print(f"| {name} | {e} | | | | | {load()} |")
+                continue
             peak[name] = max(f / c for f, _, c in one) / 1e9
             wall = max(f / w for f, w, _ in one) / 1e9
             all_cpu = max(sum(f / c for f, _, c in r) for r in every) / 1e9

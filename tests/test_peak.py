@@ -103,3 +103,10 @@ def test_fp32_kernel_stays_under_two_fma_units_per_cycle(peak, tmp_path):
     adds, _, clock_cpu = peak.run_kernel(binary, "clock", 0.05)[0]
     per_cycle = (flops / cpu) / (adds / clock_cpu)
     assert 4 < per_cycle <= 32 * 1.15
+
+
+@needs_gcc
+def test_a_failing_kernel_is_reported_not_parsed(peak, tmp_path):
+    binary = peak.build_kernels(tmp_path)
+    with pytest.raises(RuntimeError, match="no_such_kernel failed with exit code 2"):
+        peak.run_kernel(binary, "no_such_kernel", 0.01)
