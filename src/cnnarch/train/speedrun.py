@@ -450,12 +450,8 @@ LOOKAHEAD_POWER = 3
 
 
 class Lookahead:
-    """airbench's lookahead over ``model``'s floating-point ``state_dict`` entries.
-
-    Call :meth:`update` after every optimizer step with the number of steps done so far
-    (1, 2, ..., ``total_steps``); it acts on multiples of ``every`` and, at ``total_steps``, loads the
-    slow weights into the model.
-    """
+    """airbench's lookahead over ``model``'s floating-point ``state_dict`` entries: :meth:`update` after
+    every optimizer step, with the number of steps done (1, ..., ``total_steps``)."""
 
     def __init__(
         self,
