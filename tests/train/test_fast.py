@@ -16,8 +16,7 @@ from torch import nn
 from cnnarch.cli import main
 from cnnarch.models import create_model
 from cnnarch.train.config import resolve_config
-from cnnarch.train.evaluate import tta_logits
-from cnnarch.train.speedrun import init_whitening, one_cycle, param_groups
+from cnnarch.train.speedrun import init_whitening, one_cycle, param_groups, tta_logits
 
 
 def test_whitening_makes_patch_features_uncorrelated_with_unit_variance():

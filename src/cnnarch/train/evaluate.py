@@ -1,7 +1,8 @@
 """Evaluation: one loop over a batch source, with the logits of each batch given by a function.
 
 ``logits(model, x)`` is :func:`plain_logits` (one view; crops ``(B, K, C, h, w)`` such as ten-crop are
-averaged as probabilities), or :func:`tta_logits` (test-time augmentation). :func:`evaluate` sums loss
+averaged as probabilities), or the speedrun's test-time augmentation
+(:func:`cnnarch.train.speedrun.tta_logits`). :func:`evaluate` sums loss
 and top-k hits across ``torchrun`` processes; :func:`predict_probs` keeps every image's probabilities
 (ensembles average them). An empty set is no error: it has 0 images and NaN accuracies everywhere.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -46,31 +46,6 @@ def plain_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         probs = split_outputs(model(x.flatten(0, 1)))[0].float().softmax(1).view(b, k, -1).mean(1)
         return probs.log()
     return split_outputs(model(x))[0].float()
-
-
-def _mirror(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return 0.5 * (plain_logits(model, x) + plain_logits(model, x.flip(-1)))
-
-
-def tta_logits(model: nn.Module, x: torch.Tensor, mode: str) -> torch.Tensor:
-    """Logits of ``x`` averaged over test-time views: ``none``, ``flip`` (the image and its mirror) or
-    ``flip-translate`` (also, with weight 1/2, copies shifted by one pixel up-left and down-right with
-    reflect padding)."""
-    if mode == "none":
-        return plain_logits(model, x)
-    logits = _mirror(model, x)
-    if mode == "flip":
-        return logits
-    nhwc = x.is_contiguous(memory_format=torch.channels_last)
-    memory = torch.channels_last if nhwc else torch.contiguous_format
-    padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
-    shifted = [padded[..., :-2, :-2], padded[..., 2:, 2:]]
-    shifted_logits = [_mirror(model, s.contiguous(memory_format=memory)) for s in shifted]
-    return 0.5 * logits + 0.25 * (shifted_logits[0] + shifted_logits[1])
-
-
-def logits_for(tta: str) -> Callable[[nn.Module, torch.Tensor], torch.Tensor]:
-    return plain_logits if tta == "none" else partial(tta_logits, mode=tta)
 
 
 def prepare(x, y, transform, device, cfg) -> tuple[torch.Tensor, torch.Tensor]:

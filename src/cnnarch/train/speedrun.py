@@ -13,12 +13,15 @@ Learning rates, the whitening bias's training and lookahead's decay are function
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from cnnarch.train.config import TrainConfig
+from cnnarch.train.evaluate import plain_logits
 
 # ---------------------------------------------------------------------------------------------- data
 # Random crops of 2-pixel reflect-padded images and airbench's alternating flips are options of
@@ -508,8 +511,32 @@ class Lookahead:
 
 # ---------------------------------------------------------------------------------------- evaluation
 # The test set after every epoch times the target accuracies (the trainer's clock); the final test adds
-# test-time augmentation (cnnarch.train.evaluate.tta_logits: the image, its mirror and, with weight
-# 1/2, copies shifted by one pixel), whose time counts as training time, as in the speedruns.
+# test-time augmentation, whose time counts as training time, as in the speedruns.
+
+
+def _mirror(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (plain_logits(model, x) + plain_logits(model, x.flip(-1)))
+
+
+def tta_logits(model: nn.Module, x: torch.Tensor, mode: str) -> torch.Tensor:
+    """Logits of ``x`` averaged over test-time views: ``none``, ``flip`` (the image and its mirror) or
+    ``flip-translate`` (also, with weight 1/2, copies shifted by one pixel up-left and down-right with
+    reflect padding)."""
+    if mode == "none":
+        return plain_logits(model, x)
+    logits = _mirror(model, x)
+    if mode == "flip":
+        return logits
+    nhwc = x.is_contiguous(memory_format=torch.channels_last)
+    memory = torch.channels_last if nhwc else torch.contiguous_format
+    padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+    shifted = [padded[..., :-2, :-2], padded[..., 2:, 2:]]
+    shifted_logits = [_mirror(model, s.contiguous(memory_format=memory)) for s in shifted]
+    return 0.5 * logits + 0.25 * (shifted_logits[0] + shifted_logits[1])
+
+
+def logits_for(tta: str) -> Callable[[nn.Module, torch.Tensor], torch.Tensor]:
+    return plain_logits if tta == "none" else partial(tta_logits, mode=tta)
 
 
 def training_flops(model: nn.Module, image_shape, images_per_epoch: int, epochs: float) -> float:

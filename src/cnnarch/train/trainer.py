@@ -40,7 +40,7 @@ from cnnarch.train import distributed as D
 from cnnarch.train.checkpoint import FORMAT, atomic_torch_save, get_rng_state, load_checkpoint, set_rng_state
 from cnnarch.train.config import IGNORED, RESUMABLE_CHANGES, TrainConfig, resume_conflicts
 from cnnarch.train.device import Placement, autocast, grad_scaler, pick_device, place
-from cnnarch.train.evaluate import EvalResult, evaluate, logits_for, prepare, split_outputs
+from cnnarch.train.evaluate import EvalResult, evaluate, prepare, split_outputs
 from cnnarch.train.metrics import MetricsLog, plot_curves, topk_correct
 from cnnarch.train.speedrun import (
     Lookahead,
@@ -50,6 +50,7 @@ from cnnarch.train.speedrun import (
     build_optimizer,
     check_progressive,
     downscale,
+    logits_for,
     train_whitening_bias,
     whiten,
     whitening_layer,
