@@ -40,6 +40,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+def training_flops(model, image_shape, images_per_epoch: int, epochs: float) -> float:
+    """Training FLOPs of a schedule from the analyzer: 3x the forward FLOPs (forward, and backward to
+    activations and weights) per image seen; evaluation not included."""
+    from cnnarch.analysis.profiler import profile
+
+    return 3.0 * profile(model, tuple(image_shape)).flops * images_per_epoch * epochs
+
+
 def fmt_stats(xs, unit="") -> str:
     return f"mean {statistics.fmean(xs):.2f}{unit}, min {min(xs):.2f}{unit}, max {max(xs):.2f}{unit}"
 
@@ -77,7 +85,6 @@ def main(argv=None) -> int:
     from cnnarch.train.config import RECIPES, resolve_config
     from cnnarch.train.data import build_data, load_splits
     from cnnarch.train.device import pick_device
-    from cnnarch.train.speedrun import training_flops
     from cnnarch.train.trainer import Trainer
 
     out = Path(args.output or tempfile.mkdtemp(prefix="cifar_fast_"))
@@ -220,7 +227,6 @@ def run_summary(run: Path, levels) -> dict:
         return reference_summary(run, levels)
     from cnnarch.models import create_model
     from cnnarch.train.config import TrainConfig
-    from cnnarch.train.speedrun import training_flops
 
     cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
     results = json.loads((run / "results.json").read_text())

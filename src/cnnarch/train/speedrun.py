@@ -537,12 +537,3 @@ def tta_logits(model: nn.Module, x: torch.Tensor, mode: str) -> torch.Tensor:
 
 def logits_for(tta: str) -> Callable[[nn.Module, torch.Tensor], torch.Tensor]:
     return plain_logits if tta == "none" else partial(tta_logits, mode=tta)
-
-
-def training_flops(model: nn.Module, image_shape, images_per_epoch: int, epochs: float) -> float:
-    """Training FLOPs of a schedule from the analyzer: 3x the forward FLOPs (forward, and backward to
-    activations and weights) per image seen; evaluation not included."""
-    from cnnarch.analysis.profiler import profile
-
-    fwd = profile(model, tuple(image_shape)).flops
-    return 3.0 * fwd * images_per_epoch * epochs
