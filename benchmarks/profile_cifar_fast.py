@@ -2,13 +2,14 @@
 
 Three parts, all in one process so that every ratio is measured under the same load:
 
-1. **Peak**: a large fp32 matmul (and a bf16 one) at the same thread count, GFLOP/s, median of rounds.
+1. **Matmul rate**: a large fp32 matmul (and a bf16 one) at the same thread count, GFLOP/s, median of
+   rounds; a reference point, not the CPU's peak (benchmarks/peak.py measures that).
 2. **Layer by layer**: one training step of the recipe's network (batch, bf16 autocast, channels-last,
    frozen whitening layer, SGD with Nesterov momentum) timed per layer with forward and backward hooks;
    each layer's FLOPs come from cnnarch's analyzer (backward of a convolution or linear layer = 2x its
    forward: gradients of the input and of the weights; 1x where the input needs no gradient, as for
    the first trained layer behind the frozen whitening layer), so the table shows the GFLOP/s each
-   layer reaches against the matmul peak.
+   layer reaches against the matmul rate.
 3. **Levers**, each measured on and off in interleaved rounds (the median step time of each variant):
    bf16 autocast, channels-last, the oneDNN convolution path, batch size, threads, ReLU for GELU, average
    for max pooling, lower resolution (progressive resizing), torch.compile (inductor; its compile time
@@ -251,7 +252,8 @@ def layer_table(model_name: str, batch: int, amp: bool, steps: int, peak: float)
         f"Step: {whole * 1e3:.0f} ms for {batch} images ({batch / whole:.0f} images/s): forward "
         f"{fwd * 1e3:.0f} ms, backward {bwd * 1e3:.0f} ms, optimizer {opt * 1e3:.0f} ms. Convolution and "
         f"linear FLOPs of the step {step_flops / 1e9:.1f} GFLOP -> {step_flops / whole / 1e9:.0f} GFLOP/s, "
-        f"{100 * step_flops / whole / 1e9 / peak:.0f}% of the fp32 matmul peak measured above."
+        f"{100 * step_flops / whole / 1e9 / peak:.0f}% of the fp32 matmul rate measured above "
+        "(the CPU's peak: benchmarks/peak.py)."
     )
     return rows
 
@@ -264,7 +266,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--steps", type=int, default=2, help="steps per timing")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per lever")
-    p.add_argument("--matmul", type=int, default=2048, help="matrix size of the peak measurement")
+    p.add_argument("--matmul", type=int, default=2048, help="matrix size of the matmul measurement")
     p.add_argument("--levers", nargs="*", default=list(LEVERS), choices=LEVERS)
     p.add_argument("--no-layers", action="store_true", help="skip the layer-by-layer table")
     args = p.parse_args(argv)
