@@ -90,9 +90,13 @@ def build_kernels(workdir: Path) -> Path | None:
         print("no C compiler (set CC): the peak falls back to torch.mm, a lower bound")
         return None
     binary = workdir / "peak"
-    done = subprocess.run(
-        [cc, "-O2", "-march=native", "-o", str(binary), str(KERNELS_C)], capture_output=True, text=True
-    )
+    try:
+        done = subprocess.run(
+            [cc, "-O2", "-march=native", "-o", str(binary), str(KERNELS_C)], capture_output=True, text=True
+        )
+    except OSError as e:
+        print(f"C compiler {cc} did not run ({e}): the peak falls back to torch.mm, a lower bound")
+        return None
     if done.returncode:
         print(f"{cc} could not build {KERNELS_C.name} ({done.stderr.strip()[:300]}): peak from torch.mm")
         return None

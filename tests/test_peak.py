@@ -110,3 +110,13 @@ def test_a_failing_kernel_is_reported_not_parsed(peak, tmp_path):
     binary = peak.build_kernels(tmp_path)
     with pytest.raises(RuntimeError, match="no_such_kernel failed with exit code 2"):
         peak.run_kernel(binary, "no_such_kernel", 0.01)
+
+
+def test_without_a_compiler_the_peak_falls_back_to_torch_mm(peak, monkeypatch, capsys):
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    args = peak.argparse.Namespace(quick=True, burst=0.01)
+    peaks = peak.measure_peaks(args)
+    out = capsys.readouterr().out
+    assert "did not run" in out and "torch.mm" in out
+    assert peaks[True][1] == "torch.mm bf16" and peaks[False][1] == "torch.mm fp32"
+    assert peaks[True][0] > 0 and peaks[False][0] > 0
