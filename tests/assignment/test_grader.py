@@ -6,7 +6,7 @@ import time
 import pytest
 
 from cnnarch.assignment.checks import CHECKS
-from cnnarch.assignment.exercises import EXERCISES
+from cnnarch.assignment.exercises import EXERCISES, PARTS
 from cnnarch.assignment.grader import grade
 from cnnarch.cli import main
 
@@ -40,7 +40,9 @@ def test_untouched_stubs_fail_every_check_as_not_implemented(workspace, capsys):
     why = [line for line in out.splitlines() if line.startswith("- ")]
     assert len(why) == len(CHECKS)
     # a stubbed __init__ runs (the rest of the constructor is given) and leaves params empty
-    assert all("not implemented" in line or "self.params is empty" in line for line in why), why
+    # (the nn.Module's: no layers, so no parameters)
+    empty = ("not implemented", "self.params is empty", "has no parameters")
+    assert all(any(words in line for words in empty) for line in why), why
     assert f"total: 0/{len(CHECKS)} checks passed; 0/{len(EXERCISES)} functions" in out
 
 
@@ -328,6 +330,66 @@ BUGS = {
         "ThreeLayerConvNet.loss",
         ["loss is wrong"],
     ),
+    # the PyTorch part
+    "three_layer_convnet pads the 5x5 convolution by 1": (
+        "pytorch_nets",
+        "    h = F.relu(F.conv2d(x, conv_w1, conv_b1, padding=2))\n",
+        "    h = F.relu(F.conv2d(x, conv_w1, conv_b1, padding=1))\n",
+        "three_layer_convnet",
+        ["raised RuntimeError", "(cs231n/pytorch_nets.py line"],
+    ),
+    "three_layer_convnet forgets the second ReLU": (
+        "pytorch_nets",
+        "    h = F.relu(F.conv2d(h, conv_w2, conv_b2, padding=1))\n",
+        "    h = F.conv2d(h, conv_w2, conv_b2, padding=1)\n",
+        "three_layer_convnet",
+        ["scores is wrong", "ReLU"],
+    ),
+    "three_layer_convnet flattens channels last": (
+        "pytorch_nets",
+        "    return h.flatten(1) @ fc_w + fc_b\n",
+        "    return h.permute(0, 2, 3, 1).flatten(1) @ fc_w + fc_b\n",
+        "three_layer_convnet",
+        ["scores is wrong", "flatten(1)"],
+    ),
+    "ThreeLayerConvNetModule keeps PyTorch's default initialization": (
+        "pytorch_nets",
+        "        for conv in (self.conv1, self.conv2):\n"
+        '            nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")\n'
+        "            nn.init.zeros_(conv.bias)\n",
+        "",
+        "ThreeLayerConvNetModule.__init__",
+        ["Kaiming's normal initialization gives mean 0 and std"],
+    ),
+    "ThreeLayerConvNetModule.forward skips the first ReLU": (
+        "pytorch_nets",
+        "        x = F.relu(self.conv1(x))\n",
+        "        x = self.conv1(x)\n",
+        "ThreeLayerConvNetModule.forward",
+        ["scores is wrong", "ReLU"],
+    ),
+    "make_model forgets nn.Flatten": (
+        "pytorch_nets",
+        "        nn.Flatten(),\n",
+        "",
+        "make_model",
+        ["raised RuntimeError", "nn.Flatten() before the first nn.Linear"],
+    ),
+    "make_model's network has 9 outputs": (
+        "pytorch_nets",
+        "        nn.Linear(64 * 8 * 8, 10),\n",
+        "        nn.Linear(64 * 8 * 8, 9),\n",
+        "make_model",
+        ["have shape (4, 9), expected (4, 10)"],
+    ),
+    "make_model's network starts with every parameter zero": (
+        "pytorch_nets",
+        "        nn.Linear(64 * 8 * 8, 10),\n    )\n",
+        "        nn.Linear(64 * 8 * 8, 10),\n"
+        "    ).apply(lambda m: [nn.init.zeros_(p) for p in m.parameters()])\n",
+        "make_model",
+        ["the target is 90%", "weights all zero"],
+    ),
 }
 
 
@@ -358,7 +420,10 @@ def test_planted_bugs_each_fail_exactly_their_function_and_say_why(workspace, ba
         module, old, new, _, _ = BUGS[bug]
         edits.setdefault(module, []).append((old, new))
     solve(workspace, edits)
-    rows = grade(workspace)
+    # a bug in the NumPy modules cannot reach the PyTorch part (nor the other way round): grade that
+    # part, whose process imports torch, only where the batch plants a bug in it
+    parts = [p for p in PARTS if p != "pytorch" or "pytorch_nets" in edits]
+    rows = grade(workspace, parts)
     assert failing(rows) == {BUGS[bug][3] for bug in batch}
     for bug in batch:
         _, _, _, function, words = BUGS[bug]

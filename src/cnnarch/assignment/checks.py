@@ -144,12 +144,15 @@ class Context:
 
     def _function_of(self, step) -> str:
         """The exercise a step calls: ``affine_forward``, ``TwoLayerNet.__init__``, ``TwoLayerNet.loss``."""
+        if "set" in step:
+            return "setting the parameters"
         name = step["call"]
         if "module" in step:
             return f"{name}.__init__" if name[:1].isupper() else name
-        if "set" in step:
-            return "setting the parameters"
-        return f"{self.check.function.split('.')[0]}.{name.split('.', 1)[1]}"
+        owner, _, method = self.check.function.partition(".")
+        if not method:  # a method of what the checked function returned (make_model's network)
+            return self.check.function
+        return f"{owner}.{name.partition('.')[2] or '__call__'}"
 
     def value(self, step) -> object:
         return self.run(step)[0]["value"]
@@ -993,3 +996,225 @@ def _(ctx):
     reference.params = _random_params(ctx.rng, reference.params)
     X, y = ctx.rng.randn(3, 3, 8, 6), ctx.rng.randint(4, size=3)
     return _net_check(ctx, "classifiers.cnn", "ThreeLayerConvNet", kwargs, X, y, reference)
+
+
+# ---------------------------------------------------------------------------------------------
+# PyTorch: the network on bare tensors, as an nn.Module, as an nn.Sequential that trains
+
+
+CONVNET_HINT = (
+    "conv 5x5 with padding=2, ReLU, conv 3x3 with padding=1, ReLU, then the activations flattened "
+    "per image (h.flatten(1)) @ fc_w + fc_b"
+)
+
+
+def _convnet_oracle(x, params):
+    """The three-layer network written out with torch's functions."""
+    import torch
+    import torch.nn.functional as F
+
+    x, w1, b1, w2, b2, fc_w, fc_b = (torch.from_numpy(a) for a in (x, *params))
+    h = torch.relu(F.conv2d(x, w1, b1, padding=2))
+    h = torch.relu(F.conv2d(h, w2, b2, padding=1))
+    return (h.reshape(len(h), -1) @ fc_w + fc_b).numpy()
+
+
+def _convnet_params(rng, C, C1, C2, HW, K):
+    return [
+        0.3 * rng.randn(C1, C, 5, 5),
+        rng.randn(C1),
+        0.3 * rng.randn(C2, C1, 3, 3),
+        rng.randn(C2),
+        0.1 * rng.randn(C2 * HW, K),
+        rng.randn(K),
+    ]
+
+
+@check("pytorch_nets", "three_layer_convnet", "scores on a 7x5 batch (torch)")
+def _(ctx):
+    x = ctx.rng.randn(2, 3, 7, 5)
+    params = _convnet_params(ctx.rng, 3, 4, 6, 7 * 5, 5)
+    got = ctx.value(call("pytorch_nets", "three_layer_convnet", x, params, tensors=True))
+    return compare(got, _convnet_oracle(x, params), "scores", CONVNET_HINT)
+
+
+@check("pytorch_nets", "three_layer_convnet", "scores worked out by hand")
+def _(ctx):
+    # A 3x3 image of ones, every weight one, fc_b = 1. With conv_b1 = -8 the 5x5 filter sees all 9
+    # pixels from every position (9 - 8 = 1 everywhere); the 3x3 filter then sums 4 ones at a corner,
+    # 6 at an edge, 9 at the centre: 4 * 4 + 4 * 6 + 9 = 49, plus fc_b: 50. With conv_b1 = -10 every
+    # first-layer output is -1, which the ReLU makes 0, and the score is fc_b alone: 1.
+    error = 0.0
+    for conv_b1, want, hint in (
+        (-8.0, 50.0, "zero padding keeps the 3x3 size: padding=2 for the 5x5 conv, padding=1 for the 3x3"),
+        (-10.0, 1.0, "a ReLU after each convolution: negative activations become 0"),
+    ):
+        params = [np.ones((1, 1, 5, 5)), np.array([conv_b1]), np.ones((1, 1, 3, 3)), np.zeros(1)]
+        params += [np.ones((9, 1)), np.ones(1)]
+        got = ctx.value(
+            call("pytorch_nets", "three_layer_convnet", np.ones((1, 1, 3, 3)), params, tensors=True)
+        )
+        what = f"the score of a 3x3 image of ones, all weights 1, conv_b1 = {conv_b1:g}"
+        error = max(error, compare(got, np.array([[want]]), what, hint))
+    return error
+
+
+MODULE_KWARGS = {"in_channel": 3, "channel_1": 8, "channel_2": 12, "num_classes": 5, "size": 6}
+
+
+def _module_parameters(ctx) -> dict:
+    """{name: array} of a fresh ThreeLayerConvNetModule's state_dict, seeded."""
+    answer = ctx.run(
+        call("pytorch_nets", "ThreeLayerConvNetModule", kwargs=MODULE_KWARGS, as_="net", send=False, seed=0),
+        call(None, "net.state_dict"),
+    )
+    state = answer[1]["value"]
+    if not isinstance(state, dict) or not state:
+        raise Failed(
+            "ThreeLayerConvNetModule has no parameters: make its layers in __init__ and assign them to "
+            "self (self.conv1 = nn.Conv2d(...)), so that nn.Module registers them"
+        )
+    return state
+
+
+def _module_shapes(kw=MODULE_KWARGS) -> dict:
+    """Role -> shape of the module's parameters (nn.Linear stores its weight as (out, in))."""
+    c, c1, c2, k, hw = kw["in_channel"], kw["channel_1"], kw["channel_2"], kw["num_classes"], kw["size"] ** 2
+    return {
+        "conv1 weight": (c1, c, 5, 5),
+        "conv1 bias": (c1,),
+        "conv2 weight": (c2, c1, 3, 3),
+        "conv2 bias": (c2,),
+        "fc weight": (k, c2 * hw),
+        "fc bias": (k,),
+    }
+
+
+def _roles(state: dict) -> dict:
+    """Parameter name -> role, by shape (the fully connected weight either way round)."""
+    shapes = {shape: role for role, shape in _module_shapes().items()}
+    fc_in = _module_shapes()["fc weight"][::-1]
+    roles = {}
+    for name, value in state.items():
+        shape = tuple(np.shape(value))
+        role = shapes.get(shape) or ("fc weight (in, out)" if shape == fc_in else None)
+        if role is None:
+            expected = ", ".join(f"{r} {s}" for r, s in _module_shapes().items())
+            raise Failed(
+                f"parameter {name} has shape {shape}; with in_channel=3, channel_1=8, channel_2=12, "
+                f"num_classes=5, size=6 the parameters are {expected}. Hint: {CONVNET_HINT}"
+            )
+        roles[name] = role
+    missing = sorted(set(_module_shapes()) - {r.replace(" (in, out)", "") for r in roles.values()})
+    if missing:
+        raise Failed(f"ThreeLayerConvNetModule has no {', '.join(missing)} (parameters: {sorted(state)})")
+    return roles
+
+
+@check(
+    "pytorch_nets", "ThreeLayerConvNetModule.__init__", "layers' shapes; Kaiming normal weights, zero biases"
+)
+def _(ctx):
+    state = _module_parameters(ctx)
+    roles = _roles(state)
+    error = 0.0
+    for name, role in roles.items():
+        value = np.asarray(state[name], dtype=np.float64)
+        if role.startswith("conv") and role.endswith("bias"):
+            error = max(error, compare(value, np.zeros_like(value), f"{name} ({role})", "zero the biases"))
+        elif role.startswith("conv"):
+            fan_in = value[0].size
+            std, want = value.std(), np.sqrt(2.0 / fan_in)
+            # the sample std of n Gaussians is within 5 standard errors (std / sqrt(2n)) of the truth
+            if abs(std - want) > 5 * want / np.sqrt(2 * value.size) or abs(value.mean()) > 5 * want / np.sqrt(
+                value.size
+            ):
+                raise Failed(
+                    f"{name} ({role}) has mean {value.mean():.3g} and std {std:.3g}; Kaiming's normal "
+                    f"initialization gives mean 0 and std sqrt(2 / fan_in) = {want:.3g} (fan_in "
+                    f"{fan_in}). Hint: nn.init.kaiming_normal_(conv.weight), then nn.init.zeros_(conv.bias)"
+                )
+    return error
+
+
+@check("pytorch_nets", "ThreeLayerConvNetModule.forward", "scores with given weights (torch)")
+def _(ctx):
+    try:
+        roles = _roles(_module_parameters(ctx))
+    except Failed as e:
+        raise Failed(f"needs ThreeLayerConvNetModule.__init__: {e.detail}") from None
+    kw = MODULE_KWARGS
+    params = _convnet_params(
+        ctx.rng, kw["in_channel"], kw["channel_1"], kw["channel_2"], kw["size"] ** 2, kw["num_classes"]
+    )
+    by_role = dict(zip(_module_shapes(), params, strict=True))
+    by_role["fc weight (in, out)"] = by_role["fc weight"]
+    by_role["fc weight"] = by_role["fc weight"].T.copy()
+    x = ctx.rng.randn(3, kw["in_channel"], kw["size"], kw["size"])
+    answer = ctx.run(
+        call("pytorch_nets", "ThreeLayerConvNetModule", kwargs=kw, as_="net", send=False, seed=0),
+        call(None, "net.double", send=False),
+        call(
+            None, "net.load_state_dict", {n: by_role[r] for n, r in roles.items()}, send=False, tensors=True
+        ),
+        call(None, "net.forward", x, tensors=True),
+    )
+    return compare(answer[3]["value"], _convnet_oracle(x, params), "scores", CONVNET_HINT)
+
+
+@check("pytorch_nets", "make_model", "an nn.Sequential from (N, 3, 32, 32) images to (N, 10) scores")
+def _(ctx):
+    hint = "nn.Flatten() before the first nn.Linear, whose input size is channels * height * width"
+    x = ctx.rng.randn(4, 3, 32, 32).astype(np.float32)
+    try:
+        answer = ctx.run(
+            call("pytorch_nets", "make_model", as_="model", seed=0),
+            call(None, "model.forward", x, tensors=True),
+        )
+    except Failed as e:
+        if e.detail.startswith("not implemented"):
+            raise
+        raise Failed(f"{e.detail} (on 4 images of 3x32x32). Hint: {hint}") from None
+    made = answer[0]["value"]
+    if not isinstance(made, Opaque) or made.type_name != "Sequential":
+        raise Failed(f"make_model() returned {made!r}, expected an nn.Sequential")
+    scores = answer[1]["value"]
+    if isinstance(scores, Opaque) or np.shape(scores) != (4, 10):
+        raise Failed(
+            f"the network's scores for 4 images have shape {np.shape(scores)}, expected (4, 10). Hint: {hint}"
+        )
+    return 0.0
+
+
+TRAIN_TARGET = 0.9
+
+
+def learnable_images(rng, n, noise=2.0):
+    """``n`` 32x32 colour images of 10 classes and their labels: each class a coarse 4x4 colour
+    pattern of its own, scaled up to 32x32, under Gaussian noise twice its size. Any network that
+    learns separates them in a few hundred steps; one that cannot learn (all weights zero, frozen
+    parameters, no gradient through a layer) stays near chance, 10%."""
+    patterns = np.kron(np.random.RandomState(0).randn(10, 3, 4, 4), np.ones((8, 8)))
+    y = rng.randint(10, size=n)
+    X = patterns[y] + noise * rng.randn(n, 3, 32, 32)
+    return X.astype(np.float32), y.astype(np.int64)
+
+
+@check("pytorch_nets", "make_model", f"trains: {TRAIN_TARGET:.0%} on held-out images of a learnable task")
+def _(ctx):
+    X, y = learnable_images(ctx.rng, 1000)
+    X_val, y_val = learnable_images(ctx.rng, 500)
+    spec = {"data": [X, y, X_val, y_val], "epochs": 2, "batch_size": 50, "lr": 1e-3, "seed": 0}
+    answer = ctx.run(
+        call("pytorch_nets", "make_model", as_="model", send=False, seed=0),
+        {"call": "model", "train": spec},
+    )
+    acc = answer[1]["value"]
+    if not isinstance(acc, float) or acc < TRAIN_TARGET:
+        raise Failed(
+            f"trained for 2 epochs of 1,000 images (Adam, lr 1e-3, batches of 50), the network "
+            f"classifies {acc:.1%} of 500 held-out images right; the target is {TRAIN_TARGET:.0%}. Hint: "
+            "a network that stays near 10% cannot learn: weights all zero, parameters frozen "
+            "(requires_grad=False), or no nonlinearity between layers that kill the gradient"
+        )
+    return 0.0

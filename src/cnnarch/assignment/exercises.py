@@ -47,6 +47,12 @@ PARTS = {
         ("classifiers.cnn", "ThreeLayerConvNet.__init__"),
         ("classifiers.cnn", "ThreeLayerConvNet.loss"),
     ],
+    "pytorch": [
+        ("pytorch_nets", "three_layer_convnet"),
+        ("pytorch_nets", "ThreeLayerConvNetModule.__init__"),
+        ("pytorch_nets", "ThreeLayerConvNetModule.forward"),
+        ("pytorch_nets", "make_model"),
+    ],
 }
 
 EXERCISES = [ex for part in PARTS.values() for ex in part]
@@ -63,6 +69,7 @@ COPIED = [
     "vis_utils",
     "classifiers.fc_net",
     "classifiers.cnn",
+    "pytorch_nets",
 ]
-# Workspace modules that only re-export ``cnnarch.scratch``'s, so the assignment's imports work.
-REEXPORTED = ["data_utils"]
+# Workspace modules copied as they are from cnnarch.assignment (NumPy and Pillow only): the data loader.
+STANDALONE = ["data_utils"]

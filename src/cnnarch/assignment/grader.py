@@ -19,6 +19,7 @@ files can neither reach the grader's code nor see its expected values.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import selectors
@@ -38,7 +39,30 @@ from cnnarch.assignment.exercises import PACKAGE, PARTS
 IMPORT_TIMEOUT = 30.0
 MEMORY_LIMIT = 4 * 2**30  # the assignment's checks need a few MB; an endless allocation stops here
 # The workspace modules the checks need, in the order the child imports them.
-MODULES = ["layers", "fast_layers", "layer_utils", "optim", "classifiers.fc_net", "classifiers.cnn"]
+MODULES = [
+    "layers",
+    "fast_layers",
+    "layer_utils",
+    "optim",
+    "classifiers.fc_net",
+    "classifiers.cnn",
+    "pytorch_nets",
+]
+# What the PyTorch part's process may import besides NumPy: torch and the packages its import needs.
+TORCH_PACKAGES = ["torch", "torchgen", "functorch", "typing_extensions", "sympy", "mpmath", "filelock"]
+TORCH_PACKAGES += ["networkx", "jinja2", "markupsafe", "fsspec"]
+
+
+def _link_packages(libs: Path, names) -> None:
+    """Links in ``libs`` to the installed packages (or single-file modules) ``names``, those found."""
+    for name in names:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            continue
+        origin = Path(spec.origin).resolve()
+        path = origin.parent if origin.name == "__init__.py" else origin
+        if not (libs / path.name).exists():
+            (libs / path.name).symlink_to(path)
 
 
 class ChildDied(Exception):
@@ -61,6 +85,8 @@ class Child:
         for name in ("numpy", "numpy.libs"):  # numpy.libs: the BLAS a NumPy wheel carries
             if (numpy_dir.parent / name).exists():
                 (libs / name).symlink_to(numpy_dir.parent / name)
+        if "pytorch_nets" in modules:
+            _link_packages(libs, TORCH_PACKAGES)
         script = self.tmp / "harness.py"
         shutil.copyfile(harness.__file__, script)
         forbidden = [str(Path(cnnarch.__file__).resolve().parent)]

@@ -1,12 +1,13 @@
-"""The process that runs a student's code for the grader: standard library and NumPy only.
+"""The process that runs a student's code for the grader: standard library, NumPy, and torch for the
+PyTorch part only.
 
-The grader copies this file into a temporary folder and starts it as ``python -I -S harness.py
-WORKSPACE LIBS MEMORY_BYTES FORBIDDEN...``, with ``sys.path`` holding the workspace, a folder of links
-to NumPy alone, and the standard library: neither cnnarch (the grader and the answer key) nor torch
-can be imported. An audit hook (which Python code cannot remove) refuses, and records, any import of
-``cnnarch``, any file opened or listed under the FORBIDDEN folders (cnnarch's sources), and any new
-process. Memory is capped with ``RLIMIT_DATA``, so a huge allocation raises MemoryError in the check
-that made it.
+The grader copies this file into a temporary folder and starts it as ``python -I -S harness.py WORKSPACE
+LIBS MEMORY_BYTES FORBIDDEN...``, with ``sys.path`` holding the workspace, a folder of links to NumPy
+(and, when the PyTorch part is graded, to torch and the packages it imports), and the standard library:
+cnnarch (the grader and the answer key) cannot be imported. An audit hook (which Python code cannot
+remove) refuses, and records, any import of ``cnnarch``, any file opened or listed under the FORBIDDEN
+folders (cnnarch's sources), and any new process. Memory is capped with ``RLIMIT_DATA``, so a huge
+allocation raises MemoryError in the check that made it.
 
 The grader sends requests and this process answers over its stdin and stdout, in frames of JSON plus
 raw ``.npy`` arrays (never pickle: the grader must not run code that the student's objects carry).
@@ -77,6 +78,9 @@ def _to_tree(obj, arrays):
         return {"d": [[k, _to_tree(v, arrays)] for k, v in obj.items()]}
     if isinstance(obj, Handle):
         return {"h": obj.token}
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(obj, torch.Tensor):  # the PyTorch part's results travel as arrays
+        return _to_tree(obj.detach().cpu().numpy(), arrays)
     return {"x": type(obj).__name__}
 
 
@@ -233,6 +237,42 @@ def _resolve(value, store):
     return value
 
 
+def _tensors(value):
+    """NumPy arrays in ``value`` (and in its lists, tuples and dicts) as torch tensors."""
+    import numpy as np
+    import torch
+
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value.copy())
+    if isinstance(value, (list, tuple)):
+        return type(value)(_tensors(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _tensors(v) for k, v in value.items()}
+    return value
+
+
+def _train(model, spec) -> float:
+    """Train the student's ``model`` with Adam and the cross-entropy loss on the images the grader
+    sent, then return its accuracy on the held-out ones (the grader's training loop, not the
+    student's)."""
+    import torch
+    import torch.nn.functional as F
+
+    X, y, X_val, y_val = (_tensors(a) for a in spec["data"])
+    torch.manual_seed(spec["seed"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=spec["lr"])
+    for _ in range(spec["epochs"]):
+        model.train()
+        for idx in torch.randperm(len(X)).split(spec["batch_size"]):
+            loss = F.cross_entropy(model(X[idx]), y[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        return float((model(X_val).argmax(1) == y_val).double().mean())
+
+
 def _fingerprints(fn, args):
     """{argument name: (array, a copy)} of the array arguments, to see which ones a call changes."""
     import numpy as np
@@ -308,9 +348,16 @@ def run_step(step, store, channel):
     fn = _lookup(step, store)
     args = [_resolve(a, store) for a in step.get("args", [])]
     kwargs = {k: _resolve(v, store) for k, v in step.get("kwargs", {}).items()}
+    if step.get("tensors"):  # the PyTorch part: the student's code gets tensors, not arrays
+        args, kwargs = _tensors(args), _tensors(kwargs)
+    if "train" in step:  # the grader's training loop, on the model an earlier step made
+        model = fn
+        fn = lambda: _train(model, step["train"])  # noqa: E731
     before = _fingerprints(fn, args) if step.get("watch", True) else {}
     if "seed" in step:
         np.random.seed(step["seed"])
+        if "torch" in sys.modules:  # the PyTorch part: its initializations draw from torch's generator
+            sys.modules["torch"].manual_seed(step["seed"])
     seen = len(VIOLATIONS)
     proxies = Proxies(step["proxies"], channel) if step.get("proxies") else None
     try:

@@ -26,13 +26,14 @@ import textwrap
 from pathlib import Path
 
 import cnnarch
-from cnnarch.assignment.exercises import COPIED, EXERCISES, PACKAGE, REEXPORTED
+from cnnarch.assignment.exercises import COPIED, EXERCISES, PACKAGE, STANDALONE
 
 START = "# *** START OF YOUR CODE ***"
 END = "# *** END OF YOUR CODE ***"
 
 _OWN = "|".join(sorted({m.split(".")[0] for m in COPIED}))
 _DOTTED = re.compile(rf"\bcnnarch\.scratch\.({_OWN})\b")
+_DATA = re.compile(r"\bcnnarch\.scratch\.data\b")
 _FROM = re.compile(r"^(\s*)from cnnarch\.scratch import ([\w ,]+?)\s*$", re.MULTILINE)
 
 
@@ -47,7 +48,9 @@ def _split_from(match: re.Match) -> str:
 
 
 def rewrite_imports(code: str) -> str:
-    """``cnnarch.scratch.<module>`` -> ``cs231n.<module>`` for the modules the workspace has."""
+    """``cnnarch.scratch.<module>`` -> ``cs231n.<module>`` for the modules the workspace has, and
+    the data loader ``cnnarch.scratch.data`` -> ``cs231n.data_utils``."""
+    code = _DATA.sub(f"{PACKAGE}.data_utils", code)
     return _FROM.sub(_split_from, _DOTTED.sub(rf"{PACKAGE}.\1", code))
 
 
@@ -76,7 +79,10 @@ def _has_docstring(node) -> bool:
 
 
 REGION_BEGIN, REGION_END = "# >>> exercise", "# <<< exercise"
-REGION_TODO = {"__init__": "fill self.params: the weights and biases named in the class docstring"}
+REGION_TODO = {
+    "params": "fill self.params: the weights and biases named in the class docstring",
+    "layers": "make the layers named in the class docstring and assign them to self",
+}
 
 
 def _region(lines: list[str], node) -> tuple[int, int, str] | None:
@@ -105,9 +111,10 @@ def stub_source(source: str, names: set[str]) -> str:
         region = _region(lines, node)
         if region is not None:
             begin, end, indent = region
+            region_text = "\n".join(lines[begin:end])
             lines[begin : end + 1] = [
                 f"{indent}{START}",
-                f"{indent}# {REGION_TODO.get(name.split('.')[-1], 'write this part of ' + name)}",
+                f"{indent}# {REGION_TODO['params' if 'self.params' in region_text else 'layers']}",
                 f"{indent}{END}",
             ]
             continue
@@ -145,11 +152,11 @@ def _drop_unused_private(source: str) -> str:
 
 def _module_header(tree: ast.Module, module: str, stubs: list[str]) -> str:
     original = ast.get_docstring(tree) or ""
-    text = f"Your copy of cnnarch.scratch.{module}, the reference the grader compares with."
+    text = "Given code: nothing to write here."
     if stubs:
-        text += (
-            f" Write the code between the START and END OF YOUR CODE markers of {', '.join(stubs)}, "
-            "then grade it with `cnnarch assignment check DIR`."
+        text = (
+            f"Write the code between the START and END OF YOUR CODE markers of {', '.join(stubs)}; "
+            "the notebooks check it as you go, and the grader function by function."
         )
     paragraphs = [original.split("\n\n")[0], textwrap.fill(text, width=104)]
     return '"""' + "\n\n".join(paragraphs) + '\n"""'
@@ -167,19 +174,9 @@ def workspace_module(module: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def reexport_module(module: str) -> str:
-    """A workspace module that only re-exports ``cnnarch.scratch.<module>``'s public names."""
-    mod = importlib.import_module(f"cnnarch.scratch.{module}")
-    names = getattr(mod, "__all__", None) or [
-        n
-        for n, v in vars(mod).items()
-        if not n.startswith("_") and getattr(v, "__module__", None) == mod.__name__
-    ]
-    body = "".join(f"    {n},\n" for n in names)
-    return (
-        f'"""The assignment\'s cs231n.{module}: cnnarch.scratch.{module}, nothing to write here."""\n\n'
-        f"from cnnarch.scratch.{module} import (  # noqa: F401\n{body})\n"
-    )
+def standalone_module(module: str) -> str:
+    """The source of ``cnnarch.assignment.<module>``, which imports nothing of cnnarch."""
+    return inspect.getsource(importlib.import_module(f"cnnarch.assignment.{module}"))
 
 
 def default_notebooks_dir() -> Path | None:
@@ -214,6 +211,9 @@ def student_notebook(text: str) -> str:
         text = "".join(source) if isinstance(source, list) else source
         if cell.get("cell_type") == "markdown" and ANSWER_TAG in cell.get("metadata", {}).get("tags", []):
             cell["source"] = [ANSWER_PROMPT]
+        elif cell.get("cell_type") == "markdown":  # the student's engine is the workspace's package
+            cell["source"] = rewrite_imports(text).replace("`cnnarch.scratch`", f"`{PACKAGE}`")
+            cell["source"] = cell["source"].splitlines(keepends=True)
         if cell.get("cell_type") != "code":
             continue
         cell["source"] = strip_solutions(rewrite_imports(text)).splitlines(keepends=True)
@@ -222,8 +222,12 @@ def student_notebook(text: str) -> str:
     return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
 
 
-def workspace_readme() -> str:
-    """The workspace's README: the parts in order, the functions of each, how to check, the data."""
+def workspace_readme(course: bool = False) -> str:
+    """The workspace's README: the parts in order, the functions of each, how to check, the data.
+
+    ``course``: the README of a course's release, whose students have no cnnarch (see
+    :mod:`cnnarch.assignment.release`): how to install what the notebooks need and hand the work in,
+    instead of how to run the grader."""
     from cnnarch.assignment.exercises import PARTS
 
     titles = {
@@ -231,43 +235,64 @@ def workspace_readme() -> str:
         "batchnorm": ("02_batch_normalization.ipynb", "Batch normalization"),
         "dropout": ("03_dropout.ipynb", "Dropout"),
         "conv": ("04_convolutional_networks.ipynb", "Convolutional networks"),
+        "pytorch": ("05_pytorch.ipynb", "PyTorch"),
     }
-    lines = [
-        "# CS231n assignment 2, as exercises",
-        "",
+    lines = ["# CS231n assignment 2, as exercises", ""]
+    if course:
+        lines += [
+            "Install what the notebooks need (Python 3.10 or newer), then open them in order:",
+            "",
+            "    pip install -r requirements.txt",
+            "    jupyter lab",
+            "",
+        ]
+    lines += [
         "Five parts, in this order. Each notebook says which functions its cells call; write them in",
         f"`{PACKAGE}/` between the `START OF YOUR CODE` and `END OF YOUR CODE` markers, run the notebook's",
         "cells (they print relative errors against numerical gradients), and answer its inline questions",
-        "in the answer cells.",
+        "in the answer cells. Each notebook states its targets (50% validation accuracy for a fully",
+        "connected network, a convolutional network and a PyTorch network trained to a stated CIFAR-10",
+        "accuracy) and checks them in a cell that prints PASS or FAIL.",
         "",
     ]
     for n, (part, exercises) in enumerate(PARTS.items(), 1):
         notebook, title = titles[part]
-        lines += [f"## {n}. {title}: `{notebook}`", "", f"`cnnarch assignment check . --part {part}`", ""]
+        lines += [f"## {n}. {title}: `{notebook}`", ""]
+        if not course:
+            lines += [f"`cnnarch assignment check . --part {part}`", ""]
         lines += [f"- `{PACKAGE}/{m.replace('.', '/')}.py`: `{f}`" for m, f in exercises]
         lines.append("")
+    if course:
+        lines += [
+            "## Handing it in",
+            "",
+            f"Hand in this folder with your `{PACKAGE}/` and the notebooks, as your course says. It is",
+            "graded function by function on inputs chosen to catch the usual bugs; each failure names the",
+            "output that is wrong, its worst element, and a hint. Your functions must not change their",
+            "inputs.",
+            "",
+        ]
+    else:
+        lines += [
+            "## Checking your work",
+            "",
+            "`cnnarch assignment check .` grades every function (`--part fc`, `--function affine_forward`",
+            "for fewer). Each failure names the output that is wrong, its worst element (expected against",
+            "got), the relative error and the tolerance, and a hint. Your code runs in a separate process",
+            "with NumPy (and torch for the PyTorch part) only: it cannot import cnnarch, and it must not",
+            "change its inputs.",
+            "",
+        ]
     lines += [
-        "## 5. PyTorch: `05_pytorch.ipynb`",
-        "",
-        "A three-layer network on bare tensors, as an `nn.Module` and as an `nn.Sequential` trained to a",
-        "target, written in the notebook's cells and checked there; then networks of the zoo trained with",
-        "`cnnarch train` to a stated CIFAR-10 target (`--target-accuracy`). Nothing for the grader here.",
-        "",
-        "## Checking your work",
-        "",
-        "`cnnarch assignment check .` grades every function (`--part fc`, `--function affine_forward` for",
-        "fewer). Each failure names the output that is wrong, its worst element (expected against got),",
-        "the relative error and the tolerance, and a hint. Your code runs in a separate process with NumPy",
-        "only: it cannot import cnnarch, and it must not change its inputs.",
-        "",
         "## Data",
         "",
-        "The notebooks read CIFAR-10 wherever you start them: `$CNNARCH_DATA` if set (the official",
-        "`cifar-10-batches-py` folder, its archive, or an ImageFolder copy with `train/` and `test/`), else",
-        "a `shared/data` folder in the current directory or one above it (such as",
-        "`../shared/data/cifar10-jpeg`), else the copy cached in `~/.cache/cnnarch` (`$CNNARCH_CACHE`), else",
-        "a download of the official archive.",
-        "The command line takes `--data DIR` the same way.",
+        f"The notebooks read CIFAR-10 with `{PACKAGE}/data_utils.py`, wherever you start them:",
+        "`$CNNARCH_DATA` if set (the official `cifar-10-batches-py` folder, a folder holding it, or an",
+        "ImageFolder copy with `train/<class>/*.jpg` and `test/<class>/*.jpg`), else",
+        f"`{PACKAGE}/datasets/`, else a `shared/data` folder in the current directory or one above it",
+        "(such as `../shared/data/cifar10-jpeg`), else the copy in cnnarch's cache",
+        "(`~/.cache/cnnarch/datasets`, `$CNNARCH_CACHE`), else a download of the official archive",
+        f"(170 MB) into `{PACKAGE}/datasets/`.",
         "",
     ]
     return "\n".join(lines)
@@ -303,9 +328,9 @@ def init_workspace(directory, notebooks=None, force=False) -> dict:
         raise ValueError(f"cannot write the workspace {directory}: {existing} {what}; choose another DIR")
     written = []
     files = {f"{m.replace('.', '/')}.py": workspace_module(m) for m in COPIED}
-    files.update({f"{m}.py": reexport_module(m) for m in REEXPORTED})
+    files.update({f"{m}.py": standalone_module(m) for m in STANDALONE})
     files["__init__.py"] = (
-        '"""The assignment\'s package: your code, checked by `cnnarch assignment check`."""\n'
+        '"""The assignment\'s package: your code, checked by the notebooks and by the grader."""\n'
     )
     files["classifiers/__init__.py"] = (
         '"""Classifiers: fc_net (TwoLayerNet, FullyConnectedNet), cnn (ThreeLayerConvNet)."""\n'
