@@ -123,3 +123,37 @@ def test_init_from_the_wheel_writes_the_notebooks_and_their_first_cells_run(venv
     env = clean_env(CNNARCH_QUICK="1", CNNARCH_CACHE=str(tmp_path / "cache"))
     out = run([venv / "bin" / "python", "-c", runner], env=env, cwd=ws)
     assert out.split() == notebooks
+
+
+@pytest.mark.parametrize("name", ["01_fully_connected.ipynb", "05_pytorch.ipynb"])
+def test_a_solved_workspace_from_the_wheel_runs_whole_notebooks(venv, tmp_path, name, cifar_jpeg_root):
+    """A workspace written by the wheel's `cnnarch assignment init`, solved (the reference in its
+    package, the teacher's code in its notebook cells' YOUR CODE blocks), runs a whole notebook in quick
+    mode: its loader, its exercises, and in part 5 the wheel's zoo and trainer."""
+    from cnnarch.assignment.workspace import rewrite_imports
+
+    from .conftest import solve
+
+    ws = tmp_path / "ws"
+    run([venv / "bin" / "cnnarch", "assignment", "init", ws], env=clean_env(), cwd=tmp_path)
+    solve(ws)
+    teacher = json.loads((REPO / "notebooks" / name).read_text())["cells"]
+    student = json.loads((ws / name).read_text())["cells"]
+    assert len(teacher) == len(student)
+    code = []
+    for mine, theirs in zip(student, teacher, strict=True):
+        if mine["cell_type"] == "code":
+            source = "".join(mine["source"])
+            if "write this cell's code" in source:  # the student's part of the cell: the teacher's
+                source = rewrite_imports("".join(theirs["source"]))
+            code.append("\n".join(line for line in source.splitlines() if not line.startswith("%")))
+    env = clean_env(
+        CNNARCH_QUICK="1",
+        CNNARCH_DATA=str(cifar_jpeg_root),
+        CNNARCH_CACHE=str(tmp_path / "cache"),
+        CNNARCH_RUNS=str(tmp_path / "runs"),
+    )
+    script = ws / "notebook_as_script.py"  # beside cs231n/, which it imports
+    script.write_text("\n\n".join(code) + "\nprint('ran to the end')\n")
+    out = run([venv / "bin" / "python", script], env=env, cwd=ws)
+    assert out.rstrip().endswith("ran to the end")

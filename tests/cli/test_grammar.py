@@ -67,7 +67,9 @@ def test_out_is_a_file_and_output_a_run_folder():
 
 
 def test_every_command_that_writes_asks_before_replacing_with_overwrite():
-    writers = set(with_option("--out")) | set(with_option("--output")) | {"assignment init"}
+    writers = (
+        set(with_option("--out")) | set(with_option("--output")) | {"assignment init", "assignment release"}
+    )
     # an experiment never replaces its folder: it refuses it, or continues it with --resume
     assert set(with_option("--overwrite")) == writers - {"experiment"}
     assert not with_option("--force") or set(with_option("--force")) == {"assignment init"}  # its old name

@@ -1,5 +1,5 @@
-"""``cnnarch assignment init DIR`` and ``cnnarch assignment check DIR``: CS231n assignment 2 as exercises
-on the NumPy engine, graded function by function."""
+"""``cnnarch assignment init DIR``, ``check DIR``, ``summary DIR`` and ``release OUT``: CS231n
+assignment 2 as exercises, graded function by function, and released to a course without its key."""
 
 import json
 
@@ -29,6 +29,16 @@ def add_parser(sub):
         action="store_true",
         help="overwrite an existing workspace (your code in it too)",
     )
+
+    release = actions.add_parser(
+        "release",
+        help="write a course's release into OUT: student/ (no answer key, no cnnarch) and autograder/",
+    )
+    release.add_argument("out", help="the release directory (created if missing)")
+    release.add_argument(
+        "--notebooks", metavar="DIR", help="the teacher's notebooks (default: those shipped with cnnarch)"
+    )
+    release.add_argument("--overwrite", action="store_true", help="write into a non-empty OUT")
 
     from cnnarch.assignment.exercises import PARTS
 
@@ -87,6 +97,9 @@ def run(args) -> int:
         )
         return 0
 
+    if args.action == "release":
+        return _release(args)
+
     from cnnarch.assignment import grader
 
     if not args.memory > 0:
@@ -112,6 +125,21 @@ def run(args) -> int:
             f"{summary['functions_passed']}/{summary['functions']} functions pass all their checks"
         )
     return 0 if all(r["result"] == "pass" for r in rows) else 1
+
+
+def _release(args) -> int:
+    from cnnarch.assignment.release import release_assignment
+
+    r = release_assignment(args.out, notebooks=args.notebooks, force=args.overwrite)
+    print(
+        f"student release: {r['student']} and {r['student_zip']} ({plural(len(r['notebooks']), 'notebook')}; "
+        "no answer key, nothing of cnnarch): hand these out"
+    )
+    print(
+        f"autograder: {r['autograder']} and {r['autograder_zip']}: keep them; upload the zip to "
+        "Gradescope, or grade collected submissions with `cnnarch assignment summary DIR`"
+    )
+    return 0
 
 
 def _summary(args, options) -> int:
