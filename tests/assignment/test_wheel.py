@@ -1,7 +1,8 @@
 """The product installed from a built wheel, not from this checkout (CI runs these with the suite): in a
 fresh virtual environment outside the checkout, `cnnarch list` answers, `cnnarch predict` classifies
 images with the weights shipped inside the wheel, and `cnnarch assignment init` writes the workspace
-with its notebooks, whose first cells run there. One wheel is built for all of them.
+with its notebooks, whose first cells run there; solved, it runs notebooks 01 and 05 whole. One wheel
+is built for all of them.
 
 The wheel is built from a copy of the sources (pip wheel, no build isolation: no network). The fresh
 environment gets the wheel alone; its heavy dependencies (torch, NumPy, matplotlib, ipykernel) come
