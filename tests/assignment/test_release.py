@@ -17,7 +17,7 @@ import pytest
 from cnnarch.assignment.checks import CHECKS
 from cnnarch.assignment.exercises import COPIED, EXERCISES
 from cnnarch.assignment.release import release_assignment
-from cnnarch.assignment.workspace import ANSWER_PROMPT, default_notebooks_dir, rewrite_imports
+from cnnarch.assignment.workspace import ANSWER_PROMPT, START, default_notebooks_dir, rewrite_imports
 from cnnarch.cli import main
 
 pytestmark = pytest.mark.slow
@@ -192,3 +192,36 @@ def test_release_command_says_what_to_hand_out_and_what_to_keep(tmp_path, capsys
     assert "hand these out" in out and "autograder" in out and "keep them" in out
     assert main(["assignment", "release", str(tmp_path / "out")]) == 2  # not empty: refused
     assert "--overwrite" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["01_fully_connected.ipynb", "05_pytorch.ipynb"])
+def test_a_solved_release_runs_its_notebooks_with_cnnarch_unavailable(
+    release, tmp_path, name, cifar_jpeg_root
+):
+    """The student's notebook, in quick mode, once the package holds the reference (and a cell's YOUR
+    CODE block the teacher's code): every cell runs, with any import of cnnarch failing."""
+    from .conftest import solve
+
+    ws = tmp_path / "student"
+    subprocess.run(["cp", "-r", str(release["student"]), str(ws)], check=True)
+    solve(ws)
+    teacher = {
+        "".join(c["source"]).split(START)[0]: "".join(c["source"])
+        for c in json.loads((default_notebooks_dir() / name).read_text())["cells"]
+        if c["cell_type"] == "code"
+    }
+    code = ["import sys\nsys.modules['cnnarch'] = None  # any import of cnnarch raises"]
+    for cell in json.loads((ws / name).read_text())["cells"]:
+        if cell["cell_type"] == "code":
+            source = "".join(cell["source"])
+            if "write this cell's code" in source:  # the student's part: the teacher's, same opening
+                source = rewrite_imports(teacher[source.split(START)[0]])
+            code.append("\n".join(line for line in source.splitlines() if not line.startswith("%")))
+    (ws / "notebook_as_script.py").write_text("\n\n".join(code) + "\nprint('ran to the end')\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env |= {"CNNARCH_QUICK": "1", "CNNARCH_DATA": str(cifar_jpeg_root), "CNNARCH_CACHE": str(tmp_path / "c")}
+    env |= {"MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, "notebook_as_script.py"], cwd=ws, env=env, capture_output=True, text=True
+    )
+    assert out.stdout.rstrip().endswith("ran to the end"), out.stderr[-2000:]

@@ -1,11 +1,11 @@
 """Grade a workspace: every check of :mod:`cnnarch.assignment.checks` on the student's functions.
 
 The student's code never runs in the grader's process. It runs in a child process
-(:mod:`cnnarch.assignment.harness`) whose ``sys.path`` holds the workspace, NumPy and the standard
-library only, under an audit hook that refuses any use of cnnarch's files and any new process, with its
-address space capped. The grader computes the expected values here (numerical gradients, torch, the
-reference engine), sends the child only the inputs, and compares what comes back; so the student's
-files can neither reach the grader's code nor see its expected values.
+(:mod:`cnnarch.assignment.harness`) whose ``sys.path`` holds the workspace, NumPy (torch too for the
+PyTorch part) and the standard library only, under an audit hook that refuses any use of cnnarch's files
+and any new process, with its address space capped. The grader computes the expected values here
+(numerical gradients, torch, the reference engine), sends the child only the inputs, and compares what
+comes back; so the student's files can neither reach the grader's code nor see its expected values.
 
 - An import of a workspace module that raises, hangs or kills the process is reported once, as its
   own row, and the checks that need that module are marked "not graded" at once.
