@@ -32,6 +32,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
+from cnnarch.experiments.degradation import data_label
 from cnnarch.experiments.report import (
     conclusions_section,
     md_table,
@@ -181,10 +182,6 @@ def run(ctx: Context) -> bool:
     return complete
 
 
-def final_errors(runs: dict) -> dict:
-    return {n: r["final"] for n, r in runs.items() if r["final"]}
-
-
 def noise(n_test: int, err_a: float, err_b: float) -> float:
     """Two binomial standard errors (in points) of the difference of two test errors on ``n_test``
     images, treated as independent (a bound: the same images make the difference less noisy)."""
@@ -192,7 +189,13 @@ def noise(n_test: int, err_a: float, err_b: float) -> float:
     return 200 * math.sqrt(var)
 
 
-def conclusions(final: dict, grads: dict, n_test: int) -> list[str]:
+def conclusions(curves: dict, grads: dict, n_test: int, sizes: dict | None = None) -> list[str]:
+    """Sentences from the numbers. ``curves[name]`` is a run's per-epoch ``{"epoch", "train_err",
+    "test_err"}`` (percent); ``grads`` is :func:`measure_gradients`' dict, ``sizes`` the parameters
+    of each stage. The training claim counts as
+    reproduced only when the run with auxiliary losses ends lower in test error by more than two binomial
+    standard errors *and* is lower at every epoch after the first: with one seed per run, a gap at one
+    epoch that the other epochs contradict is the runs' fluctuation, not an effect."""
     out = []
     init = grads.get("init")
     if init:
@@ -207,45 +210,60 @@ def conclusions(final: dict, grads: dict, n_test: int) -> list[str]:
             "on exactly 1x, as no auxiliary head draws on those stages)."
         )
         fall = init["conv1"]["main"] / init["fc"]["main"] if init["fc"]["main"] else math.nan
+        both = f" (layers of {sizes['conv1']:,} and {sizes['fc']:,} parameters)" if sizes else ""
         out.append(
             f"The main loss alone gives the first convolution {fall:.3g}x the gradient norm of the final "
-            "classifier at initialization."
+            f"classifier{both} at initialization."
         )
-    for name in ("aux", "no-aux"):
-        if name in grads and name in final:
-            g = grads[name]
-            ratio = g["conv1"]["with_aux"] / g["conv1"]["main"]
-            out.append(
-                f"After training ({name}): the first convolution receives {ratio:.2f}x the main loss's "
-                "gradient norm when the auxiliary losses are added."
-            )
-    a, b = final.get("aux"), final.get("no-aux")
-    if a is None or b is None:
+    if "aux" in grads and curves.get("aux"):
+        g = grads["aux"]["conv1"]
+        out.append(
+            f"After training, in the run with auxiliary losses, they still add to the first convolution's "
+            f"gradient: {g['with_aux'] / g['main']:.2f}x the main loss's norm."
+        )
+    a_curve, b_curve = curves.get("aux") or [], curves.get("no-aux") or []
+    if not a_curve or not b_curve:
         out.append("The two training runs cannot be compared: at least one has no finished epoch.")
         return out
+    a, b = a_curve[-1], b_curve[-1]
     gap = b["test_err"] - a["test_err"]
     two_se = noise(n_test, a["test_err"], b["test_err"])
+    by_epoch = {c["epoch"]: c for c in b_curve}
+    later = [c for c in a_curve[1:] if c["epoch"] in by_epoch]
+    reversed_at = [c["epoch"] for c in later if not c["test_err"] < by_epoch[c["epoch"]]["test_err"]]
     with_aux = "with the auxiliary losses the test error is"
-    if gap > two_se:
-        verdict = f"Reproduced at this budget: {with_aux} lower by {gap:.2f} points"
-    elif gap < -two_se:
-        verdict = f"Not reproduced at this budget: {with_aux} higher by {-gap:.2f} points"
-    else:
-        verdict = (
-            f"Not reproduced at this budget: the test errors differ by {abs(gap):.2f} points, within the "
-            "noise"
-        )
-    out.append(
-        f"{verdict} ({pct(a['test_err'])} with, {pct(b['test_err'])} without; two binomial standard errors "
-        f"of the difference on {n_test:,} test images: {two_se:.2f} points; one seed each, so the "
-        "seed-to-seed spread is not measured)."
+    numbers = (
+        f"{pct(a['test_err'])} with, {pct(b['test_err'])} without at epoch {a['epoch']}; two binomial "
+        f"standard errors of the difference on {n_test:,} test images: {two_se:.2f} points"
     )
-    tr = b["train_err"] - a["train_err"]
+    if gap > two_se and not reversed_at:
+        out.append(
+            f"Reproduced at this budget: {with_aux} lower by {gap:.2f} points, and lower at every epoch "
+            f"after the first ({numbers}; one seed each, so the seed-to-seed spread is not measured)."
+        )
+    elif gap > two_se:
+        out.append(
+            f"Not established at this budget: {with_aux} lower by {gap:.2f} points at the end ({numbers}), "
+            f"but not lower at epoch(s) {', '.join(map(str, reversed_at))}: the two runs changed order, so "
+            "with one seed each the final gap cannot be told from the runs' fluctuation."
+        )
+    elif gap < -two_se:
+        out.append(f"Not reproduced at this budget: {with_aux} higher by {-gap:.2f} points ({numbers}).")
+    else:
+        out.append(
+            f"Not reproduced at this budget: the test errors differ by {abs(gap):.2f} points, within the "
+            f"noise ({numbers})."
+        )
+    lower = [
+        c["epoch"]
+        for c in a_curve
+        if c["epoch"] in by_epoch and c["train_err"] < by_epoch[c["epoch"]]["train_err"]
+    ]
     out.append(
-        ("With the auxiliary losses the running training error of the main classifier is lower" if tr > 0
-         else "With the auxiliary losses the running training error of the main classifier is not lower")
-        + f": {pct(a['train_err'])} against {pct(b['train_err'])}."
-    )  # fmt: skip
+        f"The running training error of the main classifier is lower with the auxiliary losses at "
+        f"{len(lower)} of {len(a_curve)} epochs ({pct(a['train_err'])} against {pct(b['train_err'])} at "
+        f"epoch {a['epoch']})."
+    )
     if a["test_err"] > 50 and b["test_err"] > 50:
         out.append(
             "Both runs are still early in training (test error above 50%): a budget this small shows how "
@@ -290,8 +308,9 @@ def report(ctx: Context):
     path = ctx.output / "gradients.json"
     grads = json.loads(path.read_text()) if path.exists() else {}
     n_test = data.val.num_images
-    final = final_errors(runs)
-    lines = conclusions(final, grads, n_test)
+    net = create_model("googlenet", num_classes=data.num_classes)
+    sizes = {st: sum(p.numel() for n, p in net.named_parameters() if stage_of(n) == st) for st in STAGES}
+    lines = conclusions({n: r["curve"] for n, r in runs.items()}, grads, n_test, sizes)
     write_metrics(ctx, runs, {"gradients": grads, "conclusions": lines})
     plot(runs, grads, ctx.output / "googlenet_aux.png")
     s = specs[0].cfg
@@ -318,17 +337,19 @@ def report(ctx: Context):
         f"network: the paper's GoogLeNet (`googlenet`: LRN, no batch norm, Table 1), auxiliary heads after "
         f"4a and 4d in both runs; their losses weighted {AUX_WEIGHT} in one run and 0 in the other (same "
         "initialization, same batches)",
-        f"data: CIFAR-10 ({s.dataset.data}), resized to {IMAGE_SIZE}x{IMAGE_SIZE}; "
+        f"data: {data_label(s.dataset.data)} ({s.dataset.data}), resized to {IMAGE_SIZE}x{IMAGE_SIZE}; "
         f"{data.train.num_images:,} training images ({data.train.num_images // data.num_classes} per class), "
         f"random crops and flips; test error after every epoch on {n_test:,} test images",
         f"SGD momentum {s.optim.momentum}, lr {s.optim.lr} lowered 4% every 8 epochs (the paper's), weight "
         f"decay {s.optim.weight_decay}, batch {s.schedule.batch_size}, "
         f"{plural(s.schedule.epochs, 'epoch')}",
         f"mixed precision: {'bf16 autocast, channels-last' if s.run.amp else 'none (fp32)'}; the gradient "
-        f"norms in fp32, training mode, summed over {PROBE_BATCHES} fixed batches of 32 test images",
+        f"norms in fp32, training mode, summed over {PROBE_BATCHES} fixed batches of 32 test images; a "
+        "stage's norm is over all its parameters (stages differ in size: conv1 and fc about 10k, conv2 4k, "
+        "an Inception module 0.16-1.4M)",
     ]
     sections = [
-        "## Training (last epoch)",
+        f"## Training (last epoch; {data_label(s.dataset.data)})",
         "",
         md_table(["run", "state", "epochs", "training error", "test error", "minutes"], rows),
         "",
