@@ -1,6 +1,7 @@
 """Progress everyone can read (cnnarch.progress): a bar on a terminal, dated lines in a log."""
 
 import re
+import time
 
 from cnnarch import progress as P
 
@@ -76,6 +77,18 @@ def test_slow_rates_keep_their_digits():
     clock.t = 18.0
     bar.update(4)  # 4 batches in 18 s: 0.222 batch/s, 6 left: 27 s
     assert lines[0][20:] == "evaluation: 4/10 batch (40%), 0.222 batch/s, 0:18 elapsed, ETA 0:27"
+
+
+def test_a_phase_without_steps_says_so_only_when_it_takes_long():
+    lines = []
+    with P.phase("exporting resnet20 to onnx", after=0.05, write=lines.append):
+        pass
+    assert lines == []  # quick: nothing
+    with P.phase("exporting resnet20 to onnx", after=0.05, write=lines.append):
+        time.sleep(0.3)
+    assert [DATED.match(line) is not None for line in lines] == [True, True]
+    assert lines[0][20:] == "exporting resnet20 to onnx ..."
+    assert lines[1][20:] == "exporting resnet20 to onnx: done in 0:00"
 
 
 def test_durations():

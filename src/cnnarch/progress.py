@@ -14,6 +14,7 @@ The choice between the two follows standard error, where tqdm draws: a terminal 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -171,13 +172,28 @@ def progress(total: int | None, desc: str, unit: str = "it", **kw):
         shown.close()
 
 
+def _print_err(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 @contextmanager
-def phase(desc: str, *, enabled: bool = True, write: Callable[[str], None] = _print):
-    """A step that cannot count its progress (one call to an exporter): a line when it starts and one
-    with its duration when it ends, so that a log shows what the time went to."""
+def phase(desc: str, *, after: float = 3.0, write: Callable[[str], None] = _print_err):
+    """A step that cannot count its progress (one call into an exporter): once it has run ``after``
+    seconds, a dated line says what is running, and at its end one more gives its duration."""
     start = time.perf_counter()
-    if enabled:
+    said = []
+
+    def say() -> None:
+        said.append(True)
         write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {desc} ...")
-    yield
-    if enabled:
-        write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {desc}: done in {duration(time.perf_counter() - start)}")
+
+    timer = threading.Timer(after, say)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        if said:
+            seconds = duration(time.perf_counter() - start)
+            write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {desc}: done in {seconds}")

@@ -54,6 +54,7 @@ def run(args) -> int:
     from cnnarch.inference import export, in_channels
     from cnnarch.models import check_input, get_model_entry
     from cnnarch.models.weights import with_run_record
+    from cnnarch.progress import phase
 
     shape = parse_input_size(args.input) if args.input else None
     inputs = [p for p in (args.network, args.weights) if p and Path(p).is_file()]
@@ -69,7 +70,7 @@ def run(args) -> int:
     if shape is None:
         shape = (in_channels(net), meta.crop, meta.crop) if meta else get_model_entry(args.network).input_size
     check_input(net, torch.empty(1, *shape))  # tracing for export skips this check of forward
-    with written_whole(out) as tmp:
+    with written_whole(out) as tmp, phase(f"exporting {args.network} to {args.to}"):
         export(net, args.to, tmp, shape)
     print(f"{args.to} written to {out} (input N x {'x'.join(map(str, shape))})")
     if args.check:
