@@ -1,6 +1,7 @@
 """The default thread count: the cores actually free, chosen before torch loads (cnnarch.threads)."""
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -98,6 +99,7 @@ def run_fresh(code: str, **env) -> str:
 
 CHOOSE_THEN_IMPORT = """
 import os
+import re
 from cnnarch.threads import apply_before_torch
 c = apply_before_torch()
 import torch
@@ -155,3 +157,20 @@ def test_the_choice_in_one_line(monkeypatch):
     assert line.startswith("threads: 1 (1.0 of 2 cores free, counted again every 20 s")
     assert line.endswith("OMP_WAIT_POLICY=PASSIVE") and "\n" not in line
     assert threads.ThreadChoice(4, 2, source="--threads").describe().startswith("threads: 4 (--threads, 2")
+
+
+@pytest.mark.slow
+def test_eval_says_its_choice_in_one_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+    out = subprocess.run(
+        [sys.executable, "-m", "cnnarch.cli", "eval", str(tmp_path / "none.pt")],
+        env={**env, "PYTHONPATH": REPO_SRC},
+        capture_output=True,
+        text=True,
+    )
+    first = out.stderr.splitlines()[0]
+    assert re.fullmatch(
+        r"threads: \d \(\d\.\d of \d+ cores free; OMP_NUM_THREADS=N to fix it\); OMP_WAIT_POLICY=PASSIVE",
+        first,
+    )
+    assert out.returncode == 2  # then the missing file, as ever

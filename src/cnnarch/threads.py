@@ -113,7 +113,7 @@ class ThreadChoice:
     free: float | None = None  # measured free cores; None: not measured
     source: str = "measured"  # or "OMP_NUM_THREADS", "--threads"
 
-    def describe(self, now: int | None = None, recheck: bool = False) -> str:
+    def describe(self, now: int | None = None, recheck: bool = False, fix: str = "--threads N") -> str:
         n = self.threads if now is None else now
         if self.source == "measured" and self.free is not None:
             why = f"{self.free:.1f} of {self.cores} cores free"
@@ -123,7 +123,7 @@ class ThreadChoice:
             why = f"{self.source}, {self.cores} cores"
         again = f", counted again every {RECHECK_SECONDS:g} s" if recheck else ""
         wait = os.environ.get("OMP_WAIT_POLICY", "unset")
-        return f"threads: {n} ({why}{again}; --threads N to fix it); OMP_WAIT_POLICY={wait}"
+        return f"threads: {n} ({why}{again}; {fix} to fix it); OMP_WAIT_POLICY={wait}"
 
 
 def local_processes() -> int:

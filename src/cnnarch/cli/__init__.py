@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
         choice = apply_before_torch()
         if choice is not None and THREADED[args.command]:
-            print(choice.describe(), file=sys.stderr)
+            print(choice.describe(fix="OMP_NUM_THREADS=N"), file=sys.stderr)
     try:
         with table_width(None if getattr(args, "wide", False) else DEFAULT_WIDTH):
             return args.run(args) or 0
