@@ -1214,7 +1214,7 @@ def _(ctx):
         raise Failed(
             f"trained for 2 epochs of 1,000 images (Adam, lr 1e-3, batches of 50), the network "
             f"classifies {acc:.1%} of 500 held-out images right; the target is {TRAIN_TARGET:.0%}. Hint: "
-            "a network that stays near 10% cannot learn: weights all zero, parameters frozen "
-            "(requires_grad=False), or no nonlinearity between layers that kill the gradient"
+            "a network that stays near 10% does not learn: are its weights all zero (no gradient "
+            "reaches the layers below), or its parameters frozen (requires_grad=False)?"
         )
     return 0.0
