@@ -495,9 +495,14 @@ def test_an_import_that_hangs_is_reported_once_at_once(workspace):
     imports = [r for r in rows if r["check"] == "import"]
     assert imports[0]["function"] == "cs231n/layers.py"
     assert "importing cs231n.layers did not finish within 2 s" in imports[0]["detail"]
-    # the networks import layers and would hang too; the update rules do not and are graded
+    # the networks import layers and would hang too; the update rules do not and are graded. The PyTorch
+    # part does not import layers either: it is graded, unless importing torch alone outlasts the 2 s
+    # (a loaded machine), which its own import row then reports
     blocked = {r["function"] for r in rows if r["detail"].startswith("not graded")}
-    assert blocked == {c.function for c in CHECKS if c.module != "optim"}
+    torch_part = {c.function for c in CHECKS if c.module == "pytorch_nets"}
+    assert blocked - torch_part == {c.function for c in CHECKS if c.module not in ("optim", "pytorch_nets")}
+    if blocked & torch_part:
+        assert any(r["function"] == "cs231n/pytorch_nets.py" for r in imports)
     assert all(r["result"] == "pass" for r in rows if r["function"] in ("sgd_momentum", "rmsprop", "adam"))
 
 
