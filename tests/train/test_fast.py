@@ -294,8 +294,8 @@ def test_muon_takes_the_filters_and_follows_the_schedule_scaled(tree16):
     lrs = []
     for step in range(trainer.total_steps):
         lrs.append((trainer.optimizer.param_groups[0]["lr"], trainer.muon.param_groups[0]["lr"]))
-        trainer.schedule.set(step + 1, 0)
-        trainer.muon_schedule.set(step + 1, 0)
+        trainer.schedule.set(step + 1)
+        trainer.muon_schedule.set(step + 1)
     for lr, muon_lr in lrs:
         assert muon_lr == pytest.approx(lr * 0.3 / 1.5)
     assert lrs[0][0] == pytest.approx(0.3) and lrs[-1][0] > 1.0  # the one cycle's rise

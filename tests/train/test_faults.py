@@ -170,14 +170,19 @@ def test_a_run_that_would_train_nothing_is_refused(tree, tmp_path, capsys, flags
 
 # 5. extending a finished run
 def test_extending_a_finished_cosine_run_continues_over_the_new_length(tmp_path, syn):
+    def cosine(e, length):  # the rate of (0-based) epoch e: 0.05 * (1 + cos(pi e / length)) / 2
+        return 0.05 * (1 + math.cos(math.pi * e / length)) / 2
+
     fit(make_cfg(tmp_path, epochs=3, sched="cosine"), syn)
-    fit(config_for_resume(str(tmp_path / "run"), {"epochs": 6}), syn)
+    x, y = syn.blob_images(128)
+    cfg = config_for_resume(str(tmp_path / "run"), {"epochs": 6})
+    resumed = Trainer(cfg, syn.bundle(x, y, 32, 4), model=syn.tiny_cnn, log=quiet)
+    assert resumed.lr() == pytest.approx(cosine(3, 6)) and resumed.lr() > 0.005  # not the 3 epochs' 0
+    resumed.fit()
     with open(tmp_path / "run/metrics.csv") as f:
         lrs = [float(r["lr"]) for r in csv.DictReader(f)]
-    # epoch e+1 trains at the cosine over its run's length at e: 0.05 * (1 + cos(pi e / length)) / 2
-    assert lrs[:3] == pytest.approx([0.05 * (1 + math.cos(math.pi * e / 3)) / 2 for e in (0, 1, 2)])
-    assert lrs[3:] == pytest.approx([0.05 * (1 + math.cos(math.pi * e / 6)) / 2 for e in (3, 4, 5)])
-    assert lrs[3] > 0.005
+    # a row's lr is the rate in force at its epoch's end: the next epoch's
+    assert lrs == pytest.approx([cosine(e, 3) for e in (1, 2, 3)] + [cosine(e, 6) for e in (4, 5, 6)])
 
 
 def test_a_shorter_epochs_says_nothing_to_do_and_rewrites_nothing(tmp_path, syn):

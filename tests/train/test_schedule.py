@@ -18,9 +18,9 @@ def lrs(cfg, steps_per_epoch, epochs, val=None):
             out.append(opt.param_groups[0]["lr"])
             opt.step()
             step += 1
-            sched.set(step, e)
+            sched.set(step)
         sched.step_epoch(None if val is None else val[e])
-        sched.set(step, e + 1)
+        sched.set(step)  # a plateau's new rate
     return out
 
 
@@ -92,19 +92,23 @@ def test_recipes_and_overrides():
 
 def test_the_rate_is_a_function_of_the_step_alone():
     """A schedule built afresh and set to step s gives the rate that stepping through s steps gave: a
-    resumed run needs nothing else (cosine with warm-up, per step, two parameter groups)."""
-    cfg = resolve_config(
-        sched="cosine", sched_unit="iter", epochs=3, warmup_epochs=1, warmup_lr=0.01, min_lr=0.001
-    )
-    walked = lrs(cfg, steps_per_epoch=4, epochs=3)
-    for s, lr in enumerate(walked):
-        fresh = LRSchedule(build_optimizer(torch.nn.Linear(1, 1), cfg), cfg, 4)
-        fresh.set(s, s // 4)
-        assert fresh.optimizer.param_groups[0]["lr"] == lr
-    # written out: warm-up 0.01/0.1 -> 1 over 4 steps times the cosine over 12 steps, floor 0.001
+    resumed run needs nothing else (cosine with warm-up, per step and per epoch)."""
+    walked = {}
+    for unit in ("iter", "epoch"):
+        cfg = resolve_config(
+            sched="cosine", sched_unit=unit, epochs=3, warmup_epochs=1, warmup_lr=0.01, min_lr=0.001
+        )
+        walked[unit] = lrs(cfg, steps_per_epoch=4, epochs=3)
+        for s, lr in enumerate(walked[unit]):
+            fresh = LRSchedule(build_optimizer(torch.nn.Linear(1, 1), cfg), cfg, 4)
+            fresh.set(s)
+            assert fresh.optimizer.param_groups[0]["lr"] == lr
+    # written out: warm-up 0.01/0.1 -> 1 over 4 steps times the cosine over 12 steps (3 epochs), floor 0.001
     for s in (0, 2, 7):
         cos = 0.001 + (0.1 - 0.001) * (1 + math.cos(math.pi * s / 12)) / 2
-        assert walked[s] == pytest.approx(cos * (0.1 + 0.9 * min(s, 4) / 4))
+        assert walked["iter"][s] == pytest.approx(cos * (0.1 + 0.9 * min(s, 4) / 4))
+    cos = 0.001 + (0.1 - 0.001) * 3 / 4  # epoch 1 of 3: (1 + cos(pi / 3)) / 2
+    assert walked["epoch"][4:8] == pytest.approx([cos] * 4)
 
 
 def test_a_plateau_state_of_torchs_scheduler_in_an_earlier_checkpoint_is_read():
@@ -115,9 +119,9 @@ def test_a_plateau_state_of_torchs_scheduler_in_an_earlier_checkpoint_is_read():
         old.step(acc)  # the second epoch is worse: the rate drops to 0.01
     sched = LRSchedule(opt, cfg, 10)
     sched.load_state_dict({"warmup": None, "main": old.state_dict()})
-    sched.set(20, 2)
+    sched.set(20)
     assert (sched.best, sched.bad_epochs) == (50.0, 0) and opt.param_groups[0]["lr"] == pytest.approx(0.01)
     sched.step_epoch(45.0)  # worse again: torch would divide once more
     old.step(45.0)
-    sched.set(30, 3)
+    sched.set(30)
     assert opt.param_groups[0]["lr"] == pytest.approx(old.get_last_lr()[0]) == pytest.approx(0.001)

@@ -364,12 +364,12 @@ def one_cycle(i: int, up: int, length: int, start: float, end: float) -> float:
 
 
 class LRSchedule:
-    """Every group's learning rate as a function of the step, as nanoGPT's ``get_lr(it)``: :meth:`set`
-    puts ``lr(step, epoch)`` (both from 0) into the groups before each step, so a resumed run needs only
-    its step and epoch (and a ``plateau``'s state: best accuracy, bad epochs, rates reached)."""
+    """Every group's learning rate as a function of the step alone, as nanoGPT's ``get_lr(it)``: :meth:`set`
+    puts ``lr(step)`` into the groups before each step (the epoch of step ``s`` is ``s // steps_per_epoch``),
+    so a resumed run needs only its step (and a ``plateau``'s state: best accuracy, bad epochs, rates)."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
-        self.optimizer, self.cfg, sc = optimizer, cfg, cfg.schedule
+        self.optimizer, self.cfg, self.steps_per_epoch, sc = optimizer, cfg, steps_per_epoch, cfg.schedule
         self.bases = [g["lr"] for g in optimizer.param_groups]
         self.per_iter = sc.sched_unit == "iter"
         total = sc.total_steps(steps_per_epoch)
@@ -377,11 +377,11 @@ class LRSchedule:
         self.warmup = round(sc.warmup_epochs * steps_per_epoch)
         self.up = self.warmup if self.per_iter else math.ceil(sc.warmup_epochs)
         self.best, self.bad_epochs, self.plateau = -math.inf, 0, list(self.bases)
-        self.set(0, 0)
+        self.set(0)
 
-    def lr(self, group: int, step: int, epoch: int) -> float:
+    def lr(self, group: int, step: int) -> float:
         sc, base = self.cfg.schedule, self.bases[group]
-        t = step if self.per_iter else epoch
+        t = step if self.per_iter else step // self.steps_per_epoch
         if sc.sched == "onecycle":  # its rising half is the warm-up
             start, end = sc.warmup_lr / self.cfg.optim.lr, sc.min_lr / self.cfg.optim.lr
             return base * one_cycle(t, self.up, self.length, start, end)
@@ -399,10 +399,10 @@ class LRSchedule:
             lr *= start + (1 - start) * step / self.warmup
         return lr
 
-    def set(self, step: int, epoch: int) -> None:
-        """The rates of optimizer step ``step`` (0-based), taken in (0-based) ``epoch``."""
+    def set(self, step: int) -> None:
+        """The rates of optimizer step ``step`` (0-based)."""
         for i, group in enumerate(self.optimizer.param_groups):
-            group["lr"] = self.lr(i, step, epoch)
+            group["lr"] = self.lr(i, step)
 
     def step_epoch(self, val_top1: float | None) -> None:
         """After an epoch's validation: ``plateau`` divides the rates by ``--decay-rate`` when the

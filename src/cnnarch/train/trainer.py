@@ -409,7 +409,7 @@ class Trainer:
         self.best_epoch = ckpt["best_epoch"]
         self.clock = ckpt.get("clock", self.clock)  # absent from earlier versions
         for schedule in self.schedules:  # the rates follow from the step (and a plateau's state)
-            schedule.set(self.step, self.start_epoch)
+            schedule.set(self.step)
         set_rng_state(ckpt["rng"][self.dist.rank])
         if self.step >= self.total_steps:
             raise ValueError(
@@ -526,7 +526,7 @@ class Trainer:
             self.scaler.update()
             self.step += 1
             for schedule in self.schedules:
-                schedule.set(self.step, epoch)
+                schedule.set(self.step)
             if self.lookahead is not None:
                 self.lookahead.update(self.step)  # at the last step the model takes the slow weights
             c1, c5 = topk_correct(logits.detach().float(), y)
@@ -643,11 +643,11 @@ class Trainer:
                 test = res if held_out is data.test else None
             val = res if held_out is data.val else None
             name = "val" if val is not None else "test"
-            self._check_finite(epoch, None if res is None else res.loss)  # the lr reported: this epoch's
-            row.update(step=self.step, lr=self.lr())
+            self._check_finite(epoch, None if res is None else res.loss)
+            row.update(step=self.step, lr=self.lr())  # the next step's, before a plateau lowers it
             for schedule in self.schedules:
                 schedule.step_epoch(None if val is None else val.top1)
-                schedule.set(self.step, epoch + 1)
+                schedule.set(self.step)  # a plateau's new rate
             improved = val is None or val.top1 > self.best_top1
             if improved:
                 self.best_top1 = -math.inf if val is None else val.top1
