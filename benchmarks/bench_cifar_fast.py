@@ -188,11 +188,17 @@ def main(argv=None) -> int:
 
 def reference_summary(log: Path, levels) -> dict:
     """The same summary from the printed table of airbench (``|  run  |  epoch  |  train_loss  |
-    train_acc  |  val_acc  |  tta_val_acc  |  total_time_seconds  |``, accuracies as fractions)."""
-    curve, tta, seconds, threads = [], None, 0.0, None
+    train_acc  |  val_acc  |  tta_val_acc  |  total_time_seconds  |``, accuracies as fractions), each
+    line perhaps led by the wall clock ``[wall   12.3 s]`` that ``airbench_cpu.py`` adds; its first line
+    (``threads 1 variant 93 {} bf16``) gives the threads and the precision."""
+    curve, tta, seconds, threads, variant, precision = [], None, 0.0, None, "93", "fp32"
     for line in log.read_text().splitlines():
         if line.startswith("threads "):
-            threads = int(line.split()[1])
+            words = line.split()
+            threads, variant = int(words[1]), words[3]
+            precision = words[-1] if words[-1] in ("bf16", "fp32") else "fp32"  # older logs: fp32
+        if line.startswith("[wall"):
+            line = line.split("]", 1)[1]
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) != 7 or not (cells[1].isdigit() or cells[1] == "eval"):
             continue  # the header, rules, and the warm-up row (no epoch)
@@ -207,7 +213,7 @@ def reference_summary(log: Path, levels) -> dict:
         reached[level] = seconds if at is None and tta is not None and tta >= level else at
     return dict(
         run=log.stem,
-        model="airbench93's own network, fp32",
+        model=f"airbench{variant}'s own network, {precision}",
         threads=threads,
         epochs=len(curve),
         test=curve[-1][1] if curve else None,

@@ -6,6 +6,9 @@ import csv
 import importlib.util
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -128,3 +131,173 @@ def test_reference_log_is_read_like_a_run(tmp_path):
     assert s["tta"] == pytest.approx(89.11) and s["threads"] == 2
     # 89.1 only by the final TTA evaluation: the whole clock, that evaluation included
     assert s["reached"] == {60.0: 210.0, 89.1: 425.0, 95.0: None}
+
+
+def reference_log(path: Path, rows, tta, tta_seconds):
+    """airbench_cpu.py's output: the threads line, then airbench's table with the wall clock before
+    each line; ``rows`` of (accuracy %, clock s) per epoch, numbered from 0 as airbench does."""
+    lines = [
+        "threads 1 variant 93 {} bf16",
+        "[wall     0.1 s] |  run     |  epoch  |  train_loss  |  train_acc  |  val_acc  |  tta_val_acc  "
+        "|  total_time_seconds  |",
+    ]
+    for epoch, (acc, seconds) in enumerate(rows):
+        run = "0" if epoch == 0 else ""
+        lines.append(
+            f"[wall {seconds + 9:8.1f} s] |  {run:>6}  |  {epoch:>5}  |  1.5000  |  0.6000  "
+            f"|  {acc / 100:.4f}  |               |  {seconds:.4f}  |"
+        )
+    lines.append(
+        f"[wall {tta_seconds + 9:8.1f} s] |          |   eval  |  1.5000  |  0.6000  "
+        f"|  {rows[-1][0] / 100:.4f}  |  {tta / 100:.4f}  |  {tta_seconds:.4f}  |"
+    )
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_reference_log_with_the_wall_clock_and_bf16(tmp_path):
+    bench = load("bench_cifar_fast")
+    log = tmp_path / "ref.log"  # as airbench_cpu.py --bf16 prints it
+    log.write_text(
+        "threads 1 variant 93 {'epochs': 2.0} bf16\n"
+        "[wall     0.1 s] -----------------------------------------------------------------\n"
+        "[wall     0.1 s] |  run     |  epoch  |  train_loss  |  train_acc  |  val_acc  |  tta_val_acc  "
+        "|  total_time_seconds  |\n"
+        "[wall     0.1 s] -----------------------------------------------------------------\n"
+        "[wall   109.5 s] |       0  |      0  |      2.3064  |     0.1025  |   0.8000  |               "
+        "|            100.0000  |\n"
+        "[wall   215.4 s] |          |      1  |      2.3064  |     0.1025  |   0.8600  |               "
+        "|            200.0000  |\n"
+        "[wall   225.4 s] |          |   eval  |      2.3064  |     0.1025  |   0.8600  |       0.8850  "
+        "|            210.0000  |\n"
+        "[wall   225.4 s] -----------------------------------------------------------------\n"
+        "wall 225.4 s\n"
+    )
+    s = bench.run_summary(log, [85.0, 88.0, 89.1])
+    assert s["curve"] == [(100.0, 80.0), (200.0, 86.0)]
+    assert s["model"] == "airbench93's own network, bf16" and s["threads"] == 1
+    # 85 after the second epoch (200 s); 88 only with TTA (the whole clock, 210 s); 89.1 never
+    assert s["reached"] == {85.0: 200.0, 88.0: 210.0, 89.1: None}
+    assert s["tta"] == pytest.approx(88.5) and s["train_seconds"] == 210.0
+
+
+def test_race_table_per_seed_median_and_ratio(tmp_path):
+    race = load("race_reference")
+    levels = [85.0, 88.0, 89.1]
+    # (reference epochs (accuracy, clock), its TTA and clock), (ours: accuracies, epoch seconds, TTA)
+    seeds = {
+        0: (([(80.0, 100.0), (86.0, 200.0), (88.5, 300.0)], 89.5, 310.0), ([86.0, 88.2, 88.9], 89.3)),
+        1: (([(84.0, 100.0), (87.0, 200.0), (88.9, 300.0)], 89.0, 312.0), ([84.0, 88.0, 89.2], 89.8)),
+        2: (([(86.0, 100.0), (88.0, 200.0), (89.2, 300.0)], 89.9, 308.0), ([80.0, 87.0, 88.5], 88.9)),
+    }
+    pairs = []
+    for seed, ((rows, rtta, rclock), (accs, otta)) in seeds.items():
+        log = reference_log(tmp_path / f"reference-s{seed}.log", rows, rtta, rclock)
+        write_run(tmp_path / f"ours-s{seed}", accs, [50.0, 50.0, 60.0], 400.0, otta, model="cifar_fast_93")
+        ours = race.run_summary(tmp_path / f"ours-s{seed}", levels)
+        pairs.append({"seed": seed, "reference": race.reference_summary(log, levels), "ours": ours})
+    s = race.summarize(pairs, levels)
+    # ours: epochs end at 50, 100, 160 s; the TTA pass makes the clock 165 s
+    by_seed = {r["seed"]: r for r in s["seeds"]}
+    assert by_seed[0]["reference"]["reached"] == {"85": 200.0, "88": 300.0, "89.1": 310.0}
+    assert by_seed[0]["ours"]["reached"] == {"85": 50.0, "88": 100.0, "89.1": 165.0}
+    assert by_seed[1]["reference"]["reached"]["89.1"] is None  # 88.9 in its epochs, 89.0 with TTA
+    assert by_seed[1]["ours"]["reached"] == {"85": 100.0, "88": 100.0, "89.1": 160.0}
+    assert by_seed[2]["ours"]["reached"] == {"85": 100.0, "88": 160.0, "89.1": None}
+    assert by_seed[0]["ratio"]["85"] == pytest.approx(50 / 200)
+    assert by_seed[0]["ratio"]["89.1"] == pytest.approx(165 / 310)
+    assert by_seed[1]["ratio"]["89.1"] is None
+    m = s["median"]
+    # medians over the seeds, one that never reached a level counting as the slowest
+    assert m["reference"]["reached"] == {"85": 200.0, "88": 300.0, "89.1": 310.0}
+    assert m["ours"]["reached"] == {"85": 100.0, "88": 100.0, "89.1": 165.0}
+    assert (m["reference"]["final"], m["reference"]["final_min"], m["reference"]["final_max"]) == (
+        pytest.approx(89.5),
+        pytest.approx(89.0),
+        pytest.approx(89.9),
+    )
+    assert m["ours"]["final"] == pytest.approx(89.3) and m["ours"]["train_seconds"] == 165.0
+    assert m["ratio"]["85"] == pytest.approx(0.5) and m["ratio"]["89.1"] == pytest.approx(165 / 310)
+    lines = race.table(s)
+    assert "| median | ours | 100 s | 100 s | 165 s | 89.30 % (88.90-89.80) | 165 s |" in lines
+    assert "| median | ours / reference | 0.50x | 0.33x | 0.53x |  | 0.53x |" in lines
+    assert "| 1 | ours / reference | 0.50x | 0.33x |  |  | 0.53x |" in lines  # 100/200, 100/300, 165/312
+    assert any(
+        line.startswith("| 2 | reference (airbench93's own network, bf16, 3 epoch(s))") for line in lines
+    )
+
+
+def test_race_median_counts_a_seed_that_never_got_there_as_slowest():
+    race = load("race_reference")
+    assert race.median_or_none([None, 3.0, 5.0]) == 5.0
+    assert race.median_or_none([None, None, 5.0]) is None
+    assert race.median_or_none([4.0, 2.0]) == 3.0
+
+
+def test_race_subset_links_the_first_images_of_each_class(tmp_path):
+    race = load("race_reference")
+    for split, n in (("train", 5), ("test", 2)):
+        for c in ("cat", "dog"):
+            (tmp_path / "data" / split / c).mkdir(parents=True)
+            for i in range(n):
+                (tmp_path / "data" / split / c / f"{i:02d}.jpg").write_bytes(b"x")
+    sub = race.make_subset(tmp_path / "data", tmp_path / "sub", 6, 2)
+    assert sorted(p.name for p in (sub / "train" / "cat").iterdir()) == ["00.jpg", "01.jpg", "02.jpg"]
+    assert sorted(p.name for p in (sub / "test" / "dog").iterdir()) == ["00.jpg"]
+    assert (sub / "train" / "dog" / "02.jpg").resolve() == (tmp_path / "data/train/dog/02.jpg").resolve()
+    with pytest.raises(ValueError, match="fewer than the 2 classes"):
+        race.make_subset(tmp_path / "data", tmp_path / "sub2", 6, 1)
+
+
+def test_race_starts_both_together_with_one_thread_each(tmp_path):
+    race = load("race_reference")
+    script = (
+        "import os, sys, time; print(time.time(), os.environ['OMP_NUM_THREADS'], os.nice(0)); "
+        "time.sleep(float(sys.argv[1]))"
+    )
+    commands = {side: [sys.executable, "-c", script, t] for side, t in (("reference", "0.6"), ("ours", "0"))}
+    logs = {side: tmp_path / f"{side}.log" for side in commands}
+    result = race.run_pair(commands, logs, nice=3)
+    (t_ref, threads_ref, nice_ref), (t_ours, threads_ours, nice_ours) = (
+        logs[side].read_text().split() for side in ("reference", "ours")
+    )
+    assert abs(float(t_ref) - float(t_ours)) < 0.5  # both started before either ended
+    assert threads_ref == threads_ours == "1"
+    assert int(nice_ref) == int(nice_ours) == os.nice(0) + 3
+    assert result["returncode"] == {"reference": 0, "ours": 0}
+    assert result["wall_seconds"]["reference"] >= 0.6 > result["wall_seconds"]["ours"]
+
+
+def test_race_seeds_the_reference_and_gives_both_the_same_precision(tmp_path):
+    race = load("race_reference")
+    args = race.argparse.Namespace(
+        reference=Path("ref.py"),
+        variant="93",
+        bf16=True,
+        epochs=None,
+        ours="--recipe cifar-fast-93",
+        levels=[85.0],
+    )
+    ref = race.reference_command(args, Path("data"), Path("cache"), 2)
+    assert ref[1:3] == ["-c", race.SEEDED] and ref[3:7] == ["2", "ref.py", "data", "93"]
+    assert "--bf16" in ref
+    ours = race.ours_command(args, Path("data"), 2, Path("out"))
+    assert ours[2:6] == ["cnnarch.cli", "train", "--recipe", "cifar-fast-93"]
+    assert ours[ours.index("--threads") + 1] == "1" and ours[ours.index("--seed") + 1] == "2"
+    assert "--amp" in ours and "--channels-last" in ours
+    args.bf16 = False
+    assert "--bf16" not in race.reference_command(args, Path("data"), Path("cache"), 2)
+    assert "--no-amp" in race.ours_command(args, Path("data"), 2, Path("out"))
+    # the seed shim: the script sees its own argv and a seeded generator
+    stub = tmp_path / "stub.py"
+    stub.write_text("import sys, torch; print(sys.argv[1:], torch.randint(1000, (3,)).tolist())")
+    out = [
+        subprocess.run(
+            [sys.executable, "-c", race.SEEDED, str(seed), str(stub), "a", "b"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in (7, 7, 8)
+    ]
+    assert out[0].startswith("['a', 'b'] ") and out[0] == out[1] != out[2]
