@@ -13,7 +13,8 @@ Three parts, all in one process so that every ratio is measured under the same l
 3. **Levers**, each measured on and off in interleaved rounds (the median step time of each variant):
    bf16 autocast, channels-last, the oneDNN convolution path, batch size, threads, ReLU for GELU, average
    for max pooling, lower resolution (progressive resizing), torch.compile (inductor; its compile time
-   printed), and the cost of evaluating the test set after each epoch.
+   printed), the cost of evaluating the test set after each epoch, and Muon for the filters with its
+   Newton-Schulz iteration in fp32 or bf16 (the whole step, and the optimizer step alone).
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/profile_cifar_fast.py --threads 1
     python benchmarks/profile_cifar_fast.py --threads 2 --levers threads batch --rounds 5
@@ -43,6 +44,7 @@ from torch import nn  # noqa: E402
 
 from cnnarch.analysis import profile  # noqa: E402
 from cnnarch.models import create_model  # noqa: E402
+from cnnarch.train.speedrun import Muon, filter_params  # noqa: E402
 
 LEVERS = (
     "reference",
@@ -56,6 +58,7 @@ LEVERS = (
     "resize",
     "compile",
     "eval",
+    "muon",
 )
 
 
@@ -87,7 +90,8 @@ def build(model_name: str, act: str = "gelu", pool: str = "max") -> nn.Module:
 
 
 class Step:
-    """One recipe training step on a fixed synthetic batch: ``step()`` runs forward, backward, SGD."""
+    """One recipe training step on a fixed synthetic batch: ``step()`` runs forward, backward, SGD (and
+    with ``muon`` set to a dtype, Muon for the convolution filters, its Newton-Schulz in that dtype)."""
 
     def __init__(
         self,
@@ -100,6 +104,7 @@ class Step:
         size=32,
         compile=False,
         onednn=True,
+        muon: torch.dtype | None = None,
     ):
         torch.manual_seed(0)
         self.model = model if isinstance(model, nn.Module) else build(model, act, pool)
@@ -108,8 +113,11 @@ class Step:
         self.model.to(memory_format=fmt)
         self.x = torch.randn(batch, 3, size, size).contiguous(memory_format=fmt)
         self.y = torch.randint(0, 10, (batch,))
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        self.opt = torch.optim.SGD(params, lr=0.01, momentum=0.85, nesterov=True, weight_decay=1e-3)
+        filters, others = filter_params(self.model)
+        params = others if muon is not None else filters + others
+        self.opts = [torch.optim.SGD(params, lr=0.01, momentum=0.85, nesterov=True, weight_decay=1e-3)]
+        if muon is not None:
+            self.opts.append(Muon(filters, ns_dtype=muon))
         self.forward = self.model
         if compile:
             self.forward = torch.compile(self.model)
@@ -118,9 +126,13 @@ class Step:
         with torch.backends.mkldnn.flags(enabled=self.onednn):
             with torch.autocast("cpu", torch.bfloat16, enabled=self.amp):
                 loss = F.cross_entropy(self.forward(self.x), self.y, label_smoothing=0.2)
-            self.opt.zero_grad(set_to_none=True)
+            self.model.zero_grad(set_to_none=True)
             loss.backward()
-            self.opt.step()
+            self.optimizer_step()
+
+    def optimizer_step(self):
+        for opt in self.opts:
+            opt.step()
 
 
 def airbench93_net() -> nn.Module | None:
@@ -200,11 +212,11 @@ def layer_table(model_name: str, batch: int, amp: bool, steps: int, peak: float)
         with torch.autocast("cpu", torch.bfloat16, enabled=amp):
             loss = F.cross_entropy(model(step.x), step.y, label_smoothing=0.2)
         t1 = time.perf_counter()
-        step.opt.zero_grad(set_to_none=True)
+        model.zero_grad(set_to_none=True)
         t2 = time.perf_counter()
         loss.backward()
         t3 = time.perf_counter()
-        step.opt.step()
+        step.optimizer_step()
         t4 = time.perf_counter()
         totals.append((t1 - t0, t3 - t2, t4 - t3, t4 - t0))
         seen = defaultdict(int)
@@ -384,6 +396,18 @@ def main(argv=None) -> int:
             f"torch.compile (inductor): first step {time.perf_counter() - t:.1f} s (compilation)", flush=True
         )
         report("torch.compile", {"eager": Step(m, b), "inductor": compiled})
+    if "muon" in args.levers:
+        # Muon's Newton-Schulz orthogonalisation of every filter bank: the whole step, then the
+        # optimizer step alone (its gradients from the warm-up step)
+        variants = {
+            "SGD": Step(m, b),
+            "Muon, Newton-Schulz fp32": Step(m, b, muon=torch.float32),
+            "Muon, Newton-Schulz bf16": Step(m, b, muon=torch.bfloat16),
+        }
+        report("Muon for the filters", variants)
+        alone = compare({k: v.optimizer_step for k, v in variants.items()}, args.rounds, args.steps)
+        for name, s in alone.items():
+            print(f"optimizer step alone, {name}: {s * 1e3:.1f} ms", flush=True)
     if "eval" in args.levers:
         model = build(m).eval().to(memory_format=torch.channels_last)
         x = torch.randn(b, 3, 32, 32).contiguous(memory_format=torch.channels_last)

@@ -133,6 +133,24 @@ def test_reference_log_is_read_like_a_run(tmp_path):
     assert s["reached"] == {60.0: 210.0, 89.1: 425.0, 95.0: None}
 
 
+def test_profile_step_with_muon_gives_the_filters_to_muon_only():
+    import torch
+
+    prof = load("profile_cifar_fast")
+    step = prof.Step("cifar_fast_93", 4, amp=False, muon=torch.bfloat16)
+    sgd, muon = step.opts
+    filters = {id(p) for p in muon.param_groups[0]["params"]}
+    conv = [
+        m.weight for m in step.model.modules() if isinstance(m, torch.nn.Conv2d) and m.weight.requires_grad
+    ]
+    assert filters == {id(w) for w in conv} and len(conv) == 6  # 2 per stage; the whitening layer frozen
+    assert not filters & {id(p) for g in sgd.param_groups for p in g["params"]}
+    assert muon.ns_dtype == torch.bfloat16
+    before = [w.detach().clone() for w in conv]
+    step()
+    assert all(not torch.equal(a, w) for a, w in zip(before, conv, strict=True))
+
+
 def reference_log(path: Path, rows, tta, tta_seconds):
     """airbench_cpu.py's output: the threads line, then airbench's table with the wall clock before
     each line; ``rows`` of (accuracy %, clock s) per epoch, numbered from 0 as airbench does."""
