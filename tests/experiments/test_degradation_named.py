@@ -19,7 +19,7 @@ from cnnarch.models.weights import load_weights_file, save_weights
 from cnnarch.train import Trainer
 from cnnarch.train.checkpoint import load_checkpoint
 from cnnarch.train.config import resolve_config, resume_conflicts
-from cnnarch.train.metrics import COLUMNS
+from cnnarch.train.trainer import METRICS_COLUMNS
 
 # the shipped ResNet-20's recipe (docs/use.md) at 15 epochs, written out by hand
 COSINE15 = (
@@ -94,11 +94,11 @@ def write_run(root, name, train_errs, test_errs, steps_per_epoch=390, seconds=60
     d = root / "runs" / name
     d.mkdir(parents=True, exist_ok=True)
     with (d / "metrics.csv").open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w = csv.DictWriter(f, fieldnames=METRICS_COLUMNS)
         w.writeheader()
         for i, (tr, te) in enumerate(zip(train_errs, test_errs, strict=True)):
             w.writerow(
-                {k: "" for k in COLUMNS}
+                {k: "" for k in METRICS_COLUMNS}
                 | {"epoch": i + 1, "step": (i + 1) * steps_per_epoch, "lr": 0.1, "train_loss": 1.0}
                 | {"train_top1": 100 - tr, "val_top1": 100 - te, "val_loss": 1.0, "seconds": seconds}
             )

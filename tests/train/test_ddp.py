@@ -177,7 +177,10 @@ def test_threads_zero_shares_the_free_cores_among_local_processes(monkeypatch):
     monkeypatch.setattr(threads, "allowed_cpus", lambda: [0, 1, 2, 3])
     monkeypatch.setattr(threads, "free_cores", lambda window=0: free["cores"])
     monkeypatch.setattr(threads, "CHOICE", None)
-    resolve_threads = D.threads_per_process
+
+    def resolve_threads(n):  # as the trainer's: among the processes torchrun started on this machine
+        return threads.threads_per_process(n, threads.local_processes()).threads
+
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
     assert resolve_threads(0) == 2
     assert resolve_threads(3) == 3  # an explicit count is kept

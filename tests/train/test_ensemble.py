@@ -4,7 +4,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnarch.train.ensemble import evaluate_ensemble, predict_probs
+from cnnarch.train.evaluate import evaluate_ensemble, predict_probs
 
 
 def numpy_ensemble_accuracy(logit_sets, labels):

@@ -54,14 +54,15 @@ def _plain(text: str | None) -> str | None:
     return text if text is None else text.replace("``", "`")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of command ``only`` alone (what a run of it needs to import)."""
     parser = argparse.ArgumentParser(
         prog="cnnarch",
         description="The CNN architectures lecture made real: models, analysis, training, experiments.",
     )
     parser.add_argument("--version", action="version", version=f"cnnarch {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
+    for name in [only] if only in COMMANDS else COMMANDS:
         importlib.import_module(f"cnnarch.cli.cmd_{name}").add_parser(sub)
     for p in subparsers(parser).values():
         p.description, p.epilog = _plain(p.description), _plain(p.epilog)
@@ -71,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     if args.command in THREADED:
         from cnnarch.threads import apply_before_torch
 

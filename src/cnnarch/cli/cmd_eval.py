@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from cnnarch.train.config import TrainConfig
     from cnnarch.train.data import check_classes, load_split, load_splits, locate
     from cnnarch.train.device import pick_device
-    from cnnarch.train.ensemble import load_members, model_from_checkpoint, predict_probs
+    from cnnarch.train.evaluate import load_members, model_from_checkpoint, predict_probs
 
     if not is_checkpoint(args.networks[0]):
         return run_weights(args)
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def report(args, probs: dict, labels, crops: str, precision) -> int:
-    from cnnarch.train.ensemble import evaluate_ensemble
+    from cnnarch.train.evaluate import evaluate_ensemble
 
     kind = "bf16" if precision.bf16 else "fp32"
     rows = [
@@ -129,7 +129,7 @@ def run_weights(args: argparse.Namespace) -> int:
     from cnnarch.inference import weights_transform
     from cnnarch.train.data import load_split, locate
     from cnnarch.train.device import pick_device
-    from cnnarch.train.ensemble import predict_probs
+    from cnnarch.train.evaluate import predict_probs
 
     if len(args.networks) > 1 or args.ten_crop or args.split != "test":
         raise UsageError(

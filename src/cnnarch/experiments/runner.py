@@ -51,7 +51,7 @@ from cnnarch.train import (
 )
 from cnnarch.train.checkpoint import load_checkpoint
 from cnnarch.train.config import bf16_is_fast, resume_conflicts
-from cnnarch.train.ensemble import model_from_checkpoint
+from cnnarch.train.evaluate import model_from_checkpoint
 
 
 @dataclass

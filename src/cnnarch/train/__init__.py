@@ -13,8 +13,8 @@ from cnnarch.train.config import RECIPES, TrainConfig, resolve_config
 
 _LAZY = {
     "build_data": "cnnarch.train.data",
-    "evaluate_ensemble": "cnnarch.train.ensemble",
-    "predict_probs": "cnnarch.train.ensemble",
+    "evaluate_ensemble": "cnnarch.train.evaluate",
+    "predict_probs": "cnnarch.train.evaluate",
     "DataBundle": "cnnarch.train.trainer",
     "NonFiniteLossError": "cnnarch.train.trainer",
     "Trainer": "cnnarch.train.trainer",

@@ -56,24 +56,13 @@ class DistInfo:
         return self.local_rank == 0
 
 
-def local_world_size() -> int:
-    """Processes ``torchrun`` started on this machine (1 without ``torchrun``)."""
-    return cpu_threads.local_processes()
-
-
-def threads_per_process(threads: int) -> int:
-    """``--threads N``: N; ``--threads 0``: this machine's free cores shared among the processes torchrun
-    started on it, so that N processes do not oversubscribe it N times (:mod:`cnnarch.threads`)."""
-    return cpu_threads.threads_per_process(threads, local_world_size()).threads
-
-
 def init_distributed(device_type: str) -> DistInfo:
     """Join the process group that ``torchrun`` describes in the environment; one process otherwise."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
     info = DistInfo(
-        int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")), local_world_size()
+        int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")), cpu_threads.local_processes()
     )
     if not dist.is_initialized():
         if device_type == "cuda":

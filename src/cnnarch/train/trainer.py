@@ -20,8 +20,11 @@ go and k epochs, a resume, then N-k epochs give bit-identical weights on a CPU.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -33,6 +36,7 @@ import torch
 from torch import nn
 
 from cnnarch import threads as cpu_threads
+from cnnarch.data.base import atomic_file
 from cnnarch.errors import UsageError
 from cnnarch.progress import on_terminal, start_progress
 from cnnarch.tables import plural
@@ -40,8 +44,7 @@ from cnnarch.train import distributed as D
 from cnnarch.train.checkpoint import FORMAT, atomic_torch_save, get_rng_state, load_checkpoint, set_rng_state
 from cnnarch.train.config import IGNORED, RESUMABLE_CHANGES, TrainConfig, resume_conflicts
 from cnnarch.train.device import Placement, autocast, grad_scaler, pick_device, place
-from cnnarch.train.evaluate import EvalResult, evaluate, prepare, split_outputs
-from cnnarch.train.metrics import MetricsLog, plot_curves, topk_correct
+from cnnarch.train.evaluate import EvalResult, evaluate, prepare, split_outputs, topk_correct
 from cnnarch.train.speedrun import (
     Lookahead,
     LRSchedule,
@@ -164,6 +167,60 @@ def prepare_output(cfg: TrainConfig, keep: bool = True) -> None:
         raise ValueError(f"--output {out} cannot be written ({e}); choose another --output") from None
 
 
+METRICS_COLUMNS = tuple(
+    "epoch step lr train_loss train_top1 train_top5 val_loss val_top1 val_top5 images_per_s data_seconds "
+    "seconds".split()
+)
+
+
+class MetricsLog:
+    """Appends one row per epoch to ``metrics.csv``; on resume, rows after the resumed epoch are dropped."""
+
+    def __init__(self, path: str | os.PathLike, resume_epoch: int | None = None):
+        self.path = Path(path)
+        self.rows: list[dict] = []
+        if resume_epoch is not None and self.path.is_file():
+            with self.path.open(newline="") as f:
+                self.rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= resume_epoch]
+        self._write()
+
+    def append(self, row: dict) -> None:
+        self.rows.append({k: row.get(k, "") for k in METRICS_COLUMNS})
+        self._write()
+
+    def _write(self) -> None:
+        text = io.StringIO(newline="")
+        w = csv.DictWriter(text, METRICS_COLUMNS)
+        w.writeheader()
+        w.writerows(self.rows)
+        with atomic_file(self.path) as f:
+            f.write(text.getvalue().encode())
+
+
+def plot_curves(metrics_csv: str | os.PathLike, out_png: str | os.PathLike) -> None:
+    """Loss and top-1 accuracy per epoch, training and validation, side by side."""
+    from matplotlib.figure import Figure  # no pyplot: a caller's (a notebook's) backend stays as it is
+
+    with open(metrics_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+
+    def col(name):
+        return [float(r[name]) if r[name] not in ("", None) else math.nan for r in rows]
+
+    epochs = col("epoch")
+    fig = Figure(figsize=(10, 4))
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    for ax, metric, label in ((ax_loss, "loss", "loss"), (ax_acc, "top1", "top-1 accuracy (%)")):
+        ax.plot(epochs, col(f"train_{metric}"), "o-", label="train")
+        ax.plot(epochs, col(f"val_{metric}"), "s-", label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+
+
 def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
     """The seed of one epoch's random augmentation on one process (distinct, reproducible)."""
     return (seed * 1_000_003 + epoch * 1009 + rank) % (2**63)
@@ -236,7 +293,7 @@ class Trainer:
         self.cfg = cfg = cfg.validate(self.device.type)  # as `cnnarch train` and build_data validate it
         self.data, self.out, self.steps_per_epoch = data, Path(cfg.run.output), len(data.train)
         self._log = log or (lambda s: print(s, flush=True))
-        self.threads = cpu_threads.for_run(cfg.run.threads, D.local_world_size())
+        self.threads = cpu_threads.for_run(cfg.run.threads, cpu_threads.local_processes())
         # --threads 0 follows the load (one process: torchrun's would count each other as the load)
         self.recheck = None
         if cfg.run.threads == 0 and not self.dist.enabled:
