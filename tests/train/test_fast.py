@@ -379,6 +379,70 @@ def test_the_muon_recipe_is_cifar_fast_with_muon_for_12_epochs():
                 assert muon[g][k] == v, k
 
 
+def test_the_short_93_recipe_is_cifar_fast_93_with_muon_and_small_early_epochs():
+    short, base = resolve_config("cifar-fast-93-short").to_dict(), resolve_config("cifar-fast-93").to_dict()
+    assert short["speedrun"]["muon"] and short["schedule"]["epochs"] == 8
+    assert short["speedrun"]["progressive_size"] == 24 and short["speedrun"]["progressive_epochs"] == 4
+    assert short["schedule"]["warmup_epochs"] == pytest.approx(1.84)  # the peak after 23 % of 8 epochs
+    changed = {"muon", "epochs", "warmup_epochs", "progressive_size", "progressive_epochs", "target_accuracy"}
+    for g in ("optim", "schedule", "regularization", "speedrun", "dataset", "run"):
+        for k, v in base[g].items():
+            if k not in changed:
+                assert short[g][k] == v, k
+
+
+@pytest.mark.slow
+def test_the_short_93_recipe_resumes_bit_exactly(tree16):
+    """Its levers together (Muon, progressive resizing, lookahead, alternating flips, the whitening bias
+    frozen after epoch 1) under a crash after the last small epoch and a resume: the same weights, slow
+    weights, Muon buffers, and per-epoch learning rates and accuracies as the straight run."""
+    from cnnarch.train import Trainer, build_data, config_for_resume
+    from cnnarch.train.checkpoint import load_checkpoint
+
+    def cfg(out):
+        return resolve_config(
+            "cifar-fast-93-short",
+            data=str(tree16 / "data"),
+            batch_size=24,
+            amp=False,
+            output=str(tree16 / out),
+            epochs=4,
+            warmup_epochs=0.92,
+            progressive_size=12,
+            progressive_epochs=2,
+            whiten_bias_epochs=1,
+        )
+
+    seen = []
+    straight = Trainer(cfg("a"), build_data(cfg("a"), progress=False), log=lambda s: None)
+    straight.model.register_forward_pre_hook(lambda m, a: seen.append((m.training, a[0].shape[-1])))
+    straight.fit()
+    assert [s for t, s in seen if t] == [12] * 6 + [16] * 6  # 3 steps per epoch
+
+    def crash_after_epoch_2(msg):
+        if msg.startswith("epoch 2/4"):
+            raise _Crash
+
+    with pytest.raises(_Crash):
+        Trainer(cfg("b"), build_data(cfg("b"), progress=False), log=crash_after_epoch_2).fit()
+    resumed = config_for_resume(str(tree16 / "b/last.pt"), {})
+    Trainer(resumed, build_data(resumed, progress=False), log=lambda s: None).fit()
+    a, b = load_checkpoint(tree16 / "a/last.pt"), load_checkpoint(tree16 / "b/last.pt")
+    assert a["step"] == b["step"] == 4 * 3
+    for k, v in a["model"].items():
+        assert torch.equal(v, b["model"][k]), k
+    for k, v in a["lookahead"]["slow"].items():
+        assert torch.equal(v, b["lookahead"]["slow"][k]), k
+    assert len(a["muon"]["state"]) == 6
+    for k, v in a["muon"]["state"].items():
+        assert torch.equal(v["momentum_buffer"], b["muon"]["state"][k]["momentum_buffer"]), k
+    rows = {}
+    for run in "ab":
+        with (tree16 / run / "metrics.csv").open() as f:
+            rows[run] = [(r["epoch"], r["step"], r["lr"], r["val_top1"]) for r in csv.DictReader(f)]
+    assert rows["a"] == rows["b"] and len(rows["a"]) == 4
+
+
 def test_downscale_matches_pil_antialiased_bilinear():
     from cnnarch.train.speedrun import downscale
 

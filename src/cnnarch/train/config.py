@@ -693,6 +693,27 @@ RECIPES["cifar-fast-muon"] = Recipe(
     ),
 )
 
+RECIPES["cifar-fast-93-short"] = Recipe(
+    "cifar-fast-93-short",
+    "Jordan 2024, airbench93 and airbench94_muon.py; progressive resizing (Howard 2018, fast.ai "
+    "DAWNBench); docs/cifar_fast.md",
+    {
+        **RECIPES["cifar-fast-93"].values,
+        "muon": True,
+        "epochs": 8,
+        "warmup_epochs": 0.23 * 8,
+        "progressive_size": 24,
+        "progressive_epochs": 4,
+        "target_accuracy": (85.0, 88.0, 89.1),
+    },
+    (
+        "cifar-fast-93 made shorter: Muon for the convolution filters, 8 epochs of which the first 4 on "
+        "images downscaled to 24 pixels (a step costs about (24/32)^2 of a full one), the lr peaking after "
+        "23% of the steps (1.84 epochs)",
+        *RECIPES["cifar-fast"].notes,
+    ),
+)
+
 
 def get_recipe(name: str) -> Recipe:
     try:
