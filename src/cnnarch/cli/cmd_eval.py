@@ -52,13 +52,11 @@ def add_parser(sub):
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnarch.data import TensorLoader
     from cnnarch.inference import weights_transform
     from cnnarch.models.weights import checkpoint_meta
     from cnnarch.train.config import TrainConfig
     from cnnarch.train.data import check_classes, load_split, load_splits, locate
-    from cnnarch.train.device import pick_device
-    from cnnarch.train.evaluate import load_members, model_from_checkpoint, predict_probs
+    from cnnarch.train.evaluate import load_members, model_from_checkpoint
 
     if not is_checkpoint(args.networks[0]):
         return run_weights(args)
@@ -93,43 +91,19 @@ def run(args: argparse.Namespace) -> int:
             "accuracy (by about 4 points on CIFAR-10); single crop is the better estimate",
             file=sys.stderr,
         )
-    device = pick_device(args.device)
-    precision = chosen_precision(args, device)
-    batches = TensorLoader(data, args.batch_size, shuffle=False, device=device)
-    probs, labels = {}, None
-    for path, ckpt in members.items():
-        padding = ckpt["data_info"].get("padding", 0) if args.ten_crop else None
-        tf = weights_transform(checkpoint_meta(ckpt), ten_crop_padding=padding)
-        probs[path], labels = predict_probs(
-            model_from_checkpoint(ckpt), batches, tf, device, precision=precision
-        )
-    return report(args, probs, labels, "ten-crop" if args.ten_crop else "single crop", precision)
 
+    def networks():  # one at a time: an ensemble of large networks need not fit in memory at once
+        for path, ckpt in members.items():
+            padding = ckpt["data_info"].get("padding", 0) if args.ten_crop else None
+            yield path, model_from_checkpoint(ckpt), weights_transform(checkpoint_meta(ckpt), padding)
 
-def report(args, probs: dict, labels, crops: str, precision) -> int:
-    from cnnarch.train.evaluate import evaluate_ensemble
-
-    kind = "bf16" if precision.bf16 else "fp32"
-    rows = [
-        dict(checkpoint=r.name, split=args.split, crops=crops, precision=kind, images=r.images)
-        | dict(top1=r.top1, top5=r.top5)
-        for r in evaluate_ensemble(probs, labels)
-    ]
-    if args.format in ("table", "markdown"):
-        print(f"{args.split} set: {plural(len(labels), 'image')}, {crops}")
-        print(render(rows, args.format, columns=["checkpoint", "top1", "top5"]))
-    else:
-        print(render(rows, args.format))
-    return 0
+    return score(args, data, networks(), "ten-crop" if args.ten_crop else "single crop")
 
 
 def run_weights(args: argparse.Namespace) -> int:
     """``NAME --weights W`` on the test split of ``--data``."""
-    from cnnarch.data import TensorLoader
     from cnnarch.inference import weights_transform
     from cnnarch.train.data import load_split, locate
-    from cnnarch.train.device import pick_device
-    from cnnarch.train.evaluate import predict_probs
 
     if len(args.networks) > 1 or args.ten_crop or args.split != "test":
         raise UsageError(
@@ -146,8 +120,31 @@ def run_weights(args: argparse.Namespace) -> int:
         raise ValueError(
             f"the weights' classes ({named or meta.num_classes}) differ from the test set's {data.classes}"
         )
+    name = f"{args.networks[0]} ({args.weights})"
+    return score(args, data, [(name, net, weights_transform(meta))], "single crop")
+
+
+def score(args, data, networks, crops: str) -> int:
+    """Each ``(name, network, transform)``'s probabilities on ``data``, and of their ensemble, printed."""
+    from cnnarch.data import TensorLoader
+    from cnnarch.train.device import pick_device
+    from cnnarch.train.evaluate import evaluate_ensemble, predict_probs
+
     device = pick_device(args.device)
     precision = chosen_precision(args, device)
     batches = TensorLoader(data, args.batch_size, shuffle=False, device=device)
-    probs, labels = predict_probs(net, batches, weights_transform(meta), device, precision=precision)
-    return report(args, {f"{args.networks[0]} ({args.weights})": probs}, labels, "single crop", precision)
+    probs, labels = {}, None
+    for name, net, transform in networks:
+        probs[name], labels = predict_probs(net, batches, transform, device, precision=precision)
+    kind = "bf16" if precision.bf16 else "fp32"
+    rows = [
+        dict(checkpoint=r.name, split=args.split, crops=crops, precision=kind, images=r.images)
+        | dict(top1=r.top1, top5=r.top5)
+        for r in evaluate_ensemble(probs, labels)
+    ]
+    if args.format in ("table", "markdown"):
+        print(f"{args.split} set: {plural(len(labels), 'image')}, {crops}")
+        print(render(rows, args.format, columns=["checkpoint", "top1", "top5"]))
+    else:
+        print(render(rows, args.format))
+    return 0

@@ -401,14 +401,8 @@ class TrainConfig:
 
     def summary(self) -> list[str]:
         """Three lines for the console; the whole configuration is the run folder's ``config.json``."""
-        d, o, s, reg, sp, r = (
-            self.dataset,
-            self.optim,
-            self.schedule,
-            self.regularization,
-            self.speedrun,
-            self.run,
-        )
+        d, o, s, sp, r = self.dataset, self.optim, self.schedule, self.speedrun, self.run
+        smoothing = self.regularization.smoothing
         warmup = f", {s.warmup_epochs:g} warm-up epochs" if s.warmup_epochs else ""
         momentum = f", momentum {o.momentum:g}{' nesterov' if o.nesterov else ''}" if o.opt == "sgd" else ""
         what = f"{f'recipe {self.recipe}, ' if self.recipe else ''}data {d.data or 'cifar10'}"
@@ -417,7 +411,7 @@ class TrainConfig:
             f"weight decay {o.weight_decay:g}"
         )
         tricks = [f"augment {d.augment}"]
-        tricks += [f"label smoothing {reg.smoothing:g}"] if reg.smoothing else []
+        tricks += [f"label smoothing {smoothing:g}"] if smoothing else []
         tricks += [f"{r.amp_dtype} autocast"] if r.amp else []
         flags = ("channels_last", "whiten", "lookahead", "muon", "compile")
         tricks += [n.replace("_", "-") for n in flags if getattr(r if hasattr(r, n) else sp, n)]

@@ -159,19 +159,6 @@ def check_classes(split: str, classes: list[str], trained: list[str]) -> None:
         )
 
 
-def normalize_for(cfg: TrainConfig, mean, std, device: torch.device) -> Normalize:
-    return Normalize(
-        mean=tuple(mean), std=tuple(std), dtype=input_dtype(cfg, device), channels_last=cfg.run.channels_last
-    )
-
-
-def eval_transform(data_info: dict, normalize: Normalize, ten_crop: bool = False) -> EvalTransform:
-    crop = data_info["crop"]
-    if ten_crop:
-        return EvalTransform(crop=crop, padding=data_info["padding"], ten_crop=True, normalize=normalize)
-    return EvalTransform(crop=crop if data_info.get("stream") else None, normalize=normalize)
-
-
 def check_padding(cfg: TrainConfig, padding: int) -> None:
     """Refuse ``--pad-mode reflect`` for random crops of images that are not padded (the rest of the rule,
     no crops at all, is :meth:`TrainConfig.validate`'s)."""
@@ -253,7 +240,8 @@ def _stream_data(cfg: TrainConfig, root: str, per_rank: int, shard: dict, placem
     split = "val" if (Path(root) / "val").is_dir() else "test"
     # ImageNet's mean/std: computing them would mean decoding the whole training set first
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-    normalize = normalize_for(cfg, mean, std, shard["device"])
+    dtype = input_dtype(cfg, shard["device"])
+    normalize = Normalize(mean=mean, std=std, dtype=dtype, channels_last=cfg.run.channels_last)
     aug = cfg.dataset.augmentations
     if "pca" in aug:
         raise ValueError("--augment pca needs in-memory data (images up to 64x64); drop pca for large images")
@@ -274,7 +262,7 @@ def _stream_data(cfg: TrainConfig, root: str, per_rank: int, shard: dict, placem
         "padding": 0,
         "stream": True,
     }
-    eval_tf = eval_transform(data_info, normalize)
+    eval_tf = EvalTransform(crop=STREAM_CROP, normalize=normalize)
     common = dict(load_size=STREAM_LOAD, workers=cfg.dataset.workers, **shard)
     train = StreamLoader(
         Path(root) / "train", per_rank, shuffle=True, drop_last=True, transform=train_tf, **common
