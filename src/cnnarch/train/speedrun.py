@@ -25,9 +25,10 @@ from cnnarch.train.evaluate import plain_logits
 
 # ---------------------------------------------------------------------------------------------- data
 # Random crops of 2-pixel reflect-padded images and airbench's alternating flips are options of
-# cnnarch.data.augment (``pad_mode``, ``alternate_flip``). Progressive resizing (off in the recipes;
-# Howard's fast.ai DAWNBench 2018; Touvron et al., "Fixing the train-test resolution discrepancy", 2019)
-# trains the first epochs on downscaled batches: a step costs about ``(N/32)^2`` of a full one.
+# cnnarch.data.augment (``pad_mode``, ``alternate_flip``). Progressive resizing (recipe
+# ``cifar-fast-93-short``; Howard's fast.ai DAWNBench 2018; Touvron et al., "Fixing the train-test
+# resolution discrepancy", 2019) trains the first epochs on downscaled batches: a step costs about
+# ``(N/32)^2`` of a full one.
 
 
 def downscale(x: torch.Tensor, size: int) -> torch.Tensor:
