@@ -18,6 +18,8 @@ import torch
 from matplotlib.figure import Figure
 
 from cnnarch.experiments.runner import Context, now, read_state, write_json
+from cnnarch.tables import text_table
+from cnnarch.train.config import cpu_model
 
 CONCLUSIONS = "## Conclusions (computed from the numbers above)"
 
@@ -27,9 +29,7 @@ def pct(v: float) -> str:
 
 
 def md_table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return text_table(header, [[str(c) for c in row] for row in rows], set(), markdown=True)
 
 
 def conclusions_section(lines: list[str], runs: dict | None = None) -> list[str]:
@@ -67,15 +67,7 @@ def write_metrics(ctx: Context, runs: dict, extra: dict | None = None) -> None:
 
 def machine() -> str:
     """CPU model and cores, accelerator, Python and torch versions."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    parts = [f"{cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"]
+    parts = [f"{cpu_model()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"]
     if torch.cuda.is_available():
         parts.append(f"GPU {torch.cuda.get_device_name(0)}")
     parts.append(f"Python {platform.python_version()}, torch {torch.__version__}")

@@ -28,7 +28,6 @@ import datetime as dt
 import json
 import math
 import os
-import platform
 import shlex
 import sys
 import time
@@ -50,7 +49,7 @@ from cnnarch.train import (
     resolve_config,
 )
 from cnnarch.train.checkpoint import load_checkpoint
-from cnnarch.train.config import bf16_is_fast, resume_conflicts
+from cnnarch.train.config import bf16_is_fast, cpu_flags, cpu_model, resume_conflicts
 from cnnarch.train.evaluate import model_from_checkpoint
 
 
@@ -266,19 +265,11 @@ def adoptable(cfg: TrainConfig, checkpoint: Path) -> TrainConfig:
 
 def machine_record(from_epoch: int, threads: int | None = None) -> dict:
     """Where a run (re)starts: the date, the CPU with the flags that decide its speed, the GPU if any."""
-    cpu, flags = platform.processor() or platform.machine(), ""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-        cpu = next(ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name"))
-        have = set(next(ln for ln in info.splitlines() if ln.startswith("flags")).split(":", 1)[1].split())
-        flags = " ".join(sorted(have & {"avx2", "avx512f", "avx512_bf16", "amx_bf16"}))
-    except (OSError, StopIteration):
-        pass
     record = {
         "started": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
-        "cpu_flags": flags,
+        "cpu_flags": " ".join(sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16"})),
         "threads": threads or torch.get_num_threads(),
         "from_epoch": from_epoch,
     }

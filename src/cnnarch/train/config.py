@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import platform
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -469,6 +470,15 @@ def cpu_flags() -> set[str]:
         return set()
     lines = [line.split(":", 1)[1] for line in info.splitlines() if line.startswith("flags")]
     return {flag for line in lines for flag in line.split()}
+
+
+def cpu_model() -> str:
+    """This CPU's model name (Linux's /proc/cpuinfo; elsewhere what :mod:`platform` knows)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        return next(ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
 
 
 def cpu_has_fast_bf16() -> bool:
