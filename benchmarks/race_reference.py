@@ -135,17 +135,23 @@ def run_pair(commands: dict[str, list[str]], logs: dict[str, Path], nice: int) -
             cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=lambda: os.nice(nice)
         )
     wall, loads, next_load = {}, [], 0.0
-    while len(wall) < len(procs):
-        now = time.perf_counter() - t0
-        if now >= next_load:
-            loads.append(os.getloadavg()[0])
-            next_load = now + 5
-        for side, proc in procs.items():
-            if side not in wall and proc.poll() is not None:
-                wall[side] = round(now, 1)
-        time.sleep(0.1)
-    for log in handles:
-        log.close()
+    try:
+        while len(wall) < len(procs):
+            now = time.perf_counter() - t0
+            if now >= next_load:
+                loads.append(os.getloadavg()[0])
+                next_load = now + 5
+            for side, proc in procs.items():
+                if side not in wall and proc.poll() is not None:
+                    wall[side] = round(now, 1)
+            time.sleep(0.1)
+    finally:  # interrupted: no run is left behind
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait()
+        for log in handles:
+            log.close()
     return {
         "started": f"{started:%H:%M:%S UTC}",
         "wall_seconds": wall,

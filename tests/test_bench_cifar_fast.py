@@ -27,7 +27,7 @@ def load(name):
     return module
 
 
-def write_run(path: Path, accs, seconds, rate, tta, model="cifar_fast", **options):
+def write_run(path: Path, accs, seconds, rate, tta, model="cifar_fast", setup=0.0, **options):
     path.mkdir()
     (path / "config.json").write_text(resolve_config("cifar-fast", model=model, **options).to_json())
     with open(path / "metrics.csv", "w", newline="") as f:
@@ -35,9 +35,9 @@ def write_run(path: Path, accs, seconds, rate, tta, model="cifar_fast", **option
         w.writerow(["epoch", "val_top1", "images_per_s", "seconds"])
         for i, (a, s) in enumerate(zip(accs, seconds, strict=True)):
             w.writerow([i + 1, a, rate, s])
-    total = sum(seconds) + 5.0  # the final TTA pass
+    total = setup + sum(seconds) + 5.0  # model building and whitening, the epochs, the final TTA pass
     (path / "results.json").write_text(
-        json.dumps({"test_top1": accs[-1], "tta_top1": tta, "train_seconds": total})
+        json.dumps({"test_top1": accs[-1], "tta_top1": tta, "train_seconds": total, "tta_seconds": 5.0})
     )
     return total
 
@@ -53,6 +53,16 @@ def test_run_summary_reads_speed_and_time_to_accuracy(tmp_path):
     fwd = profile(create_model("cifar_fast"), (3, 32, 32)).flops
     assert s["gflops"] == pytest.approx(3 * fwd * 500.0 / 1e9)
     assert s["epochs"] == 3 and s["tta"] == 89.4
+
+
+def test_the_clock_of_a_run_starts_with_its_setup(tmp_path):
+    bench = load("bench_cifar_fast")
+    total = write_run(tmp_path / "a", [70.0, 85.5], [100.0, 100.0], 500.0, 86.0, setup=2.0)
+    s = bench.run_summary(tmp_path / "a", [80.0, 86.0])
+    # 2 s of setup, then epochs ending at 102 and 202 s; 86 % only with TTA: the whole clock, 207 s
+    assert s["curve"] == [(102.0, 70.0), (202.0, 85.5)] and total == 207.0
+    assert s["reached"] == {80.0: 202.0, 86.0: 207.0}
+    assert s["images_per_s"] == pytest.approx(500.0)  # over the epochs' seconds
 
 
 def test_a_progressive_run_counts_its_small_epochs_at_their_size(tmp_path):
@@ -286,6 +296,26 @@ def test_race_starts_both_together_with_one_thread_each(tmp_path):
     assert result["wall_seconds"]["reference"] >= 0.6 > result["wall_seconds"]["ours"]
 
 
+def test_an_interrupted_race_leaves_no_run_behind(tmp_path, monkeypatch):
+    race = load("race_reference")
+    script = "import os, time; print(os.getpid(), flush=True); time.sleep(120)"
+    commands = {side: [sys.executable, "-c", script] for side in ("reference", "ours")}
+    logs = {side: tmp_path / f"{side}.log" for side in commands}
+    sleep, naps = race.time.sleep, []
+
+    def interrupted_after_3_s(seconds):
+        naps.append(seconds)
+        if len(naps) > 30:  # the waiting loop naps 0.1 s at a time
+            raise KeyboardInterrupt
+        sleep(seconds)
+
+    monkeypatch.setattr(race.time, "sleep", interrupted_after_3_s)
+    with pytest.raises(KeyboardInterrupt):
+        race.run_pair(commands, logs, nice=0)
+    pids = [int(logs[side].read_text()) for side in commands]
+    assert len(set(pids)) == 2 and not any(Path(f"/proc/{pid}").exists() for pid in pids)
+
+
 def test_race_seeds_the_reference_and_gives_both_the_same_precision(tmp_path):
     race = load("race_reference")
     args = race.argparse.Namespace(
@@ -306,16 +336,18 @@ def test_race_seeds_the_reference_and_gives_both_the_same_precision(tmp_path):
     args.bf16 = False
     assert "--bf16" not in race.reference_command(args, Path("data"), Path("cache"), 2)
     assert "--no-amp" in race.ours_command(args, Path("data"), 2, Path("out"))
-    # the seed shim: the script sees its own argv and a seeded generator
+    # the seed shim: the script sees its own argv and the generator seeded as torch.manual_seed does
+    import torch
+
     stub = tmp_path / "stub.py"
     stub.write_text("import sys, torch; print(sys.argv[1:], torch.randint(1000, (3,)).tolist())")
-    out = [
-        subprocess.run(
-            [sys.executable, "-c", race.SEEDED, str(seed), str(stub), "a", "b"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        for seed in (7, 7, 8)
-    ]
-    assert out[0].startswith("['a', 'b'] ") and out[0] == out[1] != out[2]
+    out = subprocess.run(
+        [sys.executable, "-c", race.SEEDED, "7", str(stub), "a", "b"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    draws = {seed: torch.Generator().manual_seed(seed) for seed in (7, 8)}
+    expected = {seed: torch.randint(1000, (3,), generator=g).tolist() for seed, g in draws.items()}
+    assert expected[7] != expected[8]
+    assert out.strip() == f"['a', 'b'] {expected[7]}"
