@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="JSON lines of finished runs (read back, appended to)")
     args = p.parse_args(argv)
 
-    from cnnarch.cli._table import render
+    from cnnarch.tables import render
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read once, when torch loads OpenMP
     from cnnarch.train.config import resolve_config

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from cnnarch import resources
+from cnnarch import errors
 from cnnarch.cli import main
 from cnnarch.data.folder import load_image_folder
 from cnnarch.models import create_model
@@ -387,7 +387,7 @@ def test_a_full_disk_while_a_checkpoint_is_written_is_one_message(tree, tmp_path
 
 
 def test_a_pass_needing_more_memory_than_available_is_refused_before_allocating(monkeypatch, capsys):
-    monkeypatch.setattr(resources, "available_memory", lambda device="cpu": 8 * 2**30)
+    monkeypatch.setattr(errors, "available_memory", lambda device="cpu": 8 * 2**30)
     assert main(["summary", "resnet20", "--input", "3x20000x20000", "--device", "cpu"]) == 1
     err = error_of(capsys)
     need = float(re.search(r"needs ([\d.]+) GiB of memory or more; cpu has 8.0 GiB available", err)[1])
@@ -397,5 +397,5 @@ def test_a_pass_needing_more_memory_than_available_is_refused_before_allocating(
 
 
 def test_a_pass_that_fits_runs(monkeypatch, capsys):
-    monkeypatch.setattr(resources, "available_memory", lambda device="cpu": 8 * 2**30)
+    monkeypatch.setattr(errors, "available_memory", lambda device="cpu": 8 * 2**30)
     assert main(["summary", "resnet20", "--device", "cpu", "--format", "csv"]) == 0

@@ -53,9 +53,8 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import flop_registry
 from torch.utils.weak import WeakTensorKeyDictionary
 
-from cnnarch.errors import InputError
+from cnnarch.errors import InputError, check_memory
 from cnnarch.models import input_size_range
-from cnnarch.resources import check_memory
 
 aten = torch.ops.aten
 

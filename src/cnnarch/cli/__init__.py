@@ -19,11 +19,12 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 
 from cnnarch import __version__
 from cnnarch.errors import CnnarchError
-from cnnarch.tables import DEFAULT_WIDTH, table_width
+from cnnarch.tables import DEFAULT_WIDTH, FORMATS, table_width
 
 # in the order `cnnarch --help` lists them: the zoo and its numbers, pictures, training, trained
 # networks in use, the assignment
@@ -46,6 +47,23 @@ def subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentPa
                 found[name] = sub
                 found |= {f"{name} {k}": v for k, v in subparsers(sub).items()}
     return found
+
+
+def add_format_argument(parser, extra: Sequence[str] = (), default: str = "table") -> None:
+    """``--format``, the one output option of every command that prints rows (:func:`cnnarch.tables.render`):
+    the four tabular forms, plus ``extra`` ones a command adds (``summary``'s ``lecture``); and ``--wide``."""
+    choices = (*FORMATS, *extra)
+    parser.add_argument(
+        "--format",
+        choices=choices,
+        default=default,
+        help=f"output form: {', '.join(choices)} (default {default})",
+    )
+    parser.add_argument(
+        "--wide",
+        action="store_true",
+        help=f"table cells on one line each (default: wrapped to {DEFAULT_WIDTH} columns)",
+    )
 
 
 def _plain(text: str | None) -> str | None:

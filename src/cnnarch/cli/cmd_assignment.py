@@ -3,8 +3,8 @@ assignment 2 as exercises, graded function by function, and released to a course
 
 import json
 
-from cnnarch.cli._table import add_format_argument, render
-from cnnarch.tables import plural
+from cnnarch.cli import add_format_argument
+from cnnarch.tables import plural, render
 
 COLUMNS = ["function", "check", "error", "limit", "result", "detail"]
 SUMMARY_COLUMNS = ["student", "checks", "functions", "score", "failing"]

@@ -3,7 +3,8 @@ several networks side by side; ``--out FILE`` draws accuracy against operations.
 
 from pathlib import Path
 
-from cnnarch.cli._table import add_format_argument, render
+from cnnarch.cli import add_format_argument
+from cnnarch.tables import render
 
 
 def add_parser(sub):

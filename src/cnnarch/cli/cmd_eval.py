@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from cnnarch.cli import add_format_argument
 from cnnarch.cli._network import (
     add_precision_argument,
     add_weights_argument,
@@ -20,10 +21,9 @@ from cnnarch.cli._network import (
     is_checkpoint,
     load_network,
 )
-from cnnarch.cli._table import add_format_argument, render
 from cnnarch.cli.cmd_train import add_config_options
 from cnnarch.errors import UsageError
-from cnnarch.tables import plural
+from cnnarch.tables import plural, render
 
 
 def add_parser(sub):

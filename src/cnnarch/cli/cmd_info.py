@@ -9,8 +9,8 @@ import inspect
 import sys
 import textwrap
 
-from cnnarch.cli._table import add_format_argument, render
-from cnnarch.tables import DEFAULT_WIDTH
+from cnnarch.cli import add_format_argument
+from cnnarch.tables import DEFAULT_WIDTH, render
 
 COLUMNS = ["name", "parameters", "input", "accepts", "paper"]
 

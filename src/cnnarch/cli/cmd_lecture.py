@@ -1,7 +1,8 @@
 """``cnnarch lecture``: every numeric claim of the lecture next to the value computed from the real
 network, with agree / differ / cited and why."""
 
-from cnnarch.cli._table import add_format_argument, render
+from cnnarch.cli import add_format_argument
+from cnnarch.tables import render
 
 TEXT_COLUMNS = ["section", "claim", "lecture", "computed", "status", "why", "source"]
 

@@ -1,6 +1,7 @@
 """``cnnarch list [PATTERN]``: the registered networks."""
 
-from cnnarch.cli._table import add_format_argument, render
+from cnnarch.cli import add_format_argument
+from cnnarch.tables import render
 
 
 def add_parser(sub):

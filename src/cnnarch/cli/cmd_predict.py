@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cnnarch.cli import add_format_argument
 from cnnarch.cli._network import (
     NETWORK_HELP,
     add_precision_argument,
@@ -17,7 +18,7 @@ from cnnarch.cli._network import (
     chosen_precision,
     load_network,
 )
-from cnnarch.cli._table import add_format_argument, render
+from cnnarch.tables import render
 
 
 def add_parser(sub):

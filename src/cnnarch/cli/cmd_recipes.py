@@ -1,6 +1,7 @@
 """``cnnarch recipes [NAME]``: the lecture's training recipes with every hyperparameter they set."""
 
-from cnnarch.cli._table import add_format_argument, render
+from cnnarch.cli import add_format_argument
+from cnnarch.tables import render
 from cnnarch.train.config import RECIPES, get_recipe, resolve_config
 
 

@@ -1,8 +1,8 @@
 """``cnnarch summary NAME``: the per-layer profile of a network (shapes, parameters, memory, MACs,
 receptive field), as a table, markdown, JSON, CSV or the lecture's own layout."""
 
+from cnnarch.cli import add_format_argument
 from cnnarch.cli._names import HELP, LECTURE_MODULES, check_network
-from cnnarch.cli._table import add_format_argument
 
 __all__ = ["LECTURE_MODULES", "add_parser", "run"]
 

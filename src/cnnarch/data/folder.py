@@ -36,9 +36,8 @@ from cnnarch.data.base import (
     default_cache_dir,
     first_per_class,
 )
-from cnnarch.errors import InputError
+from cnnarch.errors import InputError, check_memory
 from cnnarch.progress import start_progress
-from cnnarch.resources import check_memory
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 CACHE_VERSION = 3
