@@ -120,9 +120,7 @@ class Context:
 
 
 def _min_none(a: int | None, b: int | None) -> int | None:
-    if a is None or b is None:
-        return b if a is None else a
-    return min(a, b)
+    return min((v for v in (a, b) if v is not None), default=None)
 
 
 # ---------------------------------------------------------------------------------------------- state

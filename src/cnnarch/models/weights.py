@@ -34,7 +34,7 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -187,16 +187,13 @@ def _from_url(url: str) -> Weights:
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
             download_url_to_file(url, str(cache), hash_prefix=given and given.group(1), progress=False)
-        except (
-            OSError,
-            RuntimeError,
-        ) as e:  # URLError and HTTPError are OSErrors; a wrong hash a RuntimeError
+        except (OSError, RuntimeError) as e:  # URLError, HTTPError: OSErrors; a wrong hash: RuntimeError
             raise InputError(
                 f"could not fetch the weights {url} into {cache} ({e})",
                 hint="check the address and the network, or download the file and pass its path",
             ) from None
     weights = load_weights_file(cache)
-    return Weights(weights.state_dict, _replace(weights.meta, source=f"{url} (cached at {cache})"))
+    return Weights(weights.state_dict, replace(weights.meta, source=f"{url} (cached at {cache})"))
 
 
 def load_weights_file(path: Path) -> Weights:
@@ -271,11 +268,7 @@ def _finish(state: dict, meta: WeightsMeta | None, path: Path) -> Weights:
         if all(k.startswith(prefix) for k in state):
             state = {k.removeprefix(prefix): v for k, v in state.items()}
     meta = meta or WeightsMeta(num_classes=0)  # a bare state_dict: the network's classifier tells
-    return Weights(state, _replace(meta, source=meta.source or str(path)))
-
-
-def _replace(meta: WeightsMeta, **changes) -> WeightsMeta:
-    return WeightsMeta(**{**asdict(meta), **changes})
+    return Weights(state, replace(meta, source=meta.source or str(path)))
 
 
 def without_machine_paths(value):
@@ -330,7 +323,7 @@ def with_run_record(meta: WeightsMeta, checkpoint: Path) -> WeightsMeta:
         record["machines"] = [json.loads(ln) for ln in machines.read_text().splitlines() if ln.strip()]
     mtime = datetime.fromtimestamp(checkpoint.stat().st_mtime, timezone.utc)
     record["date"] = mtime.strftime("%Y-%m-%d")
-    return _replace(meta, extra={**meta.extra, **record})
+    return replace(meta, extra={**meta.extra, **record})
 
 
 def replace_head(model: nn.Module, num_classes: int) -> list[str]:
@@ -347,7 +340,7 @@ def with_preprocessing(meta: WeightsMeta, name: str) -> WeightsMeta:
     nothing (a bare state_dict, a checkpoint of another tool): the one place preprocessing is decided."""
     declared = get_model_entry(name).preprocessing
     fields = ("resize", "crop", "mean", "std")
-    return _replace(meta, **{k: getattr(meta, k) or getattr(declared, k) for k in fields}, model=name)
+    return replace(meta, **{k: getattr(meta, k) or getattr(declared, k) for k in fields}, model=name)
 
 
 def build_with_weights(entry, weights: str | os.PathLike, num_classes: int | None = None, **kwargs):
@@ -367,10 +360,10 @@ def build_with_weights(entry, weights: str | os.PathLike, num_classes: int | Non
             f"the weights {w.meta.source} do not fit {name}: {detail[:300]} "
             f"(are they for another network? `cnnarch info {name}` shows its layers)"
         ) from None
-    meta, replaced = _replace(w.meta, num_classes=n), []
+    meta, replaced = replace(w.meta, num_classes=n), []
     if num_classes is not None and num_classes != meta.num_classes:
         replaced = replace_head(model, num_classes)
-        meta = _replace(meta, num_classes=num_classes, classes=())
+        meta = replace(meta, num_classes=num_classes, classes=())
     model.weights_meta = with_preprocessing(meta, name)
     model.replaced_head = replaced
     return model
