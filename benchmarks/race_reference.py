@@ -124,7 +124,8 @@ def child_env() -> dict:
 
 def run_pair(commands: dict[str, list[str]], logs: dict[str, Path], nice: int) -> dict:
     """Start every command at once (stdout and stderr to its log) and wait for all; their wall times
-    (to 0.1 s), exit codes, and the load average sampled every 5 s meanwhile."""
+    (to 0.1 s), exit codes, and the load average sampled every 5 s meanwhile. A run that fails ends the
+    others (``failed``: its name), as does an interruption."""
     env = child_env()
     started = datetime.now(timezone.utc)
     t0, procs, handles = time.perf_counter(), {}, []
@@ -134,9 +135,9 @@ def run_pair(commands: dict[str, list[str]], logs: dict[str, Path], nice: int) -
         procs[side] = subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=lambda: os.nice(nice)
         )
-    wall, loads, next_load = {}, [], 0.0
+    wall, loads, next_load, failed = {}, [], 0.0, None
     try:
-        while len(wall) < len(procs):
+        while len(wall) < len(procs) and failed is None:
             now = time.perf_counter() - t0
             if now >= next_load:
                 loads.append(os.getloadavg()[0])
@@ -144,8 +145,9 @@ def run_pair(commands: dict[str, list[str]], logs: dict[str, Path], nice: int) -
             for side, proc in procs.items():
                 if side not in wall and proc.poll() is not None:
                     wall[side] = round(now, 1)
+                    failed = side if proc.returncode != 0 else failed
             time.sleep(0.1)
-    finally:  # interrupted: no run is left behind
+    finally:  # failed or interrupted: no run is left behind
         for proc in procs.values():
             if proc.poll() is None:
                 proc.terminate()
@@ -156,6 +158,7 @@ def run_pair(commands: dict[str, list[str]], logs: dict[str, Path], nice: int) -
         "started": f"{started:%H:%M:%S UTC}",
         "wall_seconds": wall,
         "returncode": {side: proc.returncode for side, proc in procs.items()},
+        "failed": failed,
         "load": {"min": min(loads), "max": max(loads), "mean": statistics.fmean(loads)},
     }
 
@@ -364,10 +367,12 @@ def main(argv=None) -> int:
         logs = {side: out / f"{side}-s{seed}.log" for side in commands}
         print(f"seed {seed}: both starting {datetime.now(timezone.utc):%H:%M:%S UTC}", flush=True)
         result = run_pair(commands, logs, args.nice)
-        failed = {side: rc for side, rc in result["returncode"].items() if rc != 0}
-        if failed:
-            logs_named = ", ".join(map(str, logs.values()))
-            raise SystemExit(f"seed {seed}: {failed} exited with an error; see {logs_named}")
+        if result["failed"]:
+            side = result["failed"]
+            raise SystemExit(
+                f"seed {seed}: {side} exited with code {result['returncode'][side]}, and the other run was "
+                f"stopped; see {logs[side]}"
+            )
         meta["pairs"].append({"seed": seed, "commands": commands, **result})
         pairs.append(
             {

@@ -9,6 +9,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -314,6 +315,20 @@ def test_an_interrupted_race_leaves_no_run_behind(tmp_path, monkeypatch):
         race.run_pair(commands, logs, nice=0)
     pids = [int(logs[side].read_text()) for side in commands]
     assert len(set(pids)) == 2 and not any(Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+def test_a_failing_run_stops_the_other(tmp_path):
+    race = load("race_reference")
+    commands = {
+        "reference": [sys.executable, "-c", "import time; time.sleep(120)"],
+        "ours": [sys.executable, "-c", "raise SystemExit(2)"],
+    }
+    logs = {side: tmp_path / f"{side}.log" for side in commands}
+    t = time.perf_counter()
+    result = race.run_pair(commands, logs, nice=0)
+    assert time.perf_counter() - t < 60
+    assert result["failed"] == "ours" and result["returncode"]["ours"] == 2
+    assert result["returncode"]["reference"] == -15  # terminated (SIGTERM)
 
 
 def test_race_seeds_the_reference_and_gives_both_the_same_precision(tmp_path):
