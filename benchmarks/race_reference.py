@@ -2,18 +2,18 @@
 Jordan 2024, arXiv:2404.00498) run by ``../shared/peers/airbench_cpu.py`` and ``cnnarch train`` started
 together, one thread each, for each seed in turn; then the time each took to reach each test accuracy.
 
-    pip install --no-deps airbench                       # the reference's own code
-    python benchmarks/race_reference.py --output runs/race                    # seeds 0 1 2, bf16, ~1.5 h
-    python benchmarks/race_reference.py --ours "--recipe cifar-fast-93 --muon" --output runs/race-muon
-    python benchmarks/race_reference.py --subset 2048 500 --epochs 1 --seeds 0 --output /tmp/race
-    python benchmarks/race_reference.py --summarize runs/race                 # the table again
+    pip install 'cnnarch[reference]'                    # airbench 0.1.8, the reference's own code
+    python benchmarks/race_reference.py --ours "--recipe cifar-fast-93-short" --output runs/race-short
+    python benchmarks/race_reference.py --output runs/race-93       # cifar-fast-93, its widths and epochs
+    python benchmarks/race_reference.py --subset 3000 500 --epochs 1 --seeds 0 --output /tmp/race
+    python benchmarks/race_reference.py --summarize runs/race-short   # the table again from the logs
 
 Like with like: both runs get ``OMP_NUM_THREADS=1`` and the same niceness (``--nice``), start within
 milliseconds of each other on a machine with a core for each, and use the same precision (``--bf16``,
 the default: the reference's ``--bf16`` and cnnarch's ``--amp``, both with channels-last; ``--fp32``:
 neither). Both clocks count the same things: the whitening initialisation, the training epochs and the
 final test-time-augmented evaluation, not the test after each epoch (airbench's ``total_time_seconds``,
-cnnarch's training clock; model building, about 0.1 s, is on cnnarch's and not on airbench's). Decoding
+cnnarch's training clock, which also counts building the model). Decoding
 the JPEG copy into each side's cache happens once before the first pair and is on neither clock.
 airbench leaves torch's generator unseeded; here the reference is started with
 ``torch.manual_seed(seed)`` first, so that its runs repeat too.
