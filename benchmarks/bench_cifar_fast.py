@@ -82,7 +82,7 @@ def main(argv=None) -> int:
     import torch
 
     from cnnarch.models import create_model
-    from cnnarch.train.config import RECIPES, resolve_config
+    from cnnarch.train.config import RECIPES, cpu_model, resolve_config
     from cnnarch.train.data import build_data, load_splits
     from cnnarch.train.device import pick_device
     from cnnarch.train.trainer import Trainer
@@ -159,7 +159,7 @@ def main(argv=None) -> int:
         )
 
     dev = data.train.device if hasattr(data.train, "device") else "?"
-    name = torch.cuda.get_device_name() if str(dev).startswith("cuda") else _cpu_name()
+    name = torch.cuda.get_device_name() if str(dev).startswith("cuda") else cpu_model()
     print()
     print(
         "command: python benchmarks/bench_cifar_fast.py "
@@ -326,16 +326,6 @@ def plot_runs(summaries, out: Path) -> None:
     ax.set_title("Test accuracy after each epoch (star: final, with TTA)", fontsize=10)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120, bbox_inches="tight")
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return os.uname().machine
 
 
 if __name__ == "__main__":

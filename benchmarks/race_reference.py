@@ -42,7 +42,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_cifar_fast import _cpu_name, reference_summary, run_summary  # noqa: E402
+from bench_cifar_fast import reference_summary, run_summary  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -58,10 +58,10 @@ SEEDED = (
 
 def cpu_info() -> dict:
     """The CPU's model name, its kernel-choosing flags (:data:`CPU_FLAGS`) and the cores."""
-    from cnnarch.train.config import cpu_flags
+    from cnnarch.train.config import cpu_flags, cpu_model
 
     have = cpu_flags()
-    return {"model": _cpu_name(), "flags": [f for f in CPU_FLAGS if f in have], "cores": os.cpu_count()}
+    return {"model": cpu_model(), "flags": [f for f in CPU_FLAGS if f in have], "cores": os.cpu_count()}
 
 
 def make_subset(data: Path, out: Path, train: int, test: int) -> Path:
