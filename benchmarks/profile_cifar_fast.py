@@ -332,20 +332,30 @@ def main(argv=None) -> int:
     if "reference" in args.levers:
         ref = airbench93_net()
         if ref is None:
-            print("| reference | airbench not installed (pip install --no-deps airbench) | | | | |")
+            print("| reference | airbench not installed (pip install 'cnnarch[reference]') | | | | |")
         else:
             report(
-                "reference (airbench93's own network, fp32) vs ours",
+                "reference (airbench93's own network) vs ours",
                 {
                     "airbench93 net, fp32": Step(ref, b, amp=False),
                     "cifar_fast_93, fp32": Step("cifar_fast_93", b, amp=False),
+                    # as airbench_cpu.py --bf16 runs it: bf16 autocast, channels-last model and input
+                    "airbench93 net, bf16": Step(airbench93_net(), b),
                     "cifar_fast_93, bf16": Step("cifar_fast_93", b),
                     "cifar_fast, bf16": Step("cifar_fast", b),
                 },
-                flops_scale=dict.fromkeys(
-                    ("airbench93 net, fp32", "cifar_fast_93, fp32", "cifar_fast_93, bf16"),
-                    profile(build("cifar_fast_93"), (3, 32, 32)).flops / fwd_flops,
-                ),
+                flops_scale={  # GFLOP/s of each network's own FLOPs, whichever --model sets fwd_flops
+                    **dict.fromkeys(
+                        (
+                            "airbench93 net, fp32",
+                            "cifar_fast_93, fp32",
+                            "airbench93 net, bf16",
+                            "cifar_fast_93, bf16",
+                        ),
+                        profile(build("cifar_fast_93"), (3, 32, 32)).flops / fwd_flops,
+                    ),
+                    "cifar_fast, bf16": profile(build("cifar_fast"), (3, 32, 32)).flops / fwd_flops,
+                },
             )
     if "amp" in args.levers:
         report("bf16 autocast", {"bf16": Step(m, b), "fp32": Step(m, b, amp=False)})
