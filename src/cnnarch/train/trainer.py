@@ -614,8 +614,9 @@ class Trainer:
         kept = (
             f"the last good checkpoint {last} is untouched" if last.exists() else "no checkpoint was written"
         )
+        lr = self.schedule.lr(0, max(0, self.step - 1))  # the rate of the step that made these weights
         return (
-            f"{what}, lr {self.lr():.4g}; stopped, {kept}. Try a lower --lr, a warm-up (--warmup-epochs 1), "
+            f"{what}, lr {lr:.4g}; stopped, {kept}. Try a lower --lr, a warm-up (--warmup-epochs 1), "
             f"--amp-dtype bfloat16 instead of float16, or check the data for NaN/inf values."
         )
 
