@@ -1,15 +1,8 @@
-"""From a :class:`TrainConfig` to the trainer's :class:`DataBundle`, using ``cnnarch.data``.
-
-``--data`` is a dataset name (``cifar10``, ``cifar100``, ``mnist``, ``fashion-mnist``; found in
-``$CNNARCH_DATA``, then the project's ``shared/data``, then the cache, then downloaded), or a directory:
-an ImageFolder tree with ``train/`` (and ``test/``) sub-directories such as the CIFAR-10 JPEG copy, or a
-directory holding one of the named datasets' official files. Without ``--data`` the dataset is CIFAR-10.
-
-Small images (up to 64x64) are decoded once into ``uint8`` tensors and augmented whole batches at a time
-on the training device (:class:`cnnarch.data.TensorLoader`); larger ones stream through a DataLoader
-(:class:`cnnarch.data.StreamLoader`, resized to 256 and cropped to 224 as in AlexNet). Normalisation uses
-the training images' per-channel mean and std, which are stored in every checkpoint so that ``cnnarch
-eval`` normalises test images the same way.
+"""From a :class:`TrainConfig` to the trainer's :class:`DataBundle`, using ``cnnarch.data``; where
+``--data`` is found and how its images reach the network is docs/training.md's "Data". Small images (up
+to :data:`SMALL_SIDE`) are held as ``uint8`` tensors and augmented whole batches at a time on the training
+device; larger ones stream through a DataLoader. The training images' channel mean and std normalise
+every split and go into the checkpoints (``data_info``), so that ``cnnarch eval`` normalises alike.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """The training loop: one epoch after another of SGD (or Adam) on batches of images, with validation,
 checkpoints that resume exactly, a run directory, and the same code on one CPU, a GPU, or N processes.
 
-The trainer does not know where images come from. It takes a :class:`DataBundle`: batch sources that
-yield ``(images, labels)`` (``uint8`` or float, NCHW) and know their epoch, and two transforms that turn a
-batch into the network's normalised float input on the training device (random augmentation for
-training, a fixed one for evaluation). ``cnnarch.train.data`` builds one from ``cnnarch.data``; tests
-build one from a few random tensors.
+The trainer does not know where images come from: it takes a :class:`DataBundle`, which
+``cnnarch.train.data`` builds from ``cnnarch.data`` and tests from a few random tensors.
 
 The speedrun's techniques (:mod:`cnnarch.train.speedrun`, top to bottom: whitening, BN-shift learning
 rate, BN momentum, lookahead, Muon, test-time augmentation, time to target accuracies) are options of
