@@ -36,8 +36,6 @@ WINDOW_SECONDS = 0.25
 FREE_SHARE = 0.7
 RECHECK_SECONDS = 20.0
 
-_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
 
 def allowed_cpus() -> list[int]:
     """The CPUs this process may run on (its affinity mask, not the machine's total)."""

@@ -41,7 +41,6 @@ SUM_R = 6  # a residual sum sits in the gap below its branch, so a block is as t
 SMALL, LABEL = 11, 12  # font sizes: readable at 1x on a laptop screen
 _NORMS = ("BatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm")
 _RESHAPES = ("Flatten", "Unflatten")
-_LISTS = (nn.ModuleList, nn.ModuleDict, nn.Sequential)
 _JOIN_LABELS = {"add": "+", "add_": "+", "mul": "x", "mul_": "x", "cat": "concat"}
 
 

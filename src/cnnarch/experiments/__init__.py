@@ -27,7 +27,6 @@ EXPERIMENTS = {
     "inception-cost": "naive against 1x1-reduced Inception modules, and GoogLeNet's modules (no training)",
     "architectures": "the zoo at 224x224: published accuracy against operations, and our CIFAR-10 runs",
 }
-TRAINING_FREE = {"inception-cost", "architectures"}
 
 
 def get_experiment(name: str):

@@ -30,8 +30,6 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from cnnarch import threads as cpu_threads
-
 T = TypeVar("T")
 
 
@@ -40,7 +38,6 @@ class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
-    local_world_size: int = 1  # processes on this machine
 
     @property
     def enabled(self) -> bool:
@@ -61,9 +58,7 @@ def init_distributed(device_type: str) -> DistInfo:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
-    info = DistInfo(
-        int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")), cpu_threads.local_processes()
-    )
+    info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
     if not dist.is_initialized():
         if device_type == "cuda":
             torch.cuda.set_device(info.local_rank)
