@@ -530,18 +530,21 @@ def _bbox(prims) -> tuple[float, float, float, float]:
     return min(xs), min(ys), max(xs), max(ys)
 
 
-def _shift(prims, dx: float, dy: float) -> list:
+def _moved(prims, x_of, y_of) -> list:
+    """The primitives with every point ``(x, y)`` moved to ``(x_of(x), y_of(y))``."""
     out = []
     for p in prims:
-        if p[0] in ("box", "frame"):
-            out.append((p[0], p[1] + dx, p[2] + dy, *p[3:]))
-        elif p[0] in ("circle", "text"):
-            out.append((p[0], p[1] + dx, p[2] + dy, *p[3:]))
-        elif p[0] == "line":
-            out.append(("line", [(x + dx, y + dy) for x, y in p[1]], p[2]))
-        else:
-            out.append(("curve", *[(x + dx, y + dy) for x, y in p[1:5]], p[5]))
+        if p[0] == "line":
+            out.append(("line", [(x_of(x), y_of(y)) for x, y in p[1]], p[2]))
+        elif p[0] == "curve":
+            out.append(("curve", *[(x_of(x), y_of(y)) for x, y in p[1:5]], p[5]))
+        else:  # a box, frame, circle or text, placed by its first point
+            out.append((p[0], x_of(p[1]), y_of(p[2]), *p[3:]))
     return out
+
+
+def _shift(prims, dx: float, dy: float) -> list:
+    return _moved(prims, lambda x: x + dx, lambda y: y + dy)
 
 
 def layout(nodes: list[Node], title: str) -> Diagram:
@@ -706,21 +709,7 @@ def _stage_shifts(diagrams: list[Diagram]):
 
 def _stretch(prims, cuts: list[tuple[float, float]]) -> list:
     """Move every point at or below a cut down by its extra space: the lines that cross it stretch."""
-    if not cuts:
-        return prims
-
-    def y_of(y):
-        return y + sum(dy for c, dy in cuts if y >= c)
-
-    out = []
-    for p in prims:
-        if p[0] in ("box", "frame", "circle", "text"):
-            out.append((p[0], p[1], y_of(p[2]), *p[3:]))
-        elif p[0] == "line":
-            out.append(("line", [(x, y_of(y)) for x, y in p[1]], p[2]))
-        else:
-            out.append(("curve", *[(x, y_of(y)) for x, y in p[1:5]], p[5]))
-    return out
+    return _moved(prims, lambda x: x, lambda y: y + sum(dy for c, dy in cuts if y >= c))
 
 
 # ----- writers
