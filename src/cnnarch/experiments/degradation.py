@@ -25,6 +25,7 @@ Table 6 and judges the three claims of Fig. 6 from them, saying how many epochs 
 from __future__ import annotations
 
 import math
+import operator
 import shlex
 import statistics
 from dataclasses import dataclass, replace
@@ -104,27 +105,19 @@ def conclusions(final: dict) -> list[str]:
     def both(a, b):
         return final.get(a) is not None and final.get(b) is not None
 
+    def ended(a: str, b: str, key: str, how: str, holds) -> str:
+        """Run ``a`` ended ``how`` (or did not, at this budget), with the numbers of ``a`` and ``b``."""
+        x, y = final[a][key], final[b][key]
+        said = f"{label(a)} ended {how}" if holds(x, y) else f"{label(a)} did not end {how}, at this budget"
+        return f"{said}: {pct(x)} vs {pct(y)}."
+
     out = []
+    kinds = (("train_err", "training error"), ("test_err", "test error"))
     if both("plain20", "plain56"):
         p20, p56 = final["plain20"], final["plain56"]
-        tr = p56["train_err"] > p20["train_err"]
-        te = p56["test_err"] > p20["test_err"]
-        out.append(
-            (
-                "plain-56 ended with higher training error than plain-20"
-                if tr
-                else "plain-56 did not end with higher training error than plain-20, at this budget"
-            )
-            + f": {pct(p56['train_err'])} vs {pct(p20['train_err'])}."
-        )
-        out.append(
-            (
-                "plain-56 ended with higher test error than plain-20"
-                if te
-                else "plain-56 did not end with higher test error than plain-20, at this budget"
-            )
-            + f": {pct(p56['test_err'])} vs {pct(p20['test_err'])}."
-        )
+        tr, te = (p56[key] > p20[key] for key, _ in kinds)
+        for key, what in kinds:
+            out.append(ended("plain56", "plain20", key, f"with higher {what} than plain-20", operator.gt))
         if tr and te:
             out.append(
                 "The deeper plain network is worse in training as well as in test, so its higher test error "
@@ -136,17 +129,8 @@ def conclusions(final: dict) -> list[str]:
     else:
         out.append("plain-20 and plain-56 cannot be compared: at least one has no finished epoch.")
     if both("resnet20", "resnet56"):
-        r20, r56 = final["resnet20"], final["resnet56"]
-        for key, what in (("test_err", "test error"), ("train_err", "training error")):
-            below = r56[key] < r20[key]
-            out.append(
-                (
-                    f"ResNet-56 ended below ResNet-20 in {what}"
-                    if below
-                    else f"ResNet-56 did not end below ResNet-20 in {what}, at this budget"
-                )
-                + f": {pct(r56[key])} vs {pct(r20[key])}."
-            )
+        for key, what in reversed(kinds):
+            out.append(ended("resnet56", "resnet20", key, f"below ResNet-20 in {what}", operator.lt))
     else:
         out.append("ResNet-20 and ResNet-56 cannot be compared: at least one has no finished epoch.")
     if both("plain56", "resnet56"):
@@ -211,13 +195,11 @@ def report(ctx: Context):
     ]
     setup = [
         f"recipe: He et al. 4.2, SGD momentum {s.optim.momentum}, lr {s.optim.lr}, weight decay "
-        f"{s.optim.weight_decay}, batch "
-        f"{s.schedule.batch_size}, augmentation {s.dataset.augment}; lr /10 at iterations "
-        f"{', '.join(map(str, s.schedule.decay_milestones))}",
+        f"{s.optim.weight_decay}, batch {s.schedule.batch_size}, augmentation {s.dataset.augment}; "
+        f"lr /10 at iterations {', '.join(map(str, s.schedule.decay_milestones))}",
         f"schedule: {s.schedule.iterations} iterations ({plural(s.schedule.epochs, 'epoch')} of "
-        f"{data.train.num_images} "
-        "training images); "
-        f"the paper runs 64,000 iterations on 50,000 images (`--budget 100`)",
+        f"{data.train.num_images} training images); the paper runs 64,000 iterations on 50,000 images "
+        "(`--budget 100`)",
         f"test error after every epoch on {data.val.num_images} test images",
         f"mixed precision: {'bf16 autocast, channels-last' if s.run.amp else 'none (fp32)'}",
     ]
@@ -643,10 +625,9 @@ def report_named(ctx: Context):
         f"schedule `{ctx.budget}`: {sched.about}",
         "every run is this command with its own `--model`, `--seed` and `--output`: "
         f"`{train_command(ctx, specs[0])}`",
-        f"data: {data} ({specs[0].cfg.dataset.data or 'cifar10'}); test error on the test split "
-        "after every "
-        "epoch; training error is the running error of each epoch's augmented batches, as the paper's thin "
-        "curves",
+        f"data: {data} ({specs[0].cfg.dataset.data or 'cifar10'}); test error on the test split after "
+        "every epoch; training error is the running error of each epoch's augmented batches, as the "
+        "paper's thin curves",
         f"mixed precision: {'bf16 autocast, channels-last' if specs[0].cfg.run.amp else 'none (fp32)'}",
         f"progress: {progress}",
     ]
@@ -666,8 +647,7 @@ def report_named(ctx: Context):
         "",
         f"The paper trained 64,000 iterations on the original images; this schedule trains "
         f"{specs[0].cfg.schedule.epochs} epochs. The JPEG copy costs accuracy by itself: the public "
-        f"airbench93 "
-        "recipe ends 3.3 points below its published 93.0% on it (docs/cifar_fast.md).",
+        "airbench93 recipe ends 3.3 points below its published 93.0% on it (docs/cifar_fast.md).",
         "",
         "![training and test error per epoch](degradation.png)",
         "",
