@@ -102,8 +102,7 @@ def conclusions(rows: list[dict], runs: list[dict]) -> list[str]:
         eff = max(pub, key=lambda r: (100 - r["top1_err"]) / r["gmacs"])
         out += [
             f"Most accurate (published top-1): {best['name']}, {pct(best['top1_err'])} error at "
-            f"{best['gmacs']:.2f} GMACs "
-            f"and {best['params'] / 1e6:.1f}M parameters.",
+            f"{best['gmacs']:.2f} GMACs and {best['params'] / 1e6:.1f}M parameters.",
             f"Fewest operations: {cheap['name']}, {cheap['gmacs']:.2f} GMACs "
             f"({pct(cheap['top1_err'])} top-1 error).",
             f"Most parameters: {big['name']}, {big['params'] / 1e6:.1f}M.",
@@ -176,8 +175,7 @@ def report(ctx: Context):
     ens = [r for r in runs if "ensemble" in r["model"]]
     setup = [
         "no training for the ImageNet part: `cnnarch.analysis.compare` (meta tensors), published "
-        "accuracies with "
-        "their sources",
+        "accuracies with their sources",
         f"CIFAR-10 results: read from {', '.join(f'`{ctx.output.parent / e}`' for e in TRAINED_EXPERIMENTS)}",
     ]
     sections = [

@@ -131,8 +131,7 @@ def conclusions(final: dict) -> list[str]:
     g_without = without["test_err"] - without["train_err"]
     out = [
         f"Without dropout: training error {pct(without['train_err'])}, test error "
-        f"{pct(without['test_err'])}, "
-        f"gap {g_without:.2f} points.",
+        f"{pct(without['test_err'])}, gap {g_without:.2f} points.",
         f"With dropout 0.5: training error {pct(with_d['train_err'])}, test error {pct(with_d['test_err'])}, "
         f"gap {g_with:.2f} points.",
         f"Dropout narrowed the train/test gap by {g_without - g_with:.2f} points."
@@ -189,9 +188,8 @@ def report(ctx: Context):
         f"{s.schedule.batch_size}, no augmentation; "
         f"lr /10 at iterations {', '.join(map(str, s.schedule.decay_milestones))}",
         f"schedule: {s.schedule.iterations} iterations ({plural(s.schedule.epochs, 'epoch')} of "
-        f"{data.train.num_images} "
-        "training images); "
-        f"test error after every epoch on {data.val.num_images} test images",
+        f"{data.train.num_images} training images); test error after every epoch on "
+        f"{data.val.num_images} test images",
     ]
     sections = [
         "## Result (last weights, evaluation mode)",

@@ -111,8 +111,7 @@ def conclusions(curve: list[dict]) -> list[str]:
     ens = curve[-1]["ensemble_err"]
     out = [
         f"The ensemble of {k} had test error {pct(ens)}; its members {pct(min(members))} to "
-        f"{pct(max(members))} "
-        f"(mean {pct(mean)})."
+        f"{pct(max(members))} (mean {pct(mean)})."
     ]
     if ens < best:
         out.append(

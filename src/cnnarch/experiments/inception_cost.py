@@ -82,8 +82,7 @@ def conclusions(m: dict) -> list[str]:
             f"GoogLeNet's {len(g)} Inception modules cost {tr / 1e9:.2f}G MACs and hold "
             f"{pr / 1e6:.2f}M parameters; "
             "their naive twins (same inputs and branch widths, no reductions) would cost "
-            f"{tn / 1e9:.2f}G MACs "
-            f"({tn / tr:.2f}x) and hold {pn / 1e6:.2f}M parameters ({pn / pr:.2f}x)."
+            f"{tn / 1e9:.2f}G MACs ({tn / tr:.2f}x) and hold {pn / 1e6:.2f}M parameters ({pn / pr:.2f}x)."
         )
         out.append(
             f"The saving ranges from {lo[0]:.2f}x (inception {lo[1]}) to {hi[0]:.2f}x (inception "

@@ -208,9 +208,8 @@ def report(ctx: Context):
         f"{s.schedule.batch_size}, {s.dataset.augment}; "
         f"lr /10 at iterations {', '.join(map(str, s.schedule.decay_milestones))}",
         f"schedule: {s.schedule.iterations} iterations ({plural(s.schedule.epochs, 'epoch')} of "
-        f"{data.train.num_images} "
-        "training images); "
-        f"test error after every epoch on {data.val.num_images} test images",
+        f"{data.train.num_images} training images); test error after every epoch on "
+        f"{data.val.num_images} test images",
     ]
     sections = [
         "## Result",
