@@ -15,27 +15,8 @@ input per spatial axis, its depth in weighted layers, and the allocation it live
 through any graph: a convolution or pooling grows the field, an elementwise op, a residual sum or a
 concatenation takes the maximum over its inputs, so for branches the longest path wins.
 
-Conventions (also in docs/analysis.md):
-
-- MACs count multiply-accumulates of convolutions and matrix products (``Linear``); biases are not
-  counted. FLOPs = 2 x MACs, exactly the count of ``torch.utils.flop_counter.FlopCounterMode``.
-  Pooling, normalization, activations, sums and concatenations cost 0 MACs (as in the papers and in
-  torchvision's published GFLOPS); their work is in ``other_ops``: one op per output element for
-  elementwise arithmetic (ReLU, add, mul, ...), the window size per output element for pooling, two per
-  element for normalization (the scale and shift of an inference-mode batch norm), 0 for copies.
-- Activations: a layer's activation count is the number of elements of its output; its activation bytes
-  are the bytes the forward pass newly allocates for that output (dtype-aware; 0 for in-place ops such
-  as ``ReLU(inplace=True)``, for views such as ``flatten`` and for identities such as eval-mode
-  dropout). Forward activation memory = input + every layer's new output: the lecture's "memory" column.
-  The forward+backward estimate is twice that (each activation gets a gradient of its size: the
-  lecture's "~x2 for bwd"); parameters are counted apart.
-- Receptive field and jump are per spatial axis in input pixels, for the output of the layer. ``None``
-  means global: the value depends on the whole input (after global pooling, flatten + ``Linear``, or an
-  operator whose geometry is unknown). Through a reshape that merges spatial axes the elements keep their
-  field but lose their position, so a later convolution over them is reported as global.
-- Depth counts weighted layers (convolutions and matrix products with a parameter) on the longest path
-  from the input to the output, so parallel branches and shortcuts do not add up: VGG-16 has 16,
-  GoogLeNet 22, ResNet-152 152.
+What is counted and how (MACs and FLOPs, ``other_ops``, activation memory, the forward + backward
+estimate, receptive field and jump, depth) is written out in docs/analysis.md, "Conventions".
 """
 
 from __future__ import annotations
@@ -779,7 +760,7 @@ def profile(
         layers = [root]
     blocks = [r for r in records if r.kind == "block" and r.name != ""]
     _aggregate_blocks(blocks, layers)
-    unique = {id(p): p for p in model.parameters()}
+    total = sum(p.numel() for p in model.parameters())  # a parameter shared by two modules counts once
     weights = sum(p.numel() for n, p in model.named_parameters() if not n.endswith("bias"))
     called = {r.name.split("#")[0] for r in records} | {""}
     for name in list(called):  # containers that have no forward of their own (ModuleList) ran too
@@ -801,9 +782,9 @@ def profile(
         device=str(device),
         layers=layers,
         blocks=blocks,
-        params=sum(p.numel() for p in unique.values()),
+        params=total,
         weights=weights,
-        biases=sum(p.numel() for p in unique.values()) - weights,
+        biases=total - weights,
         unused=unused,
         input_bytes=x.numel() * x.element_size(),
         depth=max((tracer._field(t).depth for t in outs if tracer._field(t)), default=0),
