@@ -1,24 +1,10 @@
 """CIFAR-10, CIFAR-100, MNIST and Fashion-MNIST as :class:`ImageTensors`, found or downloaded.
 
-Where the data is looked for, in order (the first that holds it wins):
-
-1. ``root`` (``--data``), when given; it must hold the data (no download into it);
-2. ``$CNNARCH_DATA``;
-3. the project's data: ``shared/data`` in the current directory or any directory above it, or above the
-   installed package (a checkout beside ``../shared/data/cifar10-jpeg`` finds it from any of its folders);
-   ``$CNNARCH_PROJECT_DATA`` replaces these places (directories separated by ``os.pathsep``; empty: none);
-4. ``<cache_dir>/datasets`` (``$CNNARCH_CACHE``, default ``~/.cache/cnnarch``);
-5. a download from the official URL into ``<cache_dir>/datasets``, checked against the published MD5.
-
-:func:`find_dataset` tells where a dataset is without reading it, so that a run can record the data it
-actually used.
-
-In each of those directories the dataset may be itself, or a sub-directory of a known name. CIFAR is
-read in the official "python version" (``cifar-10-batches-py/`` with ``data_batch_1..5``,
-``test_batch`` and ``batches.meta``; ``cifar-100-python/`` with ``train``, ``test`` and ``meta``),
-from its ``.tar.gz`` archive, or from an ImageFolder tree ``<dir>/train/<class>/*.jpg`` and
-``<dir>/test/...`` (such as the JPEG copy ``cifar10-jpeg``), decoded once through the tensor cache.
-MNIST and Fashion-MNIST are read from their idx files, gzipped or not.
+Where a dataset is looked for, in order (``root``, ``$CNNARCH_DATA``, the project's ``shared/data``, the
+cache, a download checked against the published MD5), and the forms it is read in (CIFAR's official
+python batches, their ``.tar.gz``, an ImageFolder tree with ``train/`` and ``test/``; MNIST's idx files)
+are written out in docs/data.md. :func:`find_dataset` tells where a dataset is without reading it, so
+that a run can record the data it actually used.
 
 The official CIFAR batches are Python pickles; they are read with an unpickler that only builds
 dicts, lists, strings, numbers and NumPy arrays, so a doctored file cannot run code.

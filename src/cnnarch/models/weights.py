@@ -1,21 +1,9 @@
 """Trained weights for the zoo: by torchvision's weight names, from a file or URL, or shipped with cnnarch.
 
-``create_model(name, weights=...)`` (and ``pretrained=True``, timm's spelling of ``weights="DEFAULT"``)
-accepts:
-
-- a torchvision weight name (``"IMAGENET1K_V1"``, ``"DEFAULT"``) for the networks that are torchvision
-  twins (``alexnet_tv``, the VGGs, ``googlenet_tv``, the ResNets, Wide ResNets and ResNeXts of
-  ImageNet). The file is fetched and cached by torchvision's own mechanism (``torch.hub``: the cache is
-  ``$TORCH_HOME/hub/checkpoints``), so an offline machine finds a file fetched before;
-- a weights name shipped inside the package (``"cifar10"``: the file
-  ``weights_data/NAME-cifar10.safetensors``, with its test accuracy, training configuration and date;
-  ``cifar_fast`` has one), for networks trained with cnnarch's recipes;
-- a local file or a URL (``file://``, ``https://``; downloads are cached under a hash of the URL, and
-  a file named like torch.hub's ``NAME-<sha256 prefix>.EXT`` is checked against that prefix): a plain
-  state_dict, a torchvision, timm or
-  Lightning checkpoint (a dict holding ``state_dict``, ``model`` or ``model_state_dict``), a cnnarch
-  training checkpoint, or a ``.safetensors`` file. ``module.`` (DDP) and ``_orig_mod.`` (torch.compile)
-  prefixes are removed.
+``create_model(name, weights=...)`` (and ``pretrained=True``) accepts a torchvision weight name
+(``"IMAGENET1K_V1"``, ``"DEFAULT"``) for the torchvision twins, a name shipped inside the package
+(``"cifar10"``: ``weights_data/NAME-cifar10.safetensors``), or a local file or a URL in any of the forms
+docs/use.md lists ("Weights by name, file or URL").
 
 Every set of weights carries a :class:`WeightsMeta`: class names, the preprocessing its network expects
 (resize, centre crop, mean, std) and where it came from. Files loaded with ``torch.load`` use
