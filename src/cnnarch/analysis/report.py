@@ -103,30 +103,21 @@ def _numbers(axes: tuple | None) -> list | None:
     return None if axes is None else [v if isinstance(v, int) else float(v) for v in axes]
 
 
+_COUNTS = ("weights", "biases", "params", "activations", "activation_bytes", "macs", "flops", "other_ops")
+
+
 def records(p: Profile, depth: int | None = None) -> list[dict]:
     """Plain dicts, one per row, with every field and numbers as numbers (the JSON and CSV forms)."""
-    out = []
-    for r in p.rows(depth):
-        out.append(
-            {
-                "name": r.name,
-                "type": r.type,
-                "kind": r.kind,
-                "level": r.level,
-                "output_shape": list(r.output_shape),
-                "weights": r.weights,
-                "biases": r.biases,
-                "params": r.params,
-                "activations": r.activations,
-                "activation_bytes": r.activation_bytes,
-                "macs": r.macs,
-                "flops": r.flops,
-                "other_ops": r.other_ops,
-                "rf": _numbers(r.rf),
-                "jump": _numbers(r.jump),
-            }
-        )
-    return out
+    return [
+        {
+            **{k: getattr(r, k) for k in ("name", "type", "kind", "level")},
+            "output_shape": list(r.output_shape),
+            **{k: getattr(r, k) for k in _COUNTS},
+            "rf": _numbers(r.rf),
+            "jump": _numbers(r.jump),
+        }
+        for r in p.rows(depth)
+    ]
 
 
 def measured_lines(p: Profile, m) -> list[str]:
