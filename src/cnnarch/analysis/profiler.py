@@ -819,6 +819,9 @@ def _meta_stand_ins(params: dict, buffers: dict, dtype: torch.dtype) -> dict:
     return out
 
 
+_SUMMED = ("weights", "biases", "activation_bytes", "macs", "train_macs", "other_ops")
+
+
 def _aggregate_blocks(blocks: list[Layer], layers: list[Layer]) -> None:
     """A container's totals are the sums over the layers inside it (its own parameters included)."""
     by_block = {b.name.split("#")[0]: b for b in blocks}
@@ -831,12 +834,8 @@ def _aggregate_blocks(blocks: list[Layer], layers: list[Layer]) -> None:
             name = name.rpartition(".")[0]
             b = by_block.get(name)
             if b is not None:
-                b.weights += layer.weights
-                b.biases += layer.biases
-                b.activation_bytes += layer.activation_bytes
-                b.macs += layer.macs
-                b.train_macs += layer.train_macs
-                b.other_ops += layer.other_ops
+                for k in _SUMMED:
+                    setattr(b, k, getattr(b, k) + getattr(layer, k))
 
 
 def _explain(model: nn.Module, size: tuple, device: torch.device, e: Exception) -> ValueError:

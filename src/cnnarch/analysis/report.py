@@ -133,22 +133,18 @@ def measured_lines(p: Profile, m) -> list[str]:
     ]
 
 
+_TOTALS = tuple(
+    "params weights biases macs flops train_flops_per_image other_ops activations_per_image "
+    "forward_bytes_per_image train_bytes_per_image depth".split()
+)
+
+
 def to_json(p: Profile, depth: int | None = None, measured=None) -> str:
     totals = {
         "model": p.model,
         "input_shape": list(p.input_shape),
         "dtype": str(p.dtype).removeprefix("torch."),
-        "params": p.params,
-        "weights": p.weights,
-        "biases": p.biases,
-        "macs": p.macs,
-        "flops": p.flops,
-        "train_flops_per_image": p.train_flops_per_image,
-        "other_ops": p.other_ops,
-        "activations_per_image": p.activations_per_image,
-        "forward_bytes_per_image": p.forward_bytes_per_image,
-        "train_bytes_per_image": p.train_bytes_per_image,
-        "depth": p.depth,
+        **{k: getattr(p, k) for k in _TOTALS},
         "unused": [{"name": n, "params": c} for n, c in p.unused],
     }
     if measured is not None:
