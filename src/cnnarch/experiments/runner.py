@@ -193,12 +193,8 @@ def base_config(ctx: Context, **values) -> TrainConfig:
     """A configuration for ``ctx``: no validation split (the curves' held-out set is the test set, as in
     the papers' figures), mixed precision and channels-last on a GPU."""
     cuda = ctx.torch_device.type == "cuda"
-    values.setdefault("val_split", 0.0)
-    values.setdefault("log_interval", 0)
-    values.setdefault("amp", cuda)
-    values.setdefault("channels_last", cuda)
-    values.setdefault("device", ctx.device)
-    values.setdefault("workers", 0)
+    defaults = dict(val_split=0.0, log_interval=0, amp=cuda, channels_last=cuda, device=ctx.device, workers=0)
+    values = {**defaults, **values}
     values["limit_train"] = ctx.cap_train(values.get("limit_train"))
     values["limit_val"] = ctx.cap_val(values.get("limit_val"))
     if values["limit_train"] is not None:  # a tiny subset still gets a few batches per epoch
@@ -354,13 +350,9 @@ def read_rows(run_dir: Path) -> list[dict]:
         return []
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
-    out = []
-    for r in rows:
-        row = {"epoch": int(r["epoch"])}
-        for k in FLOAT_COLUMNS:
-            row[k] = float(r[k]) if r.get(k) not in ("", None) else math.nan
-        out.append(row)
-    return out
+    return [
+        {"epoch": int(r["epoch"]), **{k: float(r.get(k) or math.nan) for k in FLOAT_COLUMNS}} for r in rows
+    ]
 
 
 def collect(ctx: Context, specs: list[RunSpec]) -> dict:
