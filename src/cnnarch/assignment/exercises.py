@@ -31,10 +31,7 @@ PARTS = {
         ("layers", "layernorm_forward"),
         ("layers", "layernorm_backward"),
     ],
-    "dropout": [
-        ("layers", "dropout_forward"),
-        ("layers", "dropout_backward"),
-    ],
+    "dropout": [("layers", "dropout_forward"), ("layers", "dropout_backward")],
     "conv": [
         ("layers", "conv_forward_naive"),
         ("layers", "conv_backward_naive"),

@@ -380,22 +380,11 @@ def fashion_mnist(
 ) -> ImageTensors:
     """Fashion-MNIST ``split`` as ``uint8 (N, 1, 28, 28)`` (idx files in the directory, or in
     ``fashion-mnist/`` or torchvision's ``FashionMNIST/raw/``)."""
-    spec = (
-        "Fashion-MNIST",
-        FASHION_FILES,
-        FASHION_URL,
-        FASHION_CLASSES,
-        _IDX_SPECS["fashion-mnist"][1],
-    )
+    spec = ("Fashion-MNIST", FASHION_FILES, FASHION_URL, FASHION_CLASSES, _IDX_SPECS["fashion-mnist"][1])
     return _idx_dataset(*spec, root, split, download, cache_dir, url, limit)
 
 
-DATASETS = {
-    "cifar10": cifar10,
-    "cifar100": cifar100,
-    "mnist": mnist,
-    "fashion-mnist": fashion_mnist,
-}
+DATASETS = {"cifar10": cifar10, "cifar100": cifar100, "mnist": mnist, "fashion-mnist": fashion_mnist}
 
 
 _ALIASES = {

@@ -674,12 +674,7 @@ def export_weights(ctx: Context, into: str | Path) -> list[str]:
     ``cnnarch train`` command, the CPU that trained it, the data and the date. A file already there that
     records a higher test accuracy is kept. Returns one line per network saying what was done."""
     from cnnarch.models import create_model
-    from cnnarch.models.weights import (
-        load_weights_file,
-        save_weights,
-        with_run_record,
-        without_machine_paths,
-    )
+    from cnnarch.models.weights import load_weights_file, save_weights, with_run_record, without_machine_paths
 
     if not ctx.named_budget:
         raise ValueError(
