@@ -141,15 +141,8 @@ _EXPORTERS = ("torch.onnx", "onnx", "onnxruntime", "torch.jit", "torch.export", 
 
 
 # the optional dependencies (pyproject's extras) a command may need, by top-level module
-_EXTRAS = {
-    "onnx": "export",
-    "onnxscript": "export",
-    "onnxruntime": "export",
-    "nbclient": "notebooks",
-    "nbformat": "notebooks",
-    "nbconvert": "notebooks",
-    "ipykernel": "notebooks",
-}
+_EXTRAS = dict.fromkeys(("onnx", "onnxscript", "onnxruntime"), "export")
+_EXTRAS |= dict.fromkeys(("nbclient", "nbformat", "nbconvert", "ipykernel"), "notebooks")
 
 
 def explain(e: Exception) -> tuple[str, str | None, int] | None:
