@@ -682,35 +682,22 @@ def normalization_checks(forward, backward, shape, stat_axes, channels, kind, ex
         if not bn:
             return error
         # running = momentum * running + (1 - momentum) * batch statistic, from zeros, momentum 0.9
-        mean = x.mean(axis=stat_axes)
-        var = x.var(axis=stat_axes)
-        after = answers[0]["after"][0]
         running_hint = "running = momentum * running + (1 - momentum) * batch statistic (biased var)"
-        for key, stat in (("running_mean", mean), ("running_var", var)):
-            error = max(
-                error,
-                compare(
-                    after.get(key),
-                    0.1 * stat,
-                    f"bn_param['{key}'] after 1 call",
-                    running_hint + "; start from zeros, momentum defaults to 0.9",
-                ),
-            )
+        first_hint = running_hint + "; start from zeros, momentum defaults to 0.9"
+        stats = (("running_mean", np.mean), ("running_var", np.var))
+        after = answers[0]["after"][0]
+        for key, stat in stats:
+            expected = 0.1 * stat(x, axis=stat_axes)
+            what = f"bn_param['{key}'] after 1 call"
+            error = max(error, compare(after.get(key), expected, what, first_hint))
         x2 = x + 3
         after2 = ctx.run(
             call("layers", forward, x2, gamma, beta, {**after, "momentum": 0.8}, send=False, send_args=[3])
         )[0]["after"][0]
-        for key, stat in (("running_mean", x2.mean(axis=stat_axes)), ("running_var", x2.var(axis=stat_axes))):
-            first = after[key]
-            error = max(
-                error,
-                compare(
-                    after2.get(key),
-                    0.8 * first + 0.2 * stat,
-                    f"bn_param['{key}'] after a 2nd call with momentum 0.8",
-                    running_hint,
-                ),
-            )
+        for key, stat in stats:
+            expected = 0.8 * after[key] + 0.2 * stat(x2, axis=stat_axes)
+            what = f"bn_param['{key}'] after a 2nd call with momentum 0.8"
+            error = max(error, compare(after2.get(key), expected, what, running_hint))
         return error
 
     if bn:
