@@ -345,15 +345,9 @@ def _loss_check(function, oracle, hints):
             got = ctx.value(call("layers", function, x, y))
             loss, dx = ctx.memo(case, lambda x=x, y=y: oracle(x, y))
             extra = hints.get(case, "")
-            error = max(
-                error,
-                compare_all(
-                    got,
-                    {f"loss ({case})": loss, f"dx ({case})": dx},
-                    {f"loss ({case})": extra or hints["loss"], f"dx ({case})": extra or hints["dx"]},
-                    FORWARD_TOL,
-                ),
-            )
+            wants = {f"loss ({case})": loss, f"dx ({case})": dx}
+            case_hints = {f"loss ({case})": extra or hints["loss"], f"dx ({case})": extra or hints["dx"]}
+            error = max(error, compare_all(got, wants, case_hints, FORWARD_TOL))
         return error
 
 
@@ -550,17 +544,9 @@ def _(ctx):
         kwargs = {**_fc_kwargs(normalization, keep), "input_dim": 8, "num_classes": 4}
         reference = FullyConnectedNet([7, 5], **kwargs)
         reference.params = _random_params(ctx.rng, reference.params)
+        net_kwargs = {"hidden_dims": [7, 5], **kwargs}
         error = max(
-            error,
-            _net_check(
-                ctx,
-                "classifiers.fc_net",
-                "FullyConnectedNet",
-                {"hidden_dims": [7, 5], **kwargs},
-                X,
-                y,
-                reference,
-            ),
+            error, _net_check(ctx, "classifiers.fc_net", "FullyConnectedNet", net_kwargs, X, y, reference)
         )
     return error
 
