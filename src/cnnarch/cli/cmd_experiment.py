@@ -86,7 +86,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from cnnarch.experiments import run_experiment
+    from cnnarch.experiments import get_experiment, run_experiment
     from cnnarch.experiments.runner import Context
 
     if args.output is not None and not args.output.strip():
@@ -101,8 +101,6 @@ def run(args) -> int:
             hint="give one of the two",
         )
     if args.export_weights is not None:
-        from cnnarch.experiments import get_experiment
-
         if not hasattr(get_experiment(args.name), "export_weights") or isinstance(args.budget, float):
             raise UsageError(
                 f"--export-weights: {args.name} --budget {args.budget} trains no networks to ship",
@@ -122,8 +120,6 @@ def run(args) -> int:
     path = run_experiment(ctx, report_only=args.report_only)
     print(f"report: {path}")
     if args.export_weights is not None:
-        from cnnarch.experiments import get_experiment
-
         for line in get_experiment(args.name).export_weights(ctx, args.export_weights):
             print(line)
     return 0
