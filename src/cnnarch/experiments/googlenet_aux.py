@@ -61,20 +61,9 @@ IMAGE_SIZE = 80  # the paper's GoogLeNet trains with its auxiliary heads from 79
 EPOCHS = 4
 VARIANTS = (("aux", "auxiliary losses 0.3", AUX_WEIGHT), ("no-aux", "auxiliary losses 0", 0.0))
 # the stages of the network in the order the input passes them; the auxiliary heads sit after 4a and 4d
-STAGES = (
-    "conv1",
-    "conv2",
-    "conv3",
-    "inception3a",
-    "inception3b",
-    "inception4a",
-    "inception4b",
-    "inception4c",
-    "inception4d",
-    "inception4e",
-    "inception5a",
-    "inception5b",
-    "fc",
+STAGES = tuple(
+    "conv1 conv2 conv3 inception3a inception3b inception4a inception4b inception4c inception4d inception4e "
+    "inception5a inception5b fc".split()
 )
 PROBE_BATCHES = 4  # fixed training batches the gradient is measured on
 MORE = 1.1  # "more gradient": at least 10% more than the main loss alone gives
@@ -199,7 +188,7 @@ def conclusions(curves: dict, grads: dict, n_test: int, sizes: dict | None = Non
     out = []
     init = grads.get("init")
     if init:
-        early = [s for s in STAGES[: STAGES.index("inception4a") + 1]]
+        early = STAGES[: STAGES.index("inception4a") + 1]
         ratio = {s: init[s]["with_aux"] / init[s]["main"] for s in early if init[s]["main"] > 0}
         more = ratio["conv1"] >= MORE
         out.append(
