@@ -56,17 +56,7 @@ EXERCISES = [ex for part in PARTS.values() for ex in part]
 
 # Workspace modules written from the reference with their exercises stubbed (or none), in import order.
 # Every module the grader imports is a copy, so that the student's package runs without cnnarch.
-COPIED = [
-    "fast_layers",
-    "layers",
-    "layer_utils",
-    "optim",
-    "solver",
-    "gradient_check",
-    "vis_utils",
-    "classifiers.fc_net",
-    "classifiers.cnn",
-    "pytorch_nets",
-]
+COPIED = ["fast_layers", "layers", "layer_utils", "optim", "solver", "gradient_check", "vis_utils"]
+COPIED += ["classifiers.fc_net", "classifiers.cnn", "pytorch_nets"]
 # Workspace modules copied as they are from cnnarch.assignment (NumPy and Pillow only): the data loader.
 STANDALONE = ["data_utils"]

@@ -39,15 +39,8 @@ from cnnarch.assignment.exercises import PACKAGE, PARTS
 IMPORT_TIMEOUT = 30.0
 MEMORY_LIMIT = 4 * 2**30  # the assignment's checks need a few MB; an endless allocation stops here
 # The workspace modules the checks need, in the order the child imports them.
-MODULES = [
-    "layers",
-    "fast_layers",
-    "layer_utils",
-    "optim",
-    "classifiers.fc_net",
-    "classifiers.cnn",
-    "pytorch_nets",
-]
+MODULES = ["layers", "fast_layers", "layer_utils", "optim"]
+MODULES += ["classifiers.fc_net", "classifiers.cnn", "pytorch_nets"]
 # What the PyTorch part's process may import besides NumPy: torch and the packages its import needs.
 TORCH_PACKAGES = ["torch", "torchgen", "functorch", "typing_extensions", "sympy", "mpmath", "filelock"]
 TORCH_PACKAGES += ["networkx", "jinja2", "markupsafe", "fsspec"]
