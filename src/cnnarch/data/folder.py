@@ -221,8 +221,7 @@ def load_image_folder(
         root: the tree's root; images are read from ``root/split`` (or ``root`` when ``split`` is None).
         split: sub-directory such as "train" or "test".
         size: resize each image to ``size x size`` like torchvision's ``Resize(size)`` then
-            ``CenterCrop(size)``. Without it every
-            image must have the same size.
+            ``CenterCrop(size)``. Without it every image must have the same size.
         mode: Pillow mode, "RGB" (3 channels) or "L" (1 channel).
         limit: use only the first ``limit`` images, spread over all classes (quick runs, tests).
         skip_corrupt: leave out files Pillow cannot decode and list them in ``.skipped``, instead of
@@ -255,15 +254,12 @@ def load_image_folder(
         except Exception:  # unreadable (e.g. written by another version): rebuild below
             blob = None
         if blob is not None and blob.get("key") == key:
+            paths, skipped = _split_lines(blob["paths"]), _split_lines(blob["skipped"])
             data = ImageTensors(
-                blob["images"],
-                blob["labels"],
-                blob["classes"],
-                _split_lines(blob["paths"]),
-                _split_lines(blob["skipped"]),
-                str(directory),
+                blob["images"], blob["labels"], blob["classes"], paths, skipped, str(directory)
             )
-            _check_skipped(data, skip_corrupt, directory)
+            if data.skipped and not skip_corrupt:
+                raise _corrupt_error(directory, data.skipped, "skipped when the cache was built")
             return data
 
     files = [directory / f for f in rel]
@@ -314,17 +310,11 @@ def load_image_folder(
                 "and will be decoded again next time (set $CNNARCH_CACHE to a writable directory)",
                 file=sys.stderr,
             )
-    data = ImageTensors(images, label_t, classes, paths, skipped, str(directory))
-    return data
+    return ImageTensors(images, label_t, classes, paths, skipped, str(directory))
 
 
 def _split_lines(text: str) -> list[str]:
     return text.split("\n") if text else []
-
-
-def _check_skipped(data: ImageTensors, skip_corrupt: bool, directory: Path) -> None:
-    if data.skipped and not skip_corrupt:
-        raise _corrupt_error(directory, data.skipped, "skipped when the cache was built")
 
 
 def _corrupt_error(directory: Path, bad: list[str], reason: str) -> CorruptImageError:
