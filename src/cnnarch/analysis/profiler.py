@@ -328,8 +328,7 @@ class Profile:
             return list(self.layers)
         out = [b for b in self.blocks if b.level == depth]
         out += [layer for layer in self.layers if layer.level <= depth]
-        order = {id(r): i for i, r in enumerate(_execution_order(self))}
-        return sorted(out, key=lambda r: order[id(r)])
+        return sorted(out, key=lambda r: r.extra["_order"])  # execution order
 
     def __str__(self) -> str:
         """The summary table and totals (``print(profile(model))``)."""
@@ -342,10 +341,6 @@ class Profile:
         from cnnarch.analysis.html_report import profile_page
 
         return profile_page(self)
-
-
-def _execution_order(p: Profile) -> list[Layer]:
-    return sorted(p.blocks + p.layers, key=lambda r: r.extra["_order"])
 
 
 class _Tracer(TorchDispatchMode):
