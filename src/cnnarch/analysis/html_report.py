@@ -99,10 +99,8 @@ def profile_html(p: Profile, sortable: bool = False, totals: bool = True) -> str
     for r in p.layers:
         cells = []
         for _, value, text in _COLUMNS:
-            if value:
-                cells.append(f'<td class="num" data-v="{value(r)}">{html.escape(text(r))}</td>')
-            else:
-                cells.append(f"<td>{html.escape(text(r))}</td>")
+            number = f' class="num" data-v="{value(r)}"' if value else ""
+            cells.append(f"<td{number}>{html.escape(text(r))}</td>")
         body.append(f'<tr data-name="{html.escape(r.name)}">{"".join(cells)}</tr>')
     table = (
         f'<table class="layers"><thead><tr>{"".join(head)}</tr></thead><tbody>{"".join(body)}</tbody></table>'

@@ -199,9 +199,8 @@ def _collate(items):
     if not kept:
         return None, len(items)
     x = torch.stack([it[0] for it in kept])
-    return (x, torch.tensor([it[1] for it in kept]), torch.tensor([it[2] for it in kept])), len(items) - len(
-        kept
-    )
+    labels, positions = (torch.tensor([it[k] for it in kept]) for k in (1, 2))
+    return (x, labels, positions), len(items) - len(kept)
 
 
 class StreamLoader:

@@ -111,8 +111,7 @@ def plot(m: dict, path) -> None:
     ):
         ax.bar([x - 0.2 for x in xs], [v / div for v in naive], 0.4, label="naive", color="tab:red")
         ax.bar([x + 0.2 for x in xs], [v / div for v in red], 0.4, label="1x1 reductions", color="tab:blue")
-        ax.set_xticks(list(xs))
-        ax.set_xticklabels(names)
+        ax.set_xticks(list(xs), names)
         ax.set_ylabel(unit)
         ax.set_xlabel("module (lecture's 28x28x256 example, then GoogLeNet's Table 1)")
         ax.grid(axis="y", alpha=0.3)

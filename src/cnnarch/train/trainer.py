@@ -457,10 +457,8 @@ class Trainer:
         if self.lookahead is not None:
             self.lookahead.load_state_dict(ckpt["lookahead"])
         self.scaler.load_state_dict(ckpt["scaler"])
-        self.start_epoch = ckpt["epoch"] + 1
-        self.step = ckpt["step"]
-        self.best_top1 = ckpt["best_top1"]
-        self.best_epoch = ckpt["best_epoch"]
+        self.start_epoch, self.step = ckpt["epoch"] + 1, ckpt["step"]
+        self.best_top1, self.best_epoch = ckpt["best_top1"], ckpt["best_epoch"]
         self.clock = ckpt.get("clock", self.clock)  # absent from earlier versions
         for schedule in self.schedules:  # the rates follow from the step (and a plateau's state)
             schedule.set(self.step)
