@@ -521,12 +521,10 @@ def _bbox(prims) -> tuple[float, float, float, float]:
             x0 = p[1] - (w if p[5] == "end" else w / 2 if p[5] == "middle" else 0)
             xs += [x0, x0 + w]
             ys += [p[2] - p[4], p[2] + p[4]]
-        elif p[0] == "line":
-            xs += [q[0] for q in p[1]]
-            ys += [q[1] for q in p[1]]
-        elif p[0] == "curve":
-            xs += [q[0] for q in p[1:5]]
-            ys += [q[1] for q in p[1:5]]
+        else:  # a line's or a curve's points
+            points = p[1] if p[0] == "line" else p[1:5]
+            xs += [q[0] for q in points]
+            ys += [q[1] for q in points]
     return min(xs), min(ys), max(xs), max(ys)
 
 

@@ -324,12 +324,10 @@ class TrainConfig:
         """This configuration with every rule between options applied (the one place they live): a
         setting without effect (:data:`NO_EFFECT`) is refused, or, where the recipe set it or the run is
         resumed, put back to its default with an ``ignored:`` note; contradictions are refused. Given
-        ``device``, ``amp`` unset means bf16 autocast where the device computes it fast (CUDA; CPUs with
-        AMX or AVX512-BF16; elsewhere it is several times slower than fp32: ResNet-18 training 4 vs 20
-        images/s on one AVX2 core), and ``channels_last`` unset means NHWC where that is faster: a GPU,
-        or a CPU with AVX2 or more (the cifar_fast step on one thread of a Zen 4: 1.2x faster in fp32,
-        1.3x in bf16; 1.1x in fp32 with oneDNN held to AVX2). Validating twice gives the same
-        configuration."""
+        ``device``, ``amp`` unset means bf16 autocast where :func:`bf16_is_fast`, and ``channels_last``
+        unset means NHWC where that is faster: a GPU, or a CPU with AVX2 or more (the cifar_fast step on
+        one thread of a Zen 4: 1.2x faster in fp32, 1.3x in bf16; 1.1x in fp32 with oneDNN held to AVX2).
+        Validating twice gives the same configuration."""
         values, default = self.flat(), TrainConfig().flat()
         recipe = RECIPES[self.recipe].values if self.recipe in RECIPES else {}
         notes, refused, dropped = list(self.notes), [], {}
