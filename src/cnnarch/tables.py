@@ -58,8 +58,7 @@ def render(
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(columns)
-        for row in rows:
-            writer.writerow([_csv_cell(row.get(c)) for c in columns])
+        writer.writerows([_csv_cell(row.get(c)) for c in columns] for row in rows)
         return buf.getvalue().rstrip("\n")
     cell = text or (lambda _c, v: _text(v))
     cells = [[cell(c, row.get(c)) for c in columns] for row in rows]

@@ -158,11 +158,10 @@ class Context:
         return self.run(step)[0]["value"]
 
     def memo(self, key, fn):
-        memo = _MEMO
         full = (self.check.function, self.check.name, key)
-        if full not in memo:
-            memo[full] = fn()
-        return memo[full]
+        if full not in _MEMO:
+            _MEMO[full] = fn()
+        return _MEMO[full]
 
 
 def run_check(c: Check, session, child, timeout: float, memory_limit: int):

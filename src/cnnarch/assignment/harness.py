@@ -19,6 +19,7 @@ student's layer functions can be swapped for proxies that ask the grader for the
 so that a bug in a layer fails that layer's check only.
 """
 
+import contextlib
 import importlib
 import inspect
 import io
@@ -359,15 +360,10 @@ def run_step(step, store, channel):
         if "torch" in sys.modules:  # the PyTorch part: its initializations draw from torch's generator
             sys.modules["torch"].manual_seed(step["seed"])
     seen = len(VIOLATIONS)
-    proxies = Proxies(step["proxies"], channel) if step.get("proxies") else None
+    proxies = Proxies(step["proxies"], channel) if step.get("proxies") else contextlib.nullcontext()
     try:
-        if proxies:
-            proxies.__enter__()
-        try:
+        with proxies:
             result = fn(*args, **kwargs)
-        finally:
-            if proxies:
-                proxies.__exit__()
     except BaseException as e:  # noqa: BLE001 (SystemExit and the like from student code fail the check)
         if isinstance(e, KeyboardInterrupt):
             raise
