@@ -113,15 +113,11 @@ def conclusions(curve: list[dict]) -> list[str]:
         f"The ensemble of {k} had test error {pct(ens)}; its members {pct(min(members))} to "
         f"{pct(max(members))} (mean {pct(mean)})."
     ]
-    if ens < best:
-        out.append(
-            f"The ensemble of {k} beat its best member by {best - ens:.2f} points ({pct(ens)} vs "
-            f"{pct(best)})."
-        )
-    else:
-        out.append(
-            f"The ensemble of {k} did not beat its best member, at this budget: {pct(ens)} vs {pct(best)}."
-        )
+    out.append(
+        f"The ensemble of {k} beat its best member by {best - ens:.2f} points ({pct(ens)} vs {pct(best)})."
+        if ens < best
+        else f"The ensemble of {k} did not beat its best member, at this budget: {pct(ens)} vs {pct(best)}."
+    )
     out.append(
         f"Against the mean member the ensemble lowered the error by {mean - ens:.2f} points "
         f"(AlexNet's top-5 error: 18.2% for 1 CNN, 16.4% for 5, 15.4% for 7)."
@@ -159,14 +155,8 @@ def report(ctx: Context):
         ax = fig.subplots()
         ks = [c["k"] for c in curve]
         ax.plot(ks, [c["member_err"] for c in curve], "o", color="gray", label="member k alone")
-        ax.plot(
-            ks,
-            [c["ensemble_err"] for c in curve],
-            "o-",
-            lw=2,
-            color="tab:blue",
-            label="ensemble of members 1..k",
-        )
+        ensembles = [c["ensemble_err"] for c in curve]
+        ax.plot(ks, ensembles, "o-", lw=2, color="tab:blue", label="ensemble of members 1..k")
         ax.set_xlabel("k (networks)")
         ax.set_ylabel("test error (%)")
         ax.set_xticks(ks)
@@ -176,10 +166,9 @@ def report(ctx: Context):
         save_figure(fig, ctx.output / "ensemble.png")
     s = specs[0].cfg
     setup = [
-        f"members: {s.model}, seeds 0..{MEMBERS - 1}; SGD momentum {s.optim.momentum}, lr "
-        f"{s.optim.lr}, weight decay "
-        f"{s.optim.weight_decay}, batch {s.schedule.batch_size}, {s.dataset.augment}; lr /10 at iterations "
-        f"{', '.join(map(str, s.schedule.decay_milestones))}",
+        f"members: {s.model}, seeds 0..{MEMBERS - 1}; SGD momentum {s.optim.momentum}, lr {s.optim.lr}, "
+        f"weight decay {s.optim.weight_decay}, batch {s.schedule.batch_size}, {s.dataset.augment}; lr /10 "
+        f"at iterations {', '.join(map(str, s.schedule.decay_milestones))}",
         f"schedule per member: {s.schedule.iterations} iterations ({plural(s.schedule.epochs, 'epoch')} of "
         f"{data.train.num_images} training images); test set: {data.test.num_images} images; ensemble = "
         "mean of softmax probabilities",
