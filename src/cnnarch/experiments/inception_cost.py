@@ -66,10 +66,9 @@ def conclusions(m: dict) -> list[str]:
     lec = m["lecture"]
     n, r = lec["naive"], lec["reduced"]
     out = [
-        f"On 28x28x256 the naive module costs {n['macs'] / 1e6:.0f}M MACs and "
-        f"{n['params'] / 1e6:.2f}M parameters "
-        f"(output {'x'.join(map(str, n['output']))}); with 1x1 reductions {r['macs'] / 1e6:.0f}M MACs and "
-        f"{r['params'] / 1e6:.2f}M parameters (output {'x'.join(map(str, r['output']))}): "
+        f"On 28x28x256 the naive module costs {n['macs'] / 1e6:.0f}M MACs and {n['params'] / 1e6:.2f}M "
+        f"parameters (output {'x'.join(map(str, n['output']))}); with 1x1 reductions {r['macs'] / 1e6:.0f}M "
+        f"MACs and {r['params'] / 1e6:.2f}M parameters (output {'x'.join(map(str, r['output']))}): "
         f"{n['macs'] / r['macs']:.2f}x fewer operations, {n['params'] / r['params']:.2f}x fewer parameters."
     ]
     g = m["googlenet"]
@@ -79,9 +78,8 @@ def conclusions(m: dict) -> list[str]:
         ratios = [(x["macs_naive"] / x["macs_reduced"], x["module"]) for x in g]
         hi, lo = max(ratios), min(ratios)
         out.append(
-            f"GoogLeNet's {len(g)} Inception modules cost {tr / 1e9:.2f}G MACs and hold "
-            f"{pr / 1e6:.2f}M parameters; "
-            "their naive twins (same inputs and branch widths, no reductions) would cost "
+            f"GoogLeNet's {len(g)} Inception modules cost {tr / 1e9:.2f}G MACs and hold {pr / 1e6:.2f}M "
+            "parameters; their naive twins (same inputs and branch widths, no reductions) would cost "
             f"{tn / 1e9:.2f}G MACs ({tn / tr:.2f}x) and hold {pn / 1e6:.2f}M parameters ({pn / pr:.2f}x)."
         )
         out.append(
