@@ -384,7 +384,13 @@ def test_the_short_93_recipe_is_cifar_fast_93_with_muon_and_small_early_epochs()
     assert short["speedrun"]["muon"] and short["schedule"]["epochs"] == 8
     assert short["speedrun"]["progressive_size"] == 24 and short["speedrun"]["progressive_epochs"] == 4
     assert short["schedule"]["warmup_epochs"] == pytest.approx(1.84)  # the peak after 23 % of 8 epochs
+    # half the batch, half of every rate: the same step per image as cifar-fast-93's
+    assert short["schedule"]["batch_size"] * 2 == base["schedule"]["batch_size"] == 1024
+    for group, key in (("optim", "lr"), ("schedule", "warmup_lr"), ("schedule", "min_lr")):
+        assert short[group][key] * 2 == pytest.approx(base[group][key]), key
+    assert short["speedrun"]["muon_lr"] * 2 == pytest.approx(base["speedrun"]["muon_lr"])
     changed = {"muon", "epochs", "warmup_epochs", "progressive_size", "progressive_epochs", "target_accuracy"}
+    changed |= {"batch_size", "lr", "warmup_lr", "min_lr", "muon_lr"}
     for g in ("optim", "schedule", "regularization", "speedrun", "dataset", "run"):
         for k, v in base[g].items():
             if k not in changed:
