@@ -149,6 +149,7 @@ def run(args) -> int:
     try:
         with run_lock(output) if placement.dist.is_main else contextlib.nullcontext():
             Trainer(cfg, build_data(cfg, placement=placement)).fit()
+        D.shutdown(placement.dist)
     except NonFiniteLossError as e:
         print(f"cnnarch train: stopped: {e}")
         return 3

@@ -126,6 +126,15 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
+def shutdown(info: DistInfo) -> None:
+    """Leave the process group once every process has ended its run well. Without it gloo's threads can
+    be torn down during interpreter exit ("terminate called without an active exception", exit -6);
+    not after an error, where a process still waiting in a collective would hang the others."""
+    if info.enabled and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 # ---------------------------------------------------------------------------------------------- data
 
 
