@@ -180,11 +180,30 @@ class _Crash(Exception):
     pass
 
 
+def _crash_then_resume(cfg, line: str) -> dict:
+    """Train ``cfg`` until the log line that starts with ``line`` (logged once that epoch's checkpoint is
+    written), crash there, resume from its last.pt and finish; the resumed run's final row."""
+    from cnnarch.train import Trainer, build_data, config_for_resume
+    from cnnarch.train.checkpoint import load_checkpoint
+
+    def crash(msg):
+        if msg.startswith(line):
+            raise _Crash
+
+    with pytest.raises(_Crash):
+        Trainer(cfg, build_data(cfg, progress=False), log=crash).fit()
+    last = os.path.join(cfg.run.output, "last.pt")
+    epoch = int(line.split()[1].split("/")[0])  # "epoch 2/4": the checkpoint holds epoch 2, 0-based 1
+    assert load_checkpoint(last)["epoch"] == epoch - 1
+    resumed = config_for_resume(last, {})
+    return Trainer(resumed, build_data(resumed, progress=False), log=lambda s: None).fit()
+
+
 def test_a_fast_run_resumes_bit_exactly(tree16):
     """Whitening, BN-shift lr, BN momentum, one cycle, TTA and target timing, lookahead, alternating
     flips, reflect padding, the whitening bias frozen after epoch 1 and Muon under a crash and a resume:
     the weights equal those of the straight run."""
-    from cnnarch.train import Trainer, build_data, config_for_resume, resolve_config
+    from cnnarch.train import Trainer, build_data, resolve_config
     from cnnarch.train.checkpoint import load_checkpoint
 
     def cfg(out):
@@ -208,16 +227,7 @@ def test_a_fast_run_resumes_bit_exactly(tree16):
     straight = cfg(tree16 / "a")
     Trainer(straight, build_data(straight, progress=False), log=lambda s: None).fit()
 
-    def crash_after_epoch_1(msg):
-        if msg.startswith("epoch 1/3"):  # logged once epoch 1's checkpoint is written
-            raise _Crash
-
-    crashed = cfg(tree16 / "b")
-    with pytest.raises(_Crash):
-        Trainer(crashed, build_data(crashed, progress=False), log=crash_after_epoch_1).fit()
-    assert load_checkpoint(tree16 / "b/last.pt")["epoch"] == 0
-    resumed = config_for_resume(str(tree16 / "b/last.pt"), {})
-    row = Trainer(resumed, build_data(resumed, progress=False), log=lambda s: None).fit()
+    row = _crash_then_resume(cfg(tree16 / "b"), "epoch 1/3")
 
     a, b = load_checkpoint(tree16 / "a/last.pt"), load_checkpoint(tree16 / "b/last.pt")
     assert a["step"] == b["step"] == 3 * 3
@@ -402,7 +412,7 @@ def test_the_short_93_recipe_resumes_bit_exactly(tree16):
     """Its levers together (Muon, progressive resizing, lookahead, alternating flips, the whitening bias
     frozen after epoch 1) under a crash after the last small epoch and a resume: the same weights, slow
     weights, Muon buffers, and per-epoch learning rates and accuracies as the straight run."""
-    from cnnarch.train import Trainer, build_data, config_for_resume
+    from cnnarch.train import Trainer, build_data
     from cnnarch.train.checkpoint import load_checkpoint
 
     def cfg(out):
@@ -425,14 +435,7 @@ def test_the_short_93_recipe_resumes_bit_exactly(tree16):
     straight.fit()
     assert [s for t, s in seen if t] == [12] * 6 + [16] * 6  # 3 steps per epoch
 
-    def crash_after_epoch_2(msg):
-        if msg.startswith("epoch 2/4"):
-            raise _Crash
-
-    with pytest.raises(_Crash):
-        Trainer(cfg("b"), build_data(cfg("b"), progress=False), log=crash_after_epoch_2).fit()
-    resumed = config_for_resume(str(tree16 / "b/last.pt"), {})
-    Trainer(resumed, build_data(resumed, progress=False), log=lambda s: None).fit()
+    _crash_then_resume(cfg("b"), "epoch 2/4")
     a, b = load_checkpoint(tree16 / "a/last.pt"), load_checkpoint(tree16 / "b/last.pt")
     assert a["step"] == b["step"] == 4 * 3
     for k, v in a["model"].items():
@@ -466,7 +469,7 @@ def test_downscale_matches_pil_antialiased_bilinear():
 
 
 def test_progressive_resizing_trains_small_then_full_and_resumes_bit_exactly(tree16):
-    from cnnarch.train import Trainer, build_data, config_for_resume
+    from cnnarch.train import Trainer, build_data
     from cnnarch.train.checkpoint import load_checkpoint
 
     def cfg(out):
@@ -481,14 +484,7 @@ def test_progressive_resizing_trains_small_then_full_and_resumes_bit_exactly(tre
     assert {s for t, s in seen if not t} == {(16, 16)}  # every evaluation and the TTA at full size
     assert "progressive resizing: epochs 1-2 on images downscaled to 12 pixels" in "\n".join(lines)
 
-    def crash_after_epoch_1(msg):
-        if msg.startswith("epoch 1/3"):
-            raise _Crash
-
-    with pytest.raises(_Crash):
-        Trainer(cfg("b"), build_data(cfg("b"), progress=False), log=crash_after_epoch_1).fit()
-    resumed = config_for_resume(str(tree16 / "b/last.pt"), {})
-    Trainer(resumed, build_data(resumed, progress=False), log=lambda s: None).fit()
+    _crash_then_resume(cfg("b"), "epoch 1/3")
     a, b = load_checkpoint(tree16 / "a/last.pt"), load_checkpoint(tree16 / "b/last.pt")
     for k, v in a["model"].items():
         assert torch.equal(v, b["model"][k]), k
