@@ -211,10 +211,15 @@ def test_error_against_depth_names_the_depths_that_break_it():
     curves = {f"resnet{d}-s0": (flat(5.0), flat(e)) for d, e in errors.items()}
     text = " ".join(degradation.named_conclusions(named(curves), skip=3))
     assert "Does not hold (32 to 44): ResNet test error falls with depth" in text
+    assert "(32 to 44: up 0.50 points; no network has two finished seeds yet to set it beside)." in text
     assert "not finished" not in text  # only the depths the budget trains are waited for
+    curves["resnet20-s1"] = (flat(5.0), flat(12.4))  # a second seed: 0.4 points from the first
+    text = " ".join(degradation.named_conclusions(named(curves), skip=3))
+    assert "ResNet-20 12.20%, ResNet-32 11.00%" in text
+    assert "(32 to 44: up 0.50 points; the largest seed-to-seed spread measured is 0.40 points)." in text
     curves["resnet110-s0"] = (flat(5.0, 4), flat(9.0, 4))
     text = " ".join(degradation.named_conclusions(named(curves), skip=3))
-    assert "ResNet-56 10.00%; not finished: ResNet-110 (seed 0: 4 of 15 epochs)." in text
+    assert "spread measured is 0.40 points); not finished: ResNet-110 (seed 0: 4 of 15 epochs)." in text
 
 
 def test_the_data_is_named_as_what_it_is():

@@ -511,8 +511,18 @@ def named_conclusions(runs: dict, skip: int) -> list[str]:
         verdict = (
             "Holds" if not rises else "Does not hold (" + ", ".join(f"{a} to {b}" for a, b in rises) + ")"
         )
+        # a rise is set beside the seed-to-seed spread measured on any network, so that a reader can tell
+        # a rise from the noise of one seed; the verdict above does not depend on it
+        spreads = [spread(t) for rs in done.values() if len(t := [r["final"]["test_err"] for r in rs]) > 1]
+        sizes = "; ".join(f"{a} to {b}: up {errs[b] - errs[a]:.2f} points" for a, b in rises)
+        noise = (
+            f"; the largest seed-to-seed spread measured is {max(spreads):.2f} points"
+            if spreads
+            else "; no network has two finished seeds yet to set it beside"
+        )
         out.append(
             f"{verdict}: ResNet test error falls with depth among the finished ResNets (seed means): {listed}"
+            + (f" ({sizes}{noise})" if rises else "")
             + (unfinished if missing else "")
             + "."
         )
@@ -536,7 +546,7 @@ def plot_named(runs: dict, path, title: str) -> None:
     errs = [c[k] for r in runs.values() for c in r["curve"][1:] for k in ("train_err", "test_err")]
     top = min(100.0, 5 * math.ceil(max(errs) / 5)) if errs else 30.0  # every run after its 1st epoch
     for ax, family, name in ((axes[0], "plain", "plain networks"), (axes[1], "resnet", "ResNets")):
-        for r in runs.values():
+        for r in sorted(runs.values(), key=lambda r: (depth(r["model"]), r["seed"])):  # legend by depth
             if not r["model"].startswith(family) or not r["curve"]:
                 continue
             epochs = [c["epoch"] for c in r["curve"]]
