@@ -264,9 +264,9 @@ BUDGETS = {
     "cosine15": Schedule(
         "15 epochs of cosine decay with 1 epoch of warm-up, SGD with Nesterov momentum 0.9, weight decay "
         "5e-4, label smoothing 0.1, batch 128, all 50,000 training images (the shipped ResNet-20's recipe "
-        "at 15 instead of 50 epochs), ten runs up to ResNet-56: about 9 hours of one quiet AMD EPYC "
-        "Zen 4 core (an epoch of a 20-layer network 3.0-3.3 minutes, of a 56-layer one 4.2-4.4), twice "
-        "that on a loaded one; ResNet-110 (twice ResNet-56) is left to the paper budget",
+        "at 15 instead of 50 epochs), ten runs up to ResNet-56: about 8 hours of one quiet AMD EPYC "
+        "Zen 4 core (an epoch of a 20-layer network 1.6 minutes, of a 56-layer one 4.2-4.5), two to three "
+        "times that on a loaded one; ResNet-110 (twice ResNet-56) is left to the paper budget",
         FIG6_RUNS,
         dict(
             epochs=15,
