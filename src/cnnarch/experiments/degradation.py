@@ -513,7 +513,8 @@ def named_conclusions(runs: dict, skip: int) -> list[str]:
         )
         # a rise is set beside the seed-to-seed spread measured on any network, so that a reader can tell
         # a rise from the noise of one seed; the verdict above does not depend on it
-        spreads = [spread(t) for rs in done.values() if len(t := [r["final"]["test_err"] for r in rs]) > 1]
+        finals = [[r["final"]["test_err"] for r in rs] for rs in done.values()]
+        spreads = [spread(t) for t in finals if len(t) > 1]
         sizes = "; ".join(f"{a} to {b}: up {errs[b] - errs[a]:.2f} points" for a, b in rises)
         noise = (
             f"; the largest seed-to-seed spread measured is {max(spreads):.2f} points"
