@@ -468,6 +468,45 @@ def test_downscale_matches_pil_antialiased_bilinear():
         downscale(x, 29)
 
 
+def test_random_crop_takes_each_image_s_own_unscaled_window():
+    from cnnarch.train.speedrun import random_crop
+
+    x = torch.randn(64, 3, 10, 12).contiguous(memory_format=torch.channels_last)
+    got = random_crop(x, 6, torch.Generator().manual_seed(0))
+    assert got.shape == (64, 3, 6, 6) and got.is_contiguous(memory_format=torch.channels_last)
+    places = set()
+    for img, out in zip(x, got, strict=True):  # the naive twin: find the window by trying every place
+        found = [
+            (i, j)
+            for i in range(10 - 6 + 1)
+            for j in range(12 - 6 + 1)
+            if torch.equal(img[:, i : i + 6, j : j + 6], out)
+        ]
+        assert len(found) == 1
+        places |= set(found)
+    assert len(places) > 10  # each image its own place, not one for the batch
+    again = random_crop(x.contiguous(), 6, torch.Generator().manual_seed(0))
+    assert torch.equal(again, got) and again.is_contiguous()  # seeded; the memory format is the input's
+    assert random_crop(x.bfloat16(), 6).dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="--progressive-size 10 is not smaller than the training images"):
+        random_crop(x, 10)
+
+
+def test_progressive_crops_train_small_then_full(tree16):
+    from cnnarch.train import Trainer, build_data
+
+    cfg = _fast_cfg(tree16, "c", epochs=3, progressive_size=12, progressive_epochs=2, progressive_mode="crop")
+    lines, seen = [], []
+    trainer = Trainer(cfg, build_data(cfg, progress=False), log=lines.append)
+    trainer.model.register_forward_pre_hook(lambda m, a: seen.append((m.training, tuple(a[0].shape[-2:]))))
+    trainer.fit()
+    assert [s for t, s in seen if t] == [(12, 12)] * 6 + [(16, 16)] * 3
+    assert {s for t, s in seen if not t} == {(16, 16)}
+    assert "progressive resizing: epochs 1-2 on images cropped to 12x12" in "\n".join(lines)
+    with pytest.raises(ValueError, match="--progressive-mode crop has no effect without --progressive-size"):
+        resolve_config(progressive_mode="crop")
+
+
 def test_progressive_resizing_trains_small_then_full_and_resumes_bit_exactly(tree16):
     from cnnarch.train import Trainer, build_data
     from cnnarch.train.checkpoint import load_checkpoint

@@ -36,6 +36,7 @@ AUGMENTATIONS = ("crop", "flip", "pca")
 AMP_DTYPES = ("bfloat16", "float16")
 PRECISIONS = ("auto", "bf16", "fp32")  # a trained network's evaluation and inference (--precision)
 PAD_MODES = ("constant", "reflect")
+PROGRESSIVE_MODES = ("resize", "crop")
 
 
 def _bad(name, value, allowed):
@@ -178,9 +179,14 @@ class SpeedrunOptions(_Options):
     muon_momentum: float = option(0.6, "Muon's Nesterov momentum")
     muon_ns_steps: int = option(3, "Muon's Newton-Schulz iterations")
     progressive_size: int | None = option(
-        None, "train the first --progressive-epochs epochs on batches downscaled to NxN", metavar="N"
+        None, "train the first --progressive-epochs epochs on NxN images (--progressive-mode)", metavar="N"
     )
     progressive_epochs: int = option(0, "epochs at --progressive-size before the full size")
+    progressive_mode: str = option(
+        "resize",
+        "the small epochs' images: the whole image downscaled, or a random NxN crop of it",
+        choices=PROGRESSIVE_MODES,
+    )
 
     def check(self):
         if self.progressive_epochs < 0 or (self.progressive_size is not None and self.progressive_size < 1):
@@ -445,6 +451,7 @@ NO_EFFECT: tuple[tuple[str, str, Callable[[TrainConfig], bool]], ...] = (
     ("sched_unit", "--sched step, multistep, cosine or onecycle", lambda c: c.schedule.sched in _STEPPED),
     ("warmup_lr", "--warmup-epochs > 0", lambda c: c.schedule.warmup_epochs > 0),
     ("whiten_bias_epochs", "--whiten", lambda c: c.speedrun.whiten),
+    ("progressive_mode", "--progressive-size", lambda c: c.speedrun.progressive_size is not None),
     ("crop_padding", "crop in --augment", lambda c: "crop" in c.dataset.augmentations),
     ("pad_mode", "crop in --augment", lambda c: "crop" in c.dataset.augmentations),
     ("alternate_flip", "flip in --augment", lambda c: "flip" in c.dataset.augmentations),

@@ -27,8 +27,9 @@ from cnnarch.train.evaluate import plain_logits
 # Random crops of 2-pixel reflect-padded images and airbench's alternating flips are options of
 # cnnarch.data.augment (``pad_mode``, ``alternate_flip``). Progressive resizing (recipe
 # ``cifar-fast-93-short``; Howard's fast.ai DAWNBench 2018; Touvron et al., "Fixing the train-test
-# resolution discrepancy", 2019) trains the first epochs on downscaled batches: a step costs about
-# ``(N/32)^2`` of a full one.
+# resolution discrepancy", 2019) trains the first epochs on smaller images: a step costs about
+# ``(N/32)^2`` of a full one. Downscaled, the objects shrink and the first full-size epoch meets them at a
+# scale it never saw; cropped, they keep the scale the test images show them at.
 
 
 def downscale(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -51,6 +52,27 @@ def downscale(x: torch.Tensor, size: int) -> torch.Tensor:
     ).to(x.dtype)
     last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
     return out.contiguous(memory_format=torch.channels_last if last else torch.contiguous_format)
+
+
+def random_crop(x: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A ``size x size`` window of each image of a batch ``(N, C, H, W)``, at its own random place, the
+    pixels unscaled. Never enlarges."""
+    n, _, h, w = x.shape
+    if size >= min(h, w):
+        raise ValueError(
+            f"--progressive-size {size} is not smaller than the training images ({h}x{w}); it only "
+            "crops. Use a smaller size, or drop it"
+        )
+    top = torch.randint(0, h - size + 1, (n, 1, 1), generator=generator, device=x.device)
+    left = torch.randint(0, w - size + 1, (n, 1, 1), generator=generator, device=x.device)
+    span = torch.arange(size, device=x.device)
+    rows, cols = top + span[:, None], left + span[None, :]
+    # gather in NHWC: each index picks a whole pixel, all channels
+    out = x.permute(0, 2, 3, 1)[torch.arange(n, device=x.device)[:, None, None], rows, cols]
+    last = x.is_contiguous(memory_format=torch.channels_last)
+    return out.permute(0, 3, 1, 2).contiguous(
+        memory_format=torch.channels_last if last else torch.contiguous_format
+    )
 
 
 def check_progressive(model: nn.Module, cfg: TrainConfig, epochs: int, in_channels: int = 3) -> None:

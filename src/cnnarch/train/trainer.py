@@ -51,6 +51,7 @@ from cnnarch.train.speedrun import (
     check_progressive,
     downscale,
     logits_for,
+    random_crop,
     train_whitening_bias,
     whiten,
     whitening_layer,
@@ -557,7 +558,11 @@ class Trainer:
             td = time.perf_counter()
             x, y = prepare(*next(it), transform, dev, cfg)
             if small is not None:
-                x = downscale(x, small)
+                x = (
+                    downscale(x, small)
+                    if cfg.speedrun.progressive_mode == "resize"
+                    else random_crop(x, small, gen)
+                )
             data_s += time.perf_counter() - td
             with autocast(cfg, dev):
                 out = self.net(x)
@@ -672,10 +677,14 @@ class Trainer:
             f"({plural(self.total_steps, 'step')}), starting at epoch {self.start_epoch + 1}"
         )
         if cfg.speedrun.progressive_size is not None:
-            self.log(
-                f"progressive resizing: epochs 1-{cfg.speedrun.progressive_epochs} on images downscaled to "
-                f"{cfg.speedrun.progressive_size} pixels (shorter side), then full size"
+            size, mode = cfg.speedrun.progressive_size, cfg.speedrun.progressive_mode
+            how = (
+                f"downscaled to {size} pixels (shorter side)"
+                if mode == "resize"
+                else f"cropped to {size}x{size}"
             )
+            epochs = cfg.speedrun.progressive_epochs
+            self.log(f"progressive resizing: epochs 1-{epochs} on images {how}, then full size")
         metrics = None
         if self.dist.is_main:
             metrics = MetricsLog(self.out / "metrics.csv", self.start_epoch if resumed else None)
