@@ -391,9 +391,9 @@ def test_the_muon_recipe_is_cifar_fast_with_muon_for_12_epochs():
 
 def test_the_short_93_recipe_is_cifar_fast_93_with_muon_and_small_early_epochs():
     short, base = resolve_config("cifar-fast-93-short").to_dict(), resolve_config("cifar-fast-93").to_dict()
-    assert short["speedrun"]["muon"] and short["schedule"]["epochs"] == 8
-    assert short["speedrun"]["progressive_size"] == 24 and short["speedrun"]["progressive_epochs"] == 4
-    assert short["schedule"]["warmup_epochs"] == pytest.approx(1.84)  # the peak after 23 % of 8 epochs
+    assert short["speedrun"]["muon"] and short["schedule"]["epochs"] == 10
+    assert short["speedrun"]["progressive_size"] == 24 and short["speedrun"]["progressive_epochs"] == 6
+    assert short["schedule"]["warmup_epochs"] == pytest.approx(2.3)  # the peak after 23 % of 10 epochs
     # half the batch, half of every rate: the same step per image as cifar-fast-93's
     assert short["schedule"]["batch_size"] * 2 == base["schedule"]["batch_size"] == 1024
     for group, key in (("optim", "lr"), ("schedule", "warmup_lr"), ("schedule", "min_lr")):

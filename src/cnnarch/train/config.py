@@ -709,10 +709,10 @@ RECIPES["cifar-fast-93-short"] = Recipe(
     {
         **RECIPES["cifar-fast-93"].values,
         "muon": True,
-        "epochs": 8,
-        "warmup_epochs": 0.23 * 8,
+        "epochs": 10,
+        "warmup_epochs": 0.23 * 10,
         "progressive_size": 24,
-        "progressive_epochs": 4,
+        "progressive_epochs": 6,
         # a CPU thread steps as fast per image at 512 as at 1024, so twice the steps cost nothing;
         # every rate halves with the batch (the same step per image)
         "batch_size": 512,
@@ -723,9 +723,9 @@ RECIPES["cifar-fast-93-short"] = Recipe(
         "target_accuracy": (85.0, 88.0, 89.1),
     },
     (
-        "cifar-fast-93 made shorter: Muon for the convolution filters, 8 epochs of which the first 4 on "
+        "cifar-fast-93 made shorter: Muon for the convolution filters, 10 epochs of which the first 6 on "
         "images downscaled to 24 pixels (a step costs about (24/32)^2 of a full one), the lr peaking after "
-        "23% of the steps (1.84 epochs)",
+        "23% of the steps (2.3 epochs)",
         "batches of 512 at half of cifar-fast's rates: one cycle lr 0.15 -> 0.75 over the first 23% of "
         "steps, then linearly down to 0.0525, Muon 0.12; weight decay 1.33e-3 and the BN shifts' 64x as "
         "cifar-fast (twice the steps for the same images, each as fast per image on a CPU thread)",
