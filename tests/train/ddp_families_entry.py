@@ -83,4 +83,4 @@ if __name__ == "__main__":
     torch.set_num_threads(1)
     info = D.init_distributed("cpu")
     family_steps(info, Path(sys.argv[1]))
-    torch.distributed.destroy_process_group()
+    D.shutdown(info)  # a barrier first: the group is left only once both processes are done with it
