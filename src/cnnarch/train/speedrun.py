@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnarch.data.augment import pad_crop
 from cnnarch.train.config import TrainConfig
 from cnnarch.train.evaluate import plain_logits
 
@@ -63,14 +64,10 @@ def random_crop(x: torch.Tensor, size: int, generator: torch.Generator | None = 
             f"--progressive-size {size} is not smaller than the training images ({h}x{w}); it only "
             "crops. Use a smaller size, or drop it"
         )
-    top = torch.randint(0, h - size + 1, (n, 1, 1), generator=generator, device=x.device)
-    left = torch.randint(0, w - size + 1, (n, 1, 1), generator=generator, device=x.device)
-    span = torch.arange(size, device=x.device)
-    rows, cols = top + span[:, None], left + span[None, :]
-    # gather in NHWC: each index picks a whole pixel, all channels
-    out = x.permute(0, 2, 3, 1)[torch.arange(n, device=x.device)[:, None, None], rows, cols]
+    top = torch.randint(0, h - size + 1, (n,), generator=generator, device=x.device)
+    left = torch.randint(0, w - size + 1, (n,), generator=generator, device=x.device)
     last = x.is_contiguous(memory_format=torch.channels_last)
-    return out.permute(0, 3, 1, 2).contiguous(
+    return pad_crop(x, top, left, size).contiguous(
         memory_format=torch.channels_last if last else torch.contiguous_format
     )
 
