@@ -393,25 +393,42 @@ def test_the_short_93_recipe_is_cifar_fast_93_with_muon_and_small_early_epochs()
     short, base = resolve_config("cifar-fast-93-short").to_dict(), resolve_config("cifar-fast-93").to_dict()
     assert short["speedrun"]["muon"] and short["schedule"]["epochs"] == 10
     assert short["speedrun"]["progressive_size"] == 24 and short["speedrun"]["progressive_epochs"] == 6
-    assert short["schedule"]["warmup_epochs"] == pytest.approx(2.3)  # the peak after 23 % of 10 epochs
+    # airbench94_muon's schedule: linear from the peak at step 0 to 0, no lookahead
+    assert short["schedule"]["warmup_epochs"] == 0 and short["schedule"]["min_lr"] == 0
+    assert not short["speedrun"]["lookahead"] and base["speedrun"]["lookahead"]
     # half the batch, half of every rate: the same step per image as cifar-fast-93's
     assert short["schedule"]["batch_size"] * 2 == base["schedule"]["batch_size"] == 1024
-    for group, key in (("optim", "lr"), ("schedule", "warmup_lr"), ("schedule", "min_lr")):
-        assert short[group][key] * 2 == pytest.approx(base[group][key]), key
+    assert short["optim"]["lr"] * 2 == pytest.approx(base["optim"]["lr"])
     assert short["speedrun"]["muon_lr"] * 2 == pytest.approx(base["speedrun"]["muon_lr"])
     changed = {"muon", "epochs", "warmup_epochs", "progressive_size", "progressive_epochs", "target_accuracy"}
-    changed |= {"batch_size", "lr", "warmup_lr", "min_lr", "muon_lr"}
+    changed |= {"batch_size", "lr", "warmup_lr", "min_lr", "muon_lr", "lookahead"}
     for g in ("optim", "schedule", "regularization", "speedrun", "dataset", "run"):
         for k, v in base[g].items():
             if k not in changed:
                 assert short[g][k] == v, k
 
 
+def test_the_short_93_recipe_decays_every_rate_linearly_from_the_first_step():
+    """lr(step) = peak * (1 - step / steps) for SGD and Muon alike, written out: no warm-up, no floor."""
+    from cnnarch.train.speedrun import LRSchedule
+
+    cfg = resolve_config("cifar-fast-93-short")
+    assert not any("ignored" in n for n in cfg.to_dict()["notes"])  # no warm-up rate left from cifar-fast
+    w, f = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    # the recipe's SGD and Muon peaks
+    opt = torch.optim.SGD([{"params": [w], "lr": 0.75}, {"params": [f], "lr": 0.12}], lr=0.75)
+    sched, steps = LRSchedule(opt, cfg, steps_per_epoch=97), 97 * 10
+    for step in (0, 1, 485, 969, 970):
+        for group, peak in enumerate((0.75, 0.12)):
+            assert sched.lr(group, step) == pytest.approx(peak * (1 - step / steps), abs=1e-12), (step, group)
+
+
 @pytest.mark.slow
 def test_the_short_93_recipe_resumes_bit_exactly(tree16):
-    """Its levers together (Muon, progressive resizing, lookahead, alternating flips, the whitening bias
-    frozen after epoch 1) under a crash after the last small epoch and a resume: the same weights, slow
-    weights, Muon buffers, and per-epoch learning rates and accuracies as the straight run."""
+    """Its levers together (Muon, progressive resizing, alternating flips, the whitening bias frozen after
+    epoch 1; lookahead and a warm-up as in the one-cycle variant) under a crash after the last small
+    epoch and a resume: the same weights, slow weights, Muon buffers, and per-epoch learning rates and
+    accuracies as the straight run."""
     from cnnarch.train import Trainer, build_data
     from cnnarch.train.checkpoint import load_checkpoint
 
@@ -424,6 +441,7 @@ def test_the_short_93_recipe_resumes_bit_exactly(tree16):
             output=str(tree16 / out),
             epochs=4,
             warmup_epochs=0.92,
+            lookahead=True,
             progressive_size=12,
             progressive_epochs=2,
             whiten_bias_epochs=1,
