@@ -414,6 +414,7 @@ def test_the_short_93_recipe_decays_every_rate_linearly_from_the_first_step():
 
     cfg = resolve_config("cifar-fast-93-short")
     assert not any("ignored" in n for n in cfg.to_dict()["notes"])  # no warm-up rate left from cifar-fast
+    assert "sgd lr 0.75 (onecycle without warm-up: linear from the peak to 0)" in cfg.summary()[1]
     w, f = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
     # the recipe's SGD and Muon peaks
     opt = torch.optim.SGD([{"params": [w], "lr": 0.75}, {"params": [f], "lr": 0.12}], lr=0.75)

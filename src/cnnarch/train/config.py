@@ -409,6 +409,8 @@ class TrainConfig:
         d, o, s, sp, r = self.dataset, self.optim, self.schedule, self.speedrun, self.run
         smoothing = self.regularization.smoothing
         warmup = f", {s.warmup_epochs:g} warm-up epochs" if s.warmup_epochs else ""
+        if s.sched == "onecycle" and not s.warmup_epochs:  # a cycle without its rising half
+            warmup = f" without warm-up: linear from the peak to {s.min_lr:g}"
         momentum = f", momentum {o.momentum:g}{' nesterov' if o.nesterov else ''}" if o.opt == "sgd" else ""
         what = f"{f'recipe {self.recipe}, ' if self.recipe else ''}data {d.data or 'cifar10'}"
         how = (
