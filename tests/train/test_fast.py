@@ -199,25 +199,29 @@ def _crash_then_resume(cfg, line: str) -> dict:
     return Trainer(resumed, build_data(resumed, progress=False), log=lambda s: None).fit()
 
 
+# One thread in the runs compared bit for bit: the recipes' --threads 0 counts the free cores again
+# during a run, and another count sums the convolutions in another order.
+def _fast_cfg(tree16, out, recipe="cifar-fast", **kw):
+    return resolve_config(
+        recipe,
+        data=str(tree16 / "data"),
+        batch_size=24,
+        amp=False,
+        output=str(tree16 / out),
+        threads=1,
+        **kw,
+    )
+
+
 def test_a_fast_run_resumes_bit_exactly(tree16):
     """Whitening, BN-shift lr, BN momentum, one cycle, TTA and target timing, lookahead, alternating
     flips, reflect padding, the whitening bias frozen after epoch 1 and Muon under a crash and a resume:
     the weights equal those of the straight run."""
-    from cnnarch.train import Trainer, build_data, resolve_config
+    from cnnarch.train import Trainer, build_data
     from cnnarch.train.checkpoint import load_checkpoint
 
     def cfg(out):
-        return resolve_config(
-            "cifar-fast",
-            data=str(tree16 / "data"),
-            batch_size=24,
-            epochs=3,
-            amp=False,
-            output=str(out),
-            whiten_bias_epochs=1,
-            muon=True,
-            threads=1,  # as _fast_cfg
-        )
+        return _fast_cfg(tree16, out, epochs=3, whiten_bias_epochs=1, muon=True)
 
     assert (
         cfg("x").speedrun.lookahead
@@ -225,10 +229,10 @@ def test_a_fast_run_resumes_bit_exactly(tree16):
         and cfg("x").speedrun.pad_mode == "reflect"
     )
 
-    straight = cfg(tree16 / "a")
+    straight = cfg("a")
     Trainer(straight, build_data(straight, progress=False), log=lambda s: None).fit()
 
-    row = _crash_then_resume(cfg(tree16 / "b"), "epoch 1/3")
+    row = _crash_then_resume(cfg("b"), "epoch 1/3")
 
     a, b = load_checkpoint(tree16 / "a/last.pt"), load_checkpoint(tree16 / "b/last.pt")
     assert a["step"] == b["step"] == 3 * 3
@@ -245,20 +249,6 @@ def test_a_fast_run_resumes_bit_exactly(tree16):
     results = json.loads((tree16 / "b/results.json").read_text())
     assert results["test_images"] == 18 and results["tta_top1"] == row["tta_top1"]
     assert results["train_seconds"] > results["tta_seconds"] > 0
-
-
-# One thread in the runs compared bit for bit: the recipes' --threads 0 counts the free cores again
-# during a run, and another count sums the convolutions in another order.
-def _fast_cfg(tree16, out, **kw):
-    return resolve_config(
-        "cifar-fast",
-        data=str(tree16 / "data"),
-        batch_size=24,
-        amp=False,
-        output=str(tree16 / out),
-        threads=1,
-        **kw,
-    )
 
 
 def test_the_whitening_bias_trains_for_its_epochs_then_stays(tree16):
@@ -443,19 +433,16 @@ def test_the_short_93_recipe_resumes_bit_exactly(tree16):
     from cnnarch.train.checkpoint import load_checkpoint
 
     def cfg(out):
-        return resolve_config(
+        return _fast_cfg(
+            tree16,
+            out,
             "cifar-fast-93-short",
-            data=str(tree16 / "data"),
-            batch_size=24,
-            amp=False,
-            output=str(tree16 / out),
             epochs=4,
             warmup_epochs=0.92,
             lookahead=True,
             progressive_size=12,
             progressive_epochs=2,
             whiten_bias_epochs=1,
-            threads=1,  # as _fast_cfg
         )
 
     seen = []
