@@ -263,6 +263,11 @@ class RunOptions(_Options):
         "repeat bit for bit)",
     )
     sync_bn: bool = option(False, "under torchrun: batch norm over the global batch, not each share")
+    keep_memory: bool = option(
+        True,
+        "keep freed memory in the process (glibc), so that each step reuses the last one's pages instead "
+        "of faulting fresh ones in (a CPU step at batch 512: up to 14%% faster; cnnarch.memory)",
+    )
 
     def check(self):
         if self.threads is not None and self.threads < 0:
@@ -431,7 +436,7 @@ class TrainConfig:
 # per step: a resumed run may change these. Every other field must match the checkpoint's.
 RESUMABLE_CHANGES = frozenset(
     {"epochs", "iterations", "output", "device", "workers", "log_interval", "compile", "limit_val", "data"}
-    | {"target_accuracy", "threads", "overwrite", "skip_corrupt"}
+    | {"target_accuracy", "threads", "overwrite", "skip_corrupt", "keep_memory"}
 )
 
 

@@ -35,6 +35,7 @@ from torch import nn
 from cnnarch import threads as cpu_threads
 from cnnarch.data.base import atomic_file
 from cnnarch.errors import UsageError
+from cnnarch.memory import keep_freed_memory
 from cnnarch.progress import on_terminal, start_progress
 from cnnarch.tables import plural
 from cnnarch.train import distributed as D
@@ -291,6 +292,7 @@ class Trainer:
         self.cfg = cfg = cfg.validate(self.device.type)  # as `cnnarch train` and build_data validate it
         self.data, self.out, self.steps_per_epoch = data, Path(cfg.run.output), len(data.train)
         self._log = log or (lambda s: print(s, flush=True))
+        self.memory_kept = cfg.run.keep_memory and keep_freed_memory()
         self.threads = cpu_threads.for_run(cfg.run.threads, cpu_threads.local_processes())
         # --threads 0 follows the load (one process: torchrun's would count each other as the load)
         self.recheck = None
@@ -671,6 +673,8 @@ class Trainer:
             if note.startswith((IGNORED, "warning")):
                 self.log(note)
         self.log(self.threads.describe(torch.get_num_threads(), recheck=self.recheck is not None))
+        if self.memory_kept:
+            self.log("memory: freed blocks stay in the process for the next step (--no-keep-memory)")
         self.log(
             f"device {self.device} x{self.dist.world_size} process(es), "
             f"{self.steps_per_epoch} steps/epoch, {plural(self.total_epochs, 'epoch')} "
