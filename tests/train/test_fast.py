@@ -76,6 +76,36 @@ def test_tta_averages_the_views_it_names():
         torch.testing.assert_close(tta_logits(model, x, "flip-translate"), want)
 
 
+def test_tta_with_a_margin_shifts_only_the_unsure_images():
+    torch.manual_seed(0)
+    model = create_model("cifar_fast").eval()
+    x = torch.randn(8, 3, 32, 32)
+    with torch.no_grad():
+        mirror = [
+            0.5 * (model(v) + model(v.flip(-1)))
+            for v in (x, _reflect_shift(x, 1, 1), _reflect_shift(x, -1, -1))
+        ]
+        full = 0.5 * mirror[0] + 0.25 * (mirror[1] + mirror[2])
+        p = mirror[0].softmax(1).sort(1, descending=True).values
+        gap = p[:, 0] - p[:, 1]
+        margin = gap.median().item()  # half the images on each side
+        unsure = gap < margin
+        assert 0 < unsure.sum() < len(x)
+        got = tta_logits(model, x, "flip-translate", margin=margin)
+        torch.testing.assert_close(got[unsure], full[unsure])
+        torch.testing.assert_close(got[~unsure], mirror[0][~unsure])
+        # no image unsure: the mirrored logits alone, no shifted view computed
+        tiny = gap.min().item() / 2
+        torch.testing.assert_close(tta_logits(model, x, "flip-translate", margin=tiny), mirror[0])
+        torch.testing.assert_close(tta_logits(model, x, "flip-translate", margin=1.0), full)
+
+
+@pytest.mark.parametrize("margin", [0.0, -0.1, 1.5])
+def test_a_tta_margin_outside_0_1_is_refused(margin):
+    with pytest.raises(ValueError, match="--tta-margin"):
+        resolve_config("cifar-fast-93-short", tta_margin=margin)
+
+
 def test_bn_shifts_get_their_own_learning_rate_and_weight_decay():
     cfg = resolve_config("cifar-fast")
     model = create_model("cifar_fast")
@@ -400,7 +430,9 @@ def test_the_short_93_recipe_is_cifar_fast_93_with_muon_and_small_early_epochs()
     assert short["optim"]["lr"] * 2 == pytest.approx(base["optim"]["lr"])
     assert short["speedrun"]["muon_lr"] * 2 == pytest.approx(base["speedrun"]["muon_lr"])
     changed = {"muon", "epochs", "warmup_epochs", "progressive_size", "progressive_epochs", "target_accuracy"}
-    changed |= {"batch_size", "lr", "warmup_lr", "min_lr", "muon_lr", "lookahead"}
+    changed |= {"batch_size", "lr", "warmup_lr", "min_lr", "muon_lr", "lookahead", "tta_margin"}
+    # the shifted TTA views only for unsure images; cifar-fast-93 shifts every image
+    assert short["speedrun"]["tta_margin"] == 0.3 and base["speedrun"]["tta_margin"] is None
     for g in ("optim", "schedule", "regularization", "speedrun", "dataset", "run"):
         for k, v in base[g].items():
             if k not in changed:

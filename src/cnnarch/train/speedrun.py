@@ -538,22 +538,34 @@ def _mirror(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return 0.5 * (plain_logits(model, x) + plain_logits(model, x.flip(-1)))
 
 
-def tta_logits(model: nn.Module, x: torch.Tensor, mode: str) -> torch.Tensor:
+def tta_logits(model: nn.Module, x: torch.Tensor, mode: str, margin: float | None = None) -> torch.Tensor:
     """Logits of ``x`` averaged over test-time views: ``none``, ``flip`` (the image and its mirror) or
     ``flip-translate`` (also, with weight 1/2, copies shifted by one pixel up-left and down-right with
-    reflect padding)."""
+    reflect padding). ``margin``: the shifted views only for the images whose mirrored prediction has its
+    two highest probabilities closer than ``margin``; the others keep the mirrored logits (None: all)."""
     if mode == "none":
         return plain_logits(model, x)
     logits = _mirror(model, x)
     if mode == "flip":
         return logits
+    unsure = None
+    if margin is not None:
+        top2 = logits.float().softmax(1).topk(2, dim=1).values
+        unsure = (top2[:, 0] - top2[:, 1] < margin).nonzero().squeeze(1)
+        if len(unsure) == 0:
+            return logits
+        x = x[unsure]
     nhwc = x.is_contiguous(memory_format=torch.channels_last)
     memory = torch.channels_last if nhwc else torch.contiguous_format
     padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
     shifted = [padded[..., :-2, :-2], padded[..., 2:, 2:]]
     shifted_logits = [_mirror(model, s.contiguous(memory_format=memory)) for s in shifted]
-    return 0.5 * logits + 0.25 * (shifted_logits[0] + shifted_logits[1])
+    if unsure is None:
+        return 0.5 * logits + 0.25 * (shifted_logits[0] + shifted_logits[1])
+    logits = logits.clone()
+    logits[unsure] = 0.5 * logits[unsure] + 0.25 * (shifted_logits[0] + shifted_logits[1])
+    return logits
 
 
-def logits_for(tta: str) -> Callable[[nn.Module, torch.Tensor], torch.Tensor]:
-    return plain_logits if tta == "none" else partial(tta_logits, mode=tta)
+def logits_for(tta: str, margin: float | None = None) -> Callable[[nn.Module, torch.Tensor], torch.Tensor]:
+    return plain_logits if tta == "none" else partial(tta_logits, mode=tta, margin=margin)

@@ -645,7 +645,8 @@ class Trainer:
         t = time.perf_counter()
         desc = "evaluation" if tta == "none" else f"evaluation with TTA ({tta})"
         tf = self.data.eval_transform
-        res = evaluate(self.net, batches, tf, self.device, self.cfg, self.dist, logits_for(tta), desc)
+        logits = logits_for(tta, self.cfg.speedrun.tta_margin)
+        res = evaluate(self.net, batches, tf, self.device, self.cfg, self.dist, logits, desc)
         return res, time.perf_counter() - t
 
     def _check_targets(self, top1: float, epoch: int) -> None:
