@@ -9,7 +9,10 @@ and a fifth of the final test-time augmentation. Allocators made for this (jemal
 ``LD_PRELOAD`` before the process starts; glibc's own ``mallopt`` can be told from inside it:
 ``M_MMAP_MAX = 0`` (every block from the heap, never from its own mapping) and a large
 ``M_TRIM_THRESHOLD`` (freed memory at the heap's top stays). The process then keeps its peak memory until
-it exits, which a training or evaluation run does anyway.
+it exits, which a training or evaluation run does anyway, and its heap may hold a few of its largest
+blocks more than it uses: glibc's aligned allocations ask for a little more than a freed block of the
+same size holds, so a block allocated and freed again and again grows the heap (by six blocks of 64 MiB
+in ``tests/test_memory.py``) until freed neighbours coalesce and serve it.
 
 Only glibc on Linux: elsewhere (macOS, Windows, musl) :func:`keep_freed_memory` changes nothing and says so.
 """
