@@ -673,9 +673,8 @@ class Trainer:
         for note in cfg.notes:
             if note.startswith((IGNORED, "warning")):
                 self.log(note)
-        self.log(self.threads.describe(torch.get_num_threads(), recheck=self.recheck is not None))
-        if self.memory_kept:
-            self.log("memory: freed blocks stay in the process for the next step (--no-keep-memory)")
+        kept = "; freed memory kept for the next step (--no-keep-memory)" if self.memory_kept else ""
+        self.log(self.threads.describe(torch.get_num_threads(), recheck=self.recheck is not None) + kept)
         self.log(
             f"device {self.device} x{self.dist.world_size} process(es), "
             f"{self.steps_per_epoch} steps/epoch, {plural(self.total_epochs, 'epoch')} "
