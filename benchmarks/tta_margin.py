@@ -1,7 +1,7 @@
 """Test-time augmentation of trained runs, view by view: what each choice buys and what it costs.
 
 For each run directory (its ``config.json`` and ``last.pt``) it evaluates the test set as the run's final
-test does (its autocast and memory format, its batch, one thread) with ``--tta none``, ``flip``,
+test does (its autocast and memory format, its batch, kept memory, one thread) with ``--tta none``, ``flip``,
 ``flip-translate`` and ``flip-translate`` with each ``--tta-margin`` (the four shifted views only for
 the images whose mirrored prediction has its two highest probabilities closer than the margin), and
 prints the top-1, the seconds and the share of images that got the shifted views.
@@ -24,6 +24,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
+from cnnarch.memory import keep_freed_memory  # noqa: E402
 from cnnarch.train.checkpoint import load_checkpoint  # noqa: E402
 from cnnarch.train.config import TrainConfig, cpu_model  # noqa: E402
 from cnnarch.train.data import build_data  # noqa: E402
@@ -31,13 +32,15 @@ from cnnarch.train.device import autocast  # noqa: E402
 from cnnarch.train.evaluate import model_from_checkpoint, prepare  # noqa: E402
 from cnnarch.train.speedrun import logits_for, tta_logits  # noqa: E402
 
+CPU = torch.device("cpu")
+
 
 def unsure_share(model, data, cfg, margin: float) -> float:
     """The share of test images whose mirrored prediction's top-2 probabilities are closer than ``margin``."""
     unsure = total = 0
     for x, y in data.test:
-        x, _ = prepare(x, y, data.eval_transform, "cpu", cfg)
-        with torch.no_grad(), autocast(cfg, torch.device("cpu")):
+        x, _ = prepare(x, y, data.eval_transform, CPU, cfg)
+        with torch.no_grad(), autocast(cfg, CPU):
             top2 = tta_logits(model, x, "flip").float().softmax(1).topk(2, dim=1).values
         unsure += int((top2[:, 0] - top2[:, 1] < margin).sum())
         total += len(x)
@@ -53,6 +56,7 @@ def main(argv=None) -> int:
     from cnnarch.train.evaluate import evaluate
 
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    keep_freed_memory()  # as the trainer's final test
     print(f"CPU: {cpu_model()}, {torch.get_num_threads()} thread(s), torch {torch.__version__}")
     modes = [("none", None), ("flip", None), ("flip-translate", None)]
     modes += [("flip-translate", m) for m in a.margins]
@@ -66,7 +70,7 @@ def main(argv=None) -> int:
             model = model.to(memory_format=torch.channels_last)
         for mode, margin in modes:
             t = time.perf_counter()
-            res = evaluate(model, data.test, data.eval_transform, "cpu", cfg, logits=logits_for(mode, margin))
+            res = evaluate(model, data.test, data.eval_transform, CPU, cfg, logits=logits_for(mode, margin))
             seconds = time.perf_counter() - t
             share = unsure_share(model, data, cfg, margin) if margin is not None else None
             rows[(mode, margin)].append((res.top1, seconds, share))
