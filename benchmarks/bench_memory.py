@@ -71,11 +71,12 @@ def child(arm: str, batch: int, steps: int, sizes: list[int], tta_images: int) -
         out[f"faults{size}"] = statistics.median(f for _, f in runs)
     model.eval()
     x = torch.randn(batch, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    batches = max(1, tta_images // batch)
     t0 = time.perf_counter()
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        for _ in range(max(1, tta_images // batch)):
+        for _ in range(batches):
             tta_logits(model, x, "flip-translate")
-    out["tta_per_10k"] = (time.perf_counter() - t0) * 10_000 / (max(1, tta_images // batch) * batch)
+    out["tta_per_10k"] = (time.perf_counter() - t0) * 10_000 / (batches * batch)
     out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
 

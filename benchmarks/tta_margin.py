@@ -29,22 +29,21 @@ from cnnarch.train.checkpoint import load_checkpoint  # noqa: E402
 from cnnarch.train.config import TrainConfig, cpu_model  # noqa: E402
 from cnnarch.train.data import build_data  # noqa: E402
 from cnnarch.train.device import autocast  # noqa: E402
-from cnnarch.train.evaluate import model_from_checkpoint, prepare  # noqa: E402
+from cnnarch.train.evaluate import evaluate, model_from_checkpoint, prepare  # noqa: E402
 from cnnarch.train.speedrun import logits_for, tta_logits  # noqa: E402
 
 CPU = torch.device("cpu")
 
 
-def unsure_share(model, data, cfg, margin: float) -> float:
-    """The share of test images whose mirrored prediction's top-2 probabilities are closer than ``margin``."""
-    unsure = total = 0
+def mirrored_gaps(model, data, cfg) -> torch.Tensor:
+    """Each test image's gap between the two highest probabilities of its mirrored prediction."""
+    gaps = []
     for x, y in data.test:
         x, _ = prepare(x, y, data.eval_transform, CPU, cfg)
         with torch.no_grad(), autocast(cfg, CPU):
             top2 = tta_logits(model, x, "flip").float().softmax(1).topk(2, dim=1).values
-        unsure += int((top2[:, 0] - top2[:, 1] < margin).sum())
-        total += len(x)
-    return unsure / total
+        gaps.append(top2[:, 0] - top2[:, 1])
+    return torch.cat(gaps)
 
 
 def main(argv=None) -> int:
@@ -53,8 +52,6 @@ def main(argv=None) -> int:
     p.add_argument("--data", help="the runs' data, where it is now (default: as in config.json)")
     p.add_argument("--margins", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.5])
     a = p.parse_args(argv)
-    from cnnarch.train.evaluate import evaluate
-
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     keep_freed_memory()  # as the trainer's final test
     print(f"CPU: {cpu_model()}, {torch.get_num_threads()} thread(s), torch {torch.__version__}")
@@ -68,11 +65,12 @@ def main(argv=None) -> int:
         model = model_from_checkpoint(load_checkpoint(run / "last.pt"))
         if cfg.run.channels_last:
             model = model.to(memory_format=torch.channels_last)
+        gaps = mirrored_gaps(model, data, cfg)
         for mode, margin in modes:
             t = time.perf_counter()
             res = evaluate(model, data.test, data.eval_transform, CPU, cfg, logits=logits_for(mode, margin))
             seconds = time.perf_counter() - t
-            share = unsure_share(model, data, cfg, margin) if margin is not None else None
+            share = (gaps < margin).float().mean().item() if margin is not None else None
             rows[(mode, margin)].append((res.top1, seconds, share))
             name = mode + (f", margin {margin:g}" if margin is not None else "")
             shifted = f", shifted views for {100 * share:.1f} % of the images" if share is not None else ""
