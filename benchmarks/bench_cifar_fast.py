@@ -233,6 +233,7 @@ def run_summary(run: Path, levels) -> dict:
         return reference_summary(run, levels)
     from cnnarch.models import create_model
     from cnnarch.train.config import TrainConfig
+    from cnnarch.train.speedrun import progressive_stage
 
     cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
     results = json.loads((run / "results.json").read_text())
@@ -248,11 +249,8 @@ def run_summary(run: Path, levels) -> dict:
         clock += float(row["seconds"])
         seen = float(row["images_per_s"]) * float(row["seconds"])
         images += seen
-        size = (
-            cfg.speedrun.progressive_size
-            if epoch < cfg.speedrun.progressive_epochs
-            else cfg.dataset.image_size or 32
-        )
+        stage = progressive_stage(cfg.speedrun, epoch)  # downscaled or cropped: the same FLOPs
+        size = stage[0] if stage else cfg.dataset.image_size or 32
         if size not in per_image:
             per_image[size] = training_flops(model, (3, size, size), 1, 1)
         flops += per_image[size] * seen

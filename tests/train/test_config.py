@@ -59,8 +59,8 @@ NO_EFFECT_CASES = [
     (dict(muon_ns_steps=5), "--muon-ns-steps 5 has no effect without --muon"),
     (dict(sched="cosine", decay_epochs=3), "--decay-epochs 3 has no effect without --sched step"),
     (
-        dict(sched="step", decay_milestones=(3,)),
-        "--decay-milestones (3,) has no effect without --sched multi",
+        dict(sched="step", decay_milestones=(3, 6)),
+        "--decay-milestones 3 6 has no effect without --sched multi",
     ),
     (dict(sched="cosine", decay_rate=0.5), "--decay-rate 0.5 has no effect without --sched step, multi"),
     (dict(sched="step", patience_epochs=2), "--patience-epochs 2 has no effect without --sched plateau"),

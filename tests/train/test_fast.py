@@ -421,7 +421,7 @@ def test_the_muon_recipe_is_cifar_fast_with_muon_for_12_epochs():
 def test_the_short_93_recipe_is_cifar_fast_93_with_muon_and_small_early_epochs():
     short, base = resolve_config("cifar-fast-93-short").to_dict(), resolve_config("cifar-fast-93").to_dict()
     assert short["speedrun"]["muon"] and short["schedule"]["epochs"] == 10
-    assert short["speedrun"]["progressive_size"] == 24 and short["speedrun"]["progressive_epochs"] == 6
+    assert short["speedrun"]["progressive_size"] == [24] and short["speedrun"]["progressive_epochs"] == [6]
     # airbench94_muon's schedule: linear from the peak at step 0 to 0, no lookahead
     assert short["schedule"]["warmup_epochs"] == 0 and short["schedule"]["min_lr"] == 0
     assert not short["speedrun"]["lookahead"] and base["speedrun"]["lookahead"]
@@ -577,6 +577,61 @@ def test_progressive_resizing_trains_small_then_full_and_resumes_bit_exactly(tre
         assert torch.equal(v, b["model"][k]), k
 
 
+def test_progressive_stages_follow_one_another_each_with_its_mode(tree16, capsys):
+    from cnnarch.train import Trainer, build_data
+    from cnnarch.train.speedrun import progressive_stage
+
+    stages = ["--progressive-size", "24", "28", "--progressive-epochs", "6", "3", "--progressive-mode"]
+    assert main(["train", "--epochs", "10", *stages, "resize", "crop", "--print-config"]) == 0
+    printed = json.loads(capsys.readouterr().out)["speedrun"]
+    assert [printed[f"progressive_{k}"] for k in ("size", "epochs", "mode")] == [
+        [24, 28],
+        [6, 3],
+        ["resize", "crop"],
+    ]
+    two = resolve_config(
+        epochs=10, progressive_size=(24, 28), progressive_epochs=(6, 3), progressive_mode=("resize", "crop")
+    ).speedrun
+    want = [(24, "resize")] * 6 + [(28, "crop")] * 3 + [None]
+    assert [progressive_stage(two, e) for e in range(10)] == want
+    one_mode = resolve_config(epochs=4, progressive_size=(8, 12), progressive_epochs=(1, 2)).speedrun
+    assert [progressive_stage(one_mode, e) for e in range(4)] == [(8, "resize")] + [(12, "resize")] * 2 + [
+        None
+    ]
+
+    cfg = _fast_cfg(
+        tree16,
+        "s",
+        epochs=3,
+        progressive_size=(10, 12),
+        progressive_epochs=(1, 1),
+        progressive_mode=("crop", "resize"),
+    )
+    lines, seen = [], []
+    trainer = Trainer(cfg, build_data(cfg, progress=False), log=lines.append)
+    trainer.model.register_forward_pre_hook(lambda m, a: seen.append((m.training, tuple(a[0].shape[-2:]))))
+    trainer.fit()
+    assert [s for t, s in seen if t] == [(10, 10)] * 3 + [(12, 12)] * 3 + [(16, 16)] * 3  # 3 steps per epoch
+    assert {s for t, s in seen if not t} == {(16, 16)}
+    text = "\n".join(lines)
+    assert (
+        "progressive resizing: epoch 1 on images cropped to 10x10, epoch 2 on images downscaled to 12 pixels "
+        "(shorter side), then full size"
+    ) in text
+
+
+def test_progressive_settings_of_earlier_versions_read_as_one_stage():
+    from cnnarch.train.config import TrainConfig
+
+    old = resolve_config(epochs=10).to_dict()
+    old["speedrun"] |= {"progressive_size": 24, "progressive_epochs": 6, "progressive_mode": "crop"}
+    sp = TrainConfig.from_dict(old).speedrun
+    assert (sp.progressive_size, sp.progressive_epochs, sp.progressive_mode) == ((24,), (6,), ("crop",))
+    old["speedrun"] |= {"progressive_size": None, "progressive_epochs": 0, "progressive_mode": "resize"}
+    sp = TrainConfig.from_dict(old).speedrun
+    assert (sp.progressive_size, sp.progressive_epochs, sp.progressive_mode) == ((), (), ("resize",))
+
+
 def test_progressive_resizing_is_refused_where_it_cannot_work(tree16):
     from cnnarch.train import Trainer, build_data
 
@@ -584,8 +639,20 @@ def test_progressive_resizing_is_refused_where_it_cannot_work(tree16):
         resolve_config(progressive_size=24)
     with pytest.raises(ValueError, match="go together"):
         resolve_config(progressive_epochs=2)
+    with pytest.raises(ValueError, match="one E for each N"):
+        resolve_config(progressive_size=(24, 28), progressive_epochs=(6,))
+    with pytest.raises(ValueError, match="one mode for every stage or one per stage"):
+        resolve_config(progressive_size=(24, 28), progressive_epochs=(2, 2), progressive_mode=("crop",) * 3)
+    with pytest.raises(ValueError, match="--progressive-mode must be one of resize, crop, got 'shrink'"):
+        resolve_config(progressive_size=24, progressive_epochs=2, progressive_mode=("crop", "shrink"))
+    with pytest.raises(ValueError, match="must be >= 1"):
+        resolve_config(progressive_size=(24, 0), progressive_epochs=(2, 2))
     with pytest.raises(ValueError, match="leaves no epoch at full size"):
         _fast_cfg(tree16, "p", epochs=2, progressive_epochs=2, progressive_size=12)
+    with pytest.raises(
+        ValueError, match="--progressive-epochs 2 1 of --epochs 3 leaves no epoch at full size"
+    ):
+        resolve_config(epochs=3, progressive_size=(8, 12), progressive_epochs=(2, 1))
     for kw, message in (
         # 3 steps per epoch: 6 iterations end the run after epoch 2
         (dict(epochs=3, iterations=6, progressive_epochs=2, progressive_size=12), "run's 2 epoch"),

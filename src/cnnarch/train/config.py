@@ -54,8 +54,12 @@ class _Options:
 
     def __post_init__(self):
         for f in fields(self):
-            if "choices" in f.metadata and getattr(self, f.name) not in f.metadata["choices"]:
-                _bad("--" + f.name.replace("_", "-"), getattr(self, f.name), f.metadata["choices"])
+            if "choices" not in f.metadata:
+                continue
+            value = getattr(self, f.name)
+            for item in value if isinstance(value, tuple) else (value,):
+                if item not in f.metadata["choices"]:
+                    _bad("--" + f.name.replace("_", "-"), item, f.metadata["choices"])
         self.check()
 
     def check(self) -> None:
@@ -183,21 +187,26 @@ class SpeedrunOptions(_Options):
     muon_lr: float = option(0.24, "Muon's peak lr (the schedule scales it as --lr)")
     muon_momentum: float = option(0.6, "Muon's Nesterov momentum")
     muon_ns_steps: int = option(3, "Muon's Newton-Schulz iterations")
-    progressive_size: int | None = option(
-        None, "train the first --progressive-epochs epochs on NxN images (--progressive-mode)", metavar="N"
+    progressive_size: tuple[int, ...] = option(
+        (),
+        "train the first epochs on NxN images, in stages: one size per stage (--progressive-epochs)",
+        metavar="N",
     )
-    progressive_epochs: int = option(0, "epochs at --progressive-size before the full size")
-    progressive_mode: str = option(
-        "resize",
-        "the small epochs' images: the whole image downscaled, or a random NxN crop of it",
+    progressive_epochs: tuple[int, ...] = option(
+        (), "epochs of each --progressive-size stage, in order, before the full size", metavar="E"
+    )
+    progressive_mode: tuple[str, ...] = option(
+        ("resize",),
+        "the small epochs' images: the whole image downscaled, or a random NxN crop of it; one mode for "
+        "every stage or one per stage",
         choices=PROGRESSIVE_MODES,
     )
 
     def check(self):
-        if self.progressive_epochs < 0 or (self.progressive_size is not None and self.progressive_size < 1):
+        if any(n < 1 for n in self.progressive_size + self.progressive_epochs):
             raise ValueError(
-                f"--progressive-size must be >= 1 and --progressive-epochs >= 0, got "
-                f"{self.progressive_size} and {self.progressive_epochs}"
+                f"--progressive-size and --progressive-epochs must be >= 1, got "
+                f"{list(self.progressive_size)} and {list(self.progressive_epochs)}"
             )
         if self.whiten_bias_epochs < 0:
             raise ValueError(f"--whiten-bias-epochs must be >= 0, got {self.whiten_bias_epochs}")
@@ -295,6 +304,14 @@ GROUPS = {
 GROUP_OF = {f.name: g for g, cls in GROUPS.items() for f in fields(cls)}  # option name -> its group
 TOP_LEVEL = ("model", "recipe", "notes")
 _TUPLES = ("decay_milestones", "target_accuracy", "notes")
+# one value, as earlier versions stored them, is one stage; None and 0 are none
+_STAGES = ("progressive_size", "progressive_epochs", "progressive_mode")
+
+
+def _as_tuple(name: str, value) -> tuple:
+    if name in _STAGES and not isinstance(value, (list, tuple)):
+        return () if value is None or value == 0 else (value,)
+    return tuple(value)
 
 
 @dataclass(frozen=True)
@@ -327,7 +344,7 @@ class TrainConfig:
         unknown = sorted(set(changes) - set(self.option_names()))
         if unknown:
             raise ValueError(f"unknown training options {unknown} (a configuration from another version?)")
-        changes = {k: tuple(v) if k in _TUPLES else v for k, v in changes.items()}
+        changes = {k: _as_tuple(k, v) if k in _TUPLES + _STAGES else v for k, v in changes.items()}
         grouped: dict = {k: v for k, v in changes.items() if k in TOP_LEVEL}
         for g in GROUPS:
             mine = {k: v for k, v in changes.items() if GROUP_OF.get(k) == g}
@@ -356,21 +373,28 @@ class TrainConfig:
             if value == default[name] or holds(self):
                 continue
             flag = "--" + name.replace("_", "-")
+            shown = " ".join(map(str, value)) if isinstance(value, tuple) else value  # as it is typed
             if recipe.get(name) == value or self.run.resume:
-                notes.append(f"{IGNORED}{flag} {value} has no effect without {needs}")
+                notes.append(f"{IGNORED}{flag} {shown} has no effect without {needs}")
                 dropped[name] = default[name]
             else:
-                refused.append(f"{flag} {value} has no effect without {needs}; drop it or add {needs}")
+                refused.append(f"{flag} {shown} has no effect without {needs}; drop it or add {needs}")
         s, init = self.speedrun, self.init
-        if (s.progressive_size is None) != (s.progressive_epochs == 0):
+        sizes, lengths, modes = s.progressive_size, s.progressive_epochs, s.progressive_mode
+        if len(sizes) != len(lengths):
             refused.append(
-                "--progressive-size N and --progressive-epochs E go together (the first E epochs at NxN); "
-                f"got {s.progressive_size} and {s.progressive_epochs}"
+                "--progressive-size N and --progressive-epochs E go together, one E for each N (E epochs at "
+                f"NxN, stage after stage); got sizes {list(sizes)} and epochs {list(lengths)}"
             )
-        if s.progressive_epochs and s.progressive_epochs >= self.schedule.epochs:
+        elif sizes and len(modes) not in (1, len(sizes)):
             refused.append(
-                f"--progressive-epochs {s.progressive_epochs} of --epochs {self.schedule.epochs} leaves no "
-                "epoch at full size; the network would be tested at a size it never trained on"
+                f"--progressive-mode takes one mode for every stage or one per stage ({len(sizes)}); got "
+                f"{list(modes)}"
+            )
+        if sum(lengths) >= self.schedule.epochs:
+            refused.append(
+                f"--progressive-epochs {' '.join(map(str, lengths))} of --epochs {self.schedule.epochs} "
+                "leaves no epoch at full size; the network would be tested at a size it never trained on"
             )
         if init.initial_checkpoint and init.pretrained:
             refused.append("--initial-checkpoint and --pretrained both name weights; give one")
@@ -469,7 +493,7 @@ NO_EFFECT: tuple[tuple[str, str, Callable[[TrainConfig], bool]], ...] = (
     ("warmup_lr", "--warmup-epochs > 0", lambda c: c.schedule.warmup_epochs > 0),
     ("whiten_bias_epochs", "--whiten", lambda c: c.speedrun.whiten),
     ("tta_margin", "--tta flip-translate", lambda c: c.speedrun.tta == "flip-translate"),
-    ("progressive_mode", "--progressive-size", lambda c: c.speedrun.progressive_size is not None),
+    ("progressive_mode", "--progressive-size", lambda c: bool(c.speedrun.progressive_size)),
     ("crop_padding", "crop in --augment", lambda c: "crop" in c.dataset.augmentations),
     ("pad_mode", "crop in --augment", lambda c: "crop" in c.dataset.augmentations),
     ("alternate_flip", "flip in --augment", lambda c: "flip" in c.dataset.augmentations),
@@ -729,8 +753,8 @@ RECIPES["cifar-fast-93-short"] = Recipe(
         **{k: v for k, v in RECIPES["cifar-fast-93"].values.items() if k != "warmup_lr"},
         "muon": True,
         "epochs": 10,
-        "progressive_size": 24,
-        "progressive_epochs": 6,
+        "progressive_size": (24,),
+        "progressive_epochs": (6,),
         # airbench94_muon's schedule: from the peak at the first step linearly down to 0, no lookahead
         "warmup_epochs": 0.0,
         "min_lr": 0.0,

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnarch.data.augment import pad_crop
-from cnnarch.train.config import TrainConfig
+from cnnarch.train.config import SpeedrunOptions, TrainConfig
 from cnnarch.train.evaluate import plain_logits
 
 # ---------------------------------------------------------------------------------------------- data
@@ -30,7 +30,39 @@ from cnnarch.train.evaluate import plain_logits
 # ``cifar-fast-93-short``; Howard's fast.ai DAWNBench 2018; Touvron et al., "Fixing the train-test
 # resolution discrepancy", 2019) trains the first epochs on smaller images: a step costs about
 # ``(N/32)^2`` of a full one. Downscaled, the objects shrink and the first full-size epoch meets them at a
-# scale it never saw; cropped, they keep the scale the test images show them at.
+# scale it never saw; cropped, they keep the scale the test images show them at. Stages follow one another
+# (``--progressive-size 24 28 --progressive-epochs 6 3``: 6 epochs at 24, 3 at 28, then full size), each
+# downscaled or cropped (``--progressive-mode``).
+
+
+def progressive_stage(speedrun: SpeedrunOptions, epoch: int) -> tuple[int, str] | None:
+    """The size and mode (``resize`` or ``crop``) of epoch ``epoch``'s (0-based) training images, or None
+    for full size."""
+    modes = speedrun.progressive_mode
+    if len(modes) == 1:  # one mode for every stage
+        modes *= len(speedrun.progressive_size)
+    end = 0
+    for size, epochs, mode in zip(speedrun.progressive_size, speedrun.progressive_epochs, modes, strict=True):
+        end += epochs
+        if epoch < end:
+            return size, mode
+    return None
+
+
+def describe_progressive(speedrun: SpeedrunOptions) -> str:
+    """The stages in words: ``epochs 1-6 on images downscaled to 24 pixels (shorter side), epochs 7-9 on
+    images cropped to 28x28``."""
+    words, first = [], 1
+    for size, epochs in zip(speedrun.progressive_size, speedrun.progressive_epochs, strict=True):
+        _, mode = progressive_stage(speedrun, first - 1)
+        last = first + epochs - 1
+        when = f"epoch {first}" if last == first else f"epochs {first}-{last}"
+        how = (
+            f"downscaled to {size} pixels (shorter side)" if mode == "resize" else f"cropped to {size}x{size}"
+        )
+        words.append(f"{when} on images {how}")
+        first = last + 1
+    return ", ".join(words)
 
 
 def downscale(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -75,12 +107,13 @@ def random_crop(x: torch.Tensor, size: int, generator: torch.Generator | None = 
 def check_progressive(model: nn.Module, cfg: TrainConfig, epochs: int, in_channels: int = 3) -> None:
     """Refuse a progressive-resizing schedule without a full-size epoch among the run's ``epochs`` (which
     ``--iterations`` may cut short), or a size the network cannot take; before any training."""
-    if cfg.speedrun.progressive_size is None:
+    sizes, lengths = cfg.speedrun.progressive_size, cfg.speedrun.progressive_epochs
+    if not sizes:
         return
-    if cfg.speedrun.progressive_epochs >= epochs:
+    if sum(lengths) >= epochs:
         raise ValueError(
-            f"--progressive-epochs {cfg.speedrun.progressive_epochs} of the run's {epochs} epoch(s) leaves "
-            "no epoch at full size; the network would be tested at a size it never trained on. Use fewer "
+            f"--progressive-epochs {' '.join(map(str, lengths))} of the run's {epochs} epoch(s) leave no "
+            "epoch at full size; the network would be tested at a size it never trained on. Use fewer "
             "--progressive-epochs"
         )
     from cnnarch.models._input_size import min_input_size
@@ -89,9 +122,9 @@ def check_progressive(model: nn.Module, cfg: TrainConfig, epochs: int, in_channe
         smallest = min_input_size(model, in_channels)
     except ValueError:
         return  # the network's own check speaks at the first step
-    if cfg.speedrun.progressive_size < smallest:
+    if min(sizes) < smallest:
         raise ValueError(
-            f"--progressive-size {cfg.speedrun.progressive_size} is below the smallest input {cfg.model} "
+            f"--progressive-size {min(sizes)} is below the smallest input {cfg.model} "
             f"accepts ({smallest}x{smallest}); use --progressive-size {smallest} or more"
         )
 

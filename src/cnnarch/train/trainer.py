@@ -50,8 +50,10 @@ from cnnarch.train.speedrun import (
     build_muon,
     build_optimizer,
     check_progressive,
+    describe_progressive,
     downscale,
     logits_for,
+    progressive_stage,
     random_crop,
     train_whitening_bias,
     whiten,
@@ -546,7 +548,7 @@ class Trainer:
         bar = self._progress(epoch)
         tf = self.data.train_transform
         transform = None if tf is None else lambda x: tf(x, gen)
-        small = cfg.speedrun.progressive_size if epoch < cfg.speedrun.progressive_epochs else None
+        small = progressive_stage(cfg.speedrun, epoch)
         t0 = time.perf_counter()
         data_s = 0.0
         it = iter(self.data.train)
@@ -560,11 +562,8 @@ class Trainer:
             td = time.perf_counter()
             x, y = prepare(*next(it), transform, dev, cfg)
             if small is not None:
-                x = (
-                    downscale(x, small)
-                    if cfg.speedrun.progressive_mode == "resize"
-                    else random_crop(x, small, gen)
-                )
+                size, mode = small
+                x = downscale(x, size) if mode == "resize" else random_crop(x, size, gen)
             data_s += time.perf_counter() - td
             with autocast(cfg, dev):
                 out = self.net(x)
@@ -680,15 +679,8 @@ class Trainer:
             f"{self.steps_per_epoch} steps/epoch, {plural(self.total_epochs, 'epoch')} "
             f"({plural(self.total_steps, 'step')}), starting at epoch {self.start_epoch + 1}"
         )
-        if cfg.speedrun.progressive_size is not None:
-            size, mode = cfg.speedrun.progressive_size, cfg.speedrun.progressive_mode
-            how = (
-                f"downscaled to {size} pixels (shorter side)"
-                if mode == "resize"
-                else f"cropped to {size}x{size}"
-            )
-            epochs = cfg.speedrun.progressive_epochs
-            self.log(f"progressive resizing: epochs 1-{epochs} on images {how}, then full size")
+        if cfg.speedrun.progressive_size:
+            self.log(f"progressive resizing: {describe_progressive(cfg.speedrun)}, then full size")
         metrics = None
         if self.dist.is_main:
             metrics = MetricsLog(self.out / "metrics.csv", self.start_epoch if resumed else None)
