@@ -23,9 +23,10 @@ Everything is measured in one process, on the CPU at hand, so every ratio sees t
 FLOPs are counted as torch.utils.flop_counter counts them: every multiply-add of a convolution over the
 zero-padded input, 2 FLOPs. Kernels that skip the padding do fewer: on a 3x3 map with padding 1 only
 49 of the 81 products are not with padding, on 7x7 82 %, on 15x15 91 %, on 31x31 96 %.
-The machine may be shared: each figure is given per wall second and per CPU second of the measuring
-thread (the time it actually held a core; FLOPs per CPU second is the rate while it ran), with the load
-average and the thread count. Run it at normal priority, on one thread:
+The machine may be shared: each figure is given per wall second and per CPU second of this process's
+threads (``time.process_time()``: the time they actually held a core, summed over the torch threads;
+FLOPs per CPU second is the rate per core while they ran), with the load average and the thread count.
+Run it at normal priority, on one thread:
 
     python benchmarks/peak.py                     # about 1.5 minutes of one core's time
     python benchmarks/peak.py --compile --rounds 5   # + torch.compile (it compiles for 1-4 minutes)
@@ -36,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -57,6 +57,8 @@ from torch.profiler import ProfilerActivity, profile  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from cnnarch.models import create_model  # noqa: E402
+from cnnarch.train import config  # noqa: E402
+from cnnarch.train.config import cpu_flags  # noqa: E402
 
 KERNELS_C = Path(__file__).with_name("peak_kernels.c")
 BF16_KERNELS = ("amx_bf16", "avx512_bf16")  # best first
@@ -64,19 +66,10 @@ FP32_KERNELS = ("avx512_fp32", "avx2_fp32")
 
 
 def cpu_model() -> str:
-    """The CPU's model name and the flags that decide the bf16 path, e.g. ``AMD EPYC (avx512_bf16)``."""
-    name, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                name = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    except OSError:
-        pass
-    wanted = [f for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if f in flags]
-    return f"{name} ({', '.join(wanted) or 'none of amx_bf16, avx512_bf16, avx512f, avx2'})"
+    """The CPU's model name, family and model, and the flags that decide the bf16 path, e.g.
+    ``AMD EPYC (family 26, model 2) (avx512_bf16, avx512f, avx2)``."""
+    wanted = [f for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if f in cpu_flags()]
+    return f"{config.cpu_model()} ({', '.join(wanted) or 'none of amx_bf16, avx512_bf16, avx512f, avx2'})"
 
 
 def load() -> str:
@@ -131,15 +124,15 @@ def run_kernel(binary: Path, name: str, seconds: float, cpus=(None,)) -> list[tu
 
 
 def torch_mm(n: int, dtype: torch.dtype, repeats: int) -> tuple[float, float]:
-    """GFLOP/s of an n x n x n ``torch.mm`` (per wall s, per CPU s of this thread), median of repeats."""
+    """GFLOP/s of an n x n x n ``torch.mm`` (per wall s, per CPU s of this process), median of repeats."""
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     torch.mm(a, b)
     walls, cpus = [], []
     for _ in range(repeats):
-        w, c = time.perf_counter(), time.thread_time()
+        w, c = time.perf_counter(), time.process_time()
         torch.mm(a, b)
         walls.append(time.perf_counter() - w)
-        cpus.append(time.thread_time() - c)
+        cpus.append(time.process_time() - c)
     flops = 2 * n**3
     return flops / statistics.median(walls) / 1e9, flops / statistics.median(cpus) / 1e9
 
@@ -231,8 +224,9 @@ def time_breakdown(step: Step) -> dict[str, float]:
 
 def conv_table(model_name: str, batch: int, amp: bool, rounds: int) -> list[tuple]:
     """Each convolution of the step timed alone: (name, input shape, out channels, FLOPs, needs the input
-    gradient, forward s, input-gradient s, weight-gradient s), CPU seconds of this thread (the time it
-    held a core, so that other jobs on a shared machine count less), medians of interleaved rounds."""
+    gradient, forward s, input-gradient s, weight-gradient s), CPU seconds of this process's threads (the
+    time they held a core, so that other jobs on a shared machine count less), medians of interleaved
+    rounds."""
     step = Step(model_name, batch, amp=amp)
     dtype = torch.bfloat16 if amp else torch.float32
     convs = {}
@@ -272,9 +266,9 @@ def conv_table(model_name: str, batch: int, amp: bool, rounds: int) -> list[tupl
     for _ in range(rounds):
         for cases, t in zip(work, times, strict=True):
             for key, f in cases.items():
-                s = time.thread_time()
+                s = time.process_time()
                 f()
-                t[key].append(time.thread_time() - s)
+                t[key].append(time.process_time() - s)
     return [
         (*row, *(statistics.median(t[k]) for k in ("forward", "input gradient", "weight gradient")))
         for row, t in zip(rows, times, strict=True)
@@ -365,10 +359,10 @@ def measure_levers(args, peaks) -> Step:
     loads = [os.getloadavg()[0]]
     for _ in range(args.rounds):
         for name, step in steps.items():
-            w, c = time.perf_counter(), time.thread_time()
+            w, c = time.perf_counter(), time.process_time()
             step()
             walls[name].append(time.perf_counter() - w)
-            cpus[name].append(time.thread_time() - c)
+            cpus[name].append(time.process_time() - c)
         loads.append(os.getloadavg()[0])
     print(
         "| variant | ms/step (wall) | images/s (wall) | GFLOP/s per wall s | CPU share | ms/step (CPU) | "
@@ -404,7 +398,7 @@ def show_breakdown(args, step: Step) -> None:
     print(f"| total (profiled) | {total * 1e3:.0f} | |")
 
     print(
-        f"\nEach convolution alone (bf16, channels-last, batch {args.batch}; CPU seconds of the thread, "
+        f"\nEach convolution alone (bf16, channels-last, batch {args.batch}; CPU seconds of the process, "
         f"medians of {args.rounds}); {load()}\n"
     )
     print(

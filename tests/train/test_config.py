@@ -168,3 +168,23 @@ def test_channels_last_is_chosen_for_the_cpu(monkeypatch, cpuinfo, nhwc):
     assert auto.validate("cpu").validate("cpu") == auto.validate("cpu")
     assert resolve_config("cifar-fast", channels_last=False).validate("cuda").run.channels_last is False
     assert resolve_config(channels_last=True).validate("cpu").run.channels_last is True
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "named"),
+    [
+        # a virtual machine's Zen 5 EPYC: the brand alone, the first processor's numbers tell the generation
+        (
+            "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\n"
+            "model name\t: AMD EPYC\n\nprocessor\t: 1\ncpu family\t: 25\nmodel\t\t: 17\n",
+            "AMD EPYC (family 26, model 2)",
+        ),
+        # an ARM server: no family numbers
+        ("processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd\nmodel name\t: Neoverse\n", "Neoverse"),
+    ],
+)
+def test_the_cpu_is_named_with_its_family_and_model(monkeypatch, cpuinfo, named):
+    import cnnarch.train.config as C
+
+    monkeypatch.setattr(C.Path, "read_text", lambda self: cpuinfo)
+    assert C.cpu_model() == named

@@ -520,12 +520,26 @@ def cpu_flags() -> set[str]:
 
 
 def cpu_model() -> str:
-    """This CPU's model name (Linux's /proc/cpuinfo; elsewhere what :mod:`platform` knows)."""
+    """This CPU's model name with its x86 family and model numbers, e.g. ``AMD EPYC (family 26, model 2)``
+    (Linux's /proc/cpuinfo; elsewhere what :mod:`platform` knows). A virtual
+    machine may show only the brand; the numbers tell its generations apart (AMD family 25: Zen 3 and 4,
+    26: Zen 5), whose kernels and clocks differ."""
     try:
         info = Path("/proc/cpuinfo").read_text()
-        return next(ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
+    except OSError:
+        info = ""
+    fields: dict[str, str] = {}
+    for line in info.splitlines():
+        key, sep, value = line.partition(":")
+        if not sep:
+            if fields:  # the first processor's block has ended
+                break
+            continue
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in fields and "model" in fields:
+        return f"{name} (family {fields['cpu family']}, model {fields['model']})"
+    return name
 
 
 def cpu_has_fast_bf16() -> bool:
