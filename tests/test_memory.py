@@ -27,7 +27,7 @@ kept = keep_freed_memory() if sys.argv[1] == "keep" else False
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 counts = []
-for _ in range(12):  # a training step's activation: allocated, written, freed, allocated again
+for _ in range(40):  # a training step's activation: allocated, written, freed, allocated again
     before = faults()
     x = torch.empty({PAGES} * 4096, dtype=torch.uint8)
     x.fill_(1)
@@ -53,8 +53,8 @@ def test_a_repeated_step_reuses_the_pages_of_the_one_before():
         pytest.skip(f"this kernel maps the block with few faults even by default ({default_faults})")
     # glibc's default: a fresh mapping for the 64 MiB block every time, every page faulted in again
     assert min(default_faults) >= PAGES * 0.9
-    # kept: after the first few (the heap grows by a few blocks until freed ones coalesce), the same
-    # pages serve every allocation
+    # kept: after the first few (the heap grows by a few blocks until freed ones coalesce: 5-8 here on a
+    # quiet machine, 11 under load), the same pages serve every allocation
     assert max(kept_faults) < PAGES * 0.05, kept_faults
 
 
