@@ -521,9 +521,9 @@ def cpu_flags() -> set[str]:
 
 def cpu_model() -> str:
     """This CPU's model name with its x86 family and model numbers, e.g. ``AMD EPYC (family 26, model 2)``
-    (Linux's /proc/cpuinfo; elsewhere what :mod:`platform` knows). A virtual
-    machine may show only the brand; the numbers tell its generations apart (AMD family 25: Zen 3 and 4,
-    26: Zen 5), whose kernels and clocks differ."""
+    (Linux's /proc/cpuinfo; elsewhere what :mod:`platform` knows). A virtual machine may show only the
+    brand; the numbers tell its generations apart (AMD family 25: Zen 3 and 4, 26: Zen 5), whose kernels
+    and clocks differ."""
     try:
         info = Path("/proc/cpuinfo").read_text()
     except OSError:
