@@ -531,11 +531,8 @@ def cpu_model() -> str:
     fields: dict[str, str] = {}
     for line in info.splitlines():
         key, sep, value = line.partition(":")
-        if not sep:
-            if fields:  # the first processor's block has ended
-                break
-            continue
-        fields.setdefault(key.strip(), value.strip())
+        if sep:  # the first processor's value of each field
+            fields.setdefault(key.strip(), value.strip())
     name = fields.get("model name") or platform.processor() or platform.machine()
     if "cpu family" in fields and "model" in fields:
         return f"{name} (family {fields['cpu family']}, model {fields['model']})"
