@@ -13,12 +13,17 @@ Everything is measured in one process, on the CPU at hand, so every ratio sees t
    ``torch.utils.flop_counter`` (forward and backward convolutions and matmuls), its GFLOP/s and its
    fraction of the peak measured beside it.
 3. **Levers**, each on and off, interleaved: every round runs one step of each variant (bf16 autocast
-   or fp32, channels-last or not, batch size, and with ``--compile`` eager against ``torch.compile``).
-   Medians over the rounds; ratios are medians of per-round ratios.
+   or fp32, channels-last or not, batch size, the weight gradients of the 3x3 convolutions as one
+   matrix product over an im2col copy instead of oneDNN's weight-gradient kernels, and with
+   ``--compile`` eager against ``torch.compile``). Medians over the rounds; ratios are medians of
+   per-round ratios.
 4. **Where the time goes**: ``torch.profiler`` over one step, grouped (convolution forward and
    backward, pooling, GELU, batch norm, optimizer, casts, the rest), and every convolution's forward,
    input gradient and weight gradient timed alone (``aten.convolution_backward`` asked for one gradient
-   at a time) with its GFLOP/s.
+   at a time) with its GFLOP/s, the weight gradient also as im2col + matmul.
+
+Freed memory stays in the process (``cnnarch.memory.keep_freed_memory``), as in the trainer, unless
+``--no-keep-memory``.
 
 FLOPs are counted as torch.utils.flop_counter counts them: every multiply-add of a convolution over the
 zero-padded input, 2 FLOPs. Kernels that skip the padding do fewer: on a 3x3 map with padding 1 only
@@ -56,6 +61,7 @@ from torch import nn  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
+from cnnarch.memory import keep_freed_memory  # noqa: E402
 from cnnarch.models import create_model  # noqa: E402
 from cnnarch.train import config  # noqa: E402
 from cnnarch.train.config import cpu_flags  # noqa: E402
@@ -137,6 +143,67 @@ def torch_mm(n: int, dtype: torch.dtype, repeats: int) -> tuple[float, float]:
     return flops / statistics.median(walls) / 1e9, flops / statistics.median(cpus) / 1e9
 
 
+def im2col_weight_grad(grad_out: torch.Tensor, x: torch.Tensor, kernel_size, padding) -> torch.Tensor:
+    """The weight gradient of a stride-1 convolution as one matrix product instead of oneDNN's
+    weight-gradient kernel: the kh*kw shifted windows of the zero-padded input copied side by side
+    (im2col, channels-last), then ``grad_out^T (K x N*Ho*Wo) @ cols (N*Ho*Wo x kh*kw*C)``.
+
+    grad_out: (N, K, Ho, Wo); x: (N, C, H, W); returns (K, C, kh, kw) in their dtype (the matmul
+    accumulates in fp32), laid out channels-last like the recipe's weights."""
+    n, c = x.shape[:2]
+    k, ho, wo = grad_out.shape[1:]
+    (kh, kw), (ph, pw) = kernel_size, padding
+    padded = F.pad(x, (pw, pw, ph, ph)).permute(0, 2, 3, 1)  # (N, H + 2 ph, W + 2 pw, C)
+    cols = x.new_empty(n, ho, wo, kh, kw, c)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, :, :, i, j] = padded[:, i : i + ho, j : j + wo]
+    rows = grad_out.permute(0, 2, 3, 1).reshape(n * ho * wo, k)
+    return (rows.t() @ cols.view(n * ho * wo, kh * kw * c)).view(k, kh, kw, c).permute(0, 3, 1, 2)
+
+
+class MatmulWeightGradConv(torch.autograd.Function):
+    """A bias-free stride-1 convolution whose forward and input gradient are torch's (oneDNN) and whose
+    weight gradient is :func:`im2col_weight_grad`. Under autocast it computes in bf16 like ``F.conv2d``."""
+
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cpu", cast_inputs=torch.bfloat16)
+    def forward(ctx, x, weight, padding):
+        ctx.save_for_backward(x, weight)
+        ctx.padding = padding
+        return F.conv2d(x, weight, None, 1, padding)
+
+    @staticmethod
+    @torch.amp.custom_bwd(device_type="cpu")
+    def backward(ctx, grad_out):
+        x, weight = ctx.saved_tensors
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            conv = (None, [1, 1], list(ctx.padding), [1, 1], False, [0, 0], 1, [True, False, False])
+            grad_x = torch.ops.aten.convolution_backward(grad_out, x, weight, *conv)[0]
+        if ctx.needs_input_grad[1]:
+            grad_w = im2col_weight_grad(grad_out, x, weight.shape[2:], ctx.padding)
+        return grad_x, grad_w, None
+
+
+def matmul_weight_grads(model: nn.Module) -> nn.Module:
+    """Give every trainable bias-free stride-1 convolution of ``model`` the weight gradient of
+    :class:`MatmulWeightGradConv` (in place); the others keep torch's."""
+    for m in model.modules():
+        if (
+            isinstance(m, nn.Conv2d)
+            and m.weight.requires_grad
+            and m.bias is None
+            and m.stride == (1, 1)
+            and m.dilation == (1, 1)
+            and m.groups == 1
+            and m.padding_mode == "zeros"
+            and not isinstance(m.padding, str)
+        ):
+            m.forward = lambda x, m=m: MatmulWeightGradConv.apply(x, m.weight, m.padding)
+    return model
+
+
 def build(model_name: str, channels_last: bool = True) -> nn.Module:
     model = create_model(model_name).train()
     model.whiten.requires_grad_(False)  # the recipe's state after its first 3 epochs
@@ -146,9 +213,11 @@ def build(model_name: str, channels_last: bool = True) -> nn.Module:
 class Step:
     """One training step on a fixed synthetic batch: forward, backward, SGD with Nesterov momentum."""
 
-    def __init__(self, model_name, batch, amp=True, channels_last=True, compile=False):
+    def __init__(self, model_name, batch, amp=True, channels_last=True, compile=False, matmul_wgrad=False):
         torch.manual_seed(0)
         self.model = build(model_name, channels_last)
+        if matmul_wgrad:
+            matmul_weight_grads(self.model)
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         self.x = torch.randn(batch, 3, 32, 32).contiguous(memory_format=fmt)
         self.y = torch.randint(0, 10, (batch,))
@@ -224,7 +293,8 @@ def time_breakdown(step: Step) -> dict[str, float]:
 
 def conv_table(model_name: str, batch: int, amp: bool, rounds: int) -> list[tuple]:
     """Each convolution of the step timed alone: (name, input shape, out channels, FLOPs, needs the input
-    gradient, forward s, input-gradient s, weight-gradient s), CPU seconds of this process's threads (the
+    gradient, forward s, input-gradient s, weight-gradient s, weight gradient by
+    :func:`im2col_weight_grad` s or None where it does not apply), CPU seconds of this process's threads (the
     time they held a core, so that other jobs on a shared machine count less), medians of interleaved
     rounds."""
     step = Step(model_name, batch, amp=amp)
@@ -255,6 +325,10 @@ def conv_table(model_name: str, batch: int, amp: bool, rounds: int) -> list[tupl
                 gy, x, w, None, *a, [False, True, False]
             ),
         }
+        if m.stride == (1, 1) and m.dilation == (1, 1) and m.groups == 1:
+            cases["weight gradient as matmul"] = lambda gy=gy, x=x, m=m: im2col_weight_grad(
+                gy, x, m.kernel_size, m.padding
+            )
         n, c, kh, kw = out_shape[0], m.in_channels // m.groups, *m.kernel_size
         flops = 2 * n * m.out_channels * out_shape[2] * out_shape[3] * c * kh * kw
         rows.append([names[m], tuple(x.shape[1:]), m.out_channels, flops, needs_dx])
@@ -269,8 +343,9 @@ def conv_table(model_name: str, batch: int, amp: bool, rounds: int) -> list[tupl
                 s = time.process_time()
                 f()
                 t[key].append(time.process_time() - s)
+    keys = ("forward", "input gradient", "weight gradient", "weight gradient as matmul")
     return [
-        (*row, *(statistics.median(t[k]) for k in ("forward", "input gradient", "weight gradient")))
+        (*row, *(statistics.median(t[k]) if t[k] else None for k in keys))
         for row, t in zip(rows, times, strict=True)
     ]
 
@@ -337,6 +412,7 @@ def measure_levers(args, peaks) -> Step:
         "fp32, channels-last": dict(batch=b, amp=False),
         "bf16, NCHW": dict(batch=b, channels_last=False),
     }
+    variants["bf16, channels-last, weight gradients as im2col + matmul"] = dict(batch=b, matmul_wgrad=True)
     if args.compile:
         variants["bf16, channels-last, torch.compile"] = dict(batch=b, compile=True)
     variants |= {f"bf16, channels-last, batch {n}": dict(batch=n) for n in args.batches if n != b}
@@ -403,22 +479,24 @@ def show_breakdown(args, step: Step) -> None:
     )
     print(
         "| layer | input (C, H, W) | out channels | GFLOP | forward ms | GFLOP/s | input gradient ms | "
-        "GFLOP/s | weight gradient ms | GFLOP/s |"
+        "GFLOP/s | weight gradient ms | GFLOP/s | weight gradient as im2col + matmul ms | GFLOP/s | speed |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    sums = [0.0, 0.0, 0.0]
-    for name, shape, out_c, fl, needs_dx, tf, tdx, tdw in conv_table(
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    sums = [0.0, 0.0, 0.0, 0.0]
+    for name, shape, out_c, fl, needs_dx, tf, tdx, tdw, tmm in conv_table(
         args.model, args.batch, True, args.rounds
     ):
         dx = f"{tdx * 1e3:.1f} | {fl / tdx / 1e9:.0f}" if needs_dx else "(not needed) | "
+        mm = f"{tmm * 1e3:.1f} | {fl / tmm / 1e9:.0f} | {tdw / tmm:.2f}x" if tmm else "(does not apply) | |"
         print(
             f"| {name} | {'x'.join(map(str, shape))} | {out_c} | {fl / 1e9:.2f} | {tf * 1e3:.1f} | "
-            f"{fl / tf / 1e9:.0f} | {dx} | {tdw * 1e3:.1f} | {fl / tdw / 1e9:.0f} |"
+            f"{fl / tf / 1e9:.0f} | {dx} | {tdw * 1e3:.1f} | {fl / tdw / 1e9:.0f} | {mm} |"
         )
-        sums = [sums[0] + tf, sums[1] + (tdx if needs_dx else 0.0), sums[2] + tdw]
+        sums = [sums[0] + tf, sums[1] + (tdx if needs_dx else 0.0), sums[2] + tdw, sums[3] + (tmm or tdw)]
     print(
         f"\nConvolutions alone: forward {sums[0] * 1e3:.0f} ms, input gradients {sums[1] * 1e3:.0f} ms, "
-        f"weight gradients {sums[2] * 1e3:.0f} ms (CPU)."
+        f"weight gradients {sums[2] * 1e3:.0f} ms (CPU); as im2col + matmul where it applies "
+        f"{sums[3] * 1e3:.0f} ms."
     )
 
 
@@ -432,6 +510,12 @@ def main(argv=None) -> int:
     p.add_argument("--burst", type=float, default=0.25, help="seconds of each peak-kernel burst")
     p.add_argument("--compile", action="store_true", help="also torch.compile (it compiles for minutes)")
     p.add_argument("--quick", action="store_true", help="batch 32, one round, short bursts, no compile")
+    p.add_argument(
+        "--keep-memory",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="keep freed memory in the process, as the trainer does (a step reuses the pages of the last)",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.batch, args.batches, args.rounds, args.burst, args.compile = 32, [16], 1, 0.03, False
@@ -439,11 +523,13 @@ def main(argv=None) -> int:
         p.error("--batch, --batches, --rounds and --threads must be positive")
 
     torch.set_num_threads(args.threads)
+    kept = args.keep_memory and keep_freed_memory()
     began = time.perf_counter()
     print(
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}; CPU: {cpu_model()}, {os.cpu_count()} logical "
         f"CPUs; torch {torch.__version__} (capability {torch.backends.cpu.get_cpu_capability()}); "
-        f"{torch.get_num_threads()} torch thread(s); nice {os.nice(0)}; {load()}",
+        f"{torch.get_num_threads()} torch thread(s); freed memory {'kept' if kept else 'returned'}; "
+        f"nice {os.nice(0)}; {load()}",
         flush=True,
     )
     peaks = measure_peaks(args)

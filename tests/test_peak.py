@@ -52,11 +52,80 @@ def test_conv_table_counts_cifar_fast_layers_and_their_gradients(peak):
     assert all(t > 0 for t in times)
 
 
+@pytest.mark.parametrize(
+    ("c", "k", "size", "kernel", "padding"),
+    [
+        (3, 8, (9, 7), 3, 1),
+        (5, 4, (6, 6), 1, 0),
+        (4, 6, (8, 5), 5, 2),
+        (2, 3, (7, 7), 3, 0),
+        (3, 2, (5, 6), 2, 1),
+    ],
+)
+def test_im2col_weight_grad_matches_autograd(peak, c, k, size, kernel, padding):
+    torch.manual_seed(0)
+    x = torch.randn(3, c, *size, dtype=torch.float64)
+    w = torch.randn(k, c, kernel, kernel, dtype=torch.float64, requires_grad=True)
+    out = torch.nn.functional.conv2d(x, w, padding=padding)
+    g = torch.randn_like(out)
+    (expected,) = torch.autograd.grad(out, w, g)
+    got = peak.im2col_weight_grad(g, x, (kernel, kernel), (padding, padding))
+    assert got.shape == w.shape
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_matmul_weight_grads_give_cifar_fast_the_gradients_of_autograd(peak):
+    torch.manual_seed(0)
+    ref = peak.build("cifar_fast")
+    ours = peak.build("cifar_fast")
+    ours.load_state_dict(ref.state_dict())
+    peak.matmul_weight_grads(ours)
+    # the frozen whitening layer keeps torch's convolution; the six trainable 3x3 ones are replaced
+    replaced = [n for n, m in ours.named_modules() if "forward" in vars(m)]
+    assert replaced == [f"layer{i}.conv{j}" for i in (1, 2, 3) for j in (1, 2)]
+    x = torch.randn(4, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    for model in (ref, ours):
+        model(x).square().sum().backward()
+    for (name, a), b in zip(ref.named_parameters(), ours.parameters(), strict=True):
+        if a.requires_grad:
+            torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_matmul_weight_grads_under_bf16_autocast_compute_in_bf16(peak):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(8, 16, 3, padding=1, bias=False)
+    x = torch.randn(4, 8, 6, 6, requires_grad=True)
+    with torch.autocast("cpu", torch.bfloat16):
+        expected_out = conv(x)
+    (expected_dx, expected_dw) = torch.autograd.grad(expected_out.float().sum(), (x, conv.weight))
+    peak.matmul_weight_grads(conv)
+    with torch.autocast("cpu", torch.bfloat16):
+        out = conv(x)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out, expected_out, rtol=0, atol=0)  # the same oneDNN forward
+    dx, dw = torch.autograd.grad(out.float().sum(), (x, conv.weight))
+    assert dw.dtype == torch.float32 and dx.dtype == torch.float32
+    torch.testing.assert_close(dx, expected_dx, rtol=0, atol=0)  # the same oneDNN input gradient
+    torch.testing.assert_close(dw, expected_dw, rtol=2e-2, atol=1e-2)  # bf16 sums in another order
+
+
+def test_matmul_weight_grads_leave_convolutions_it_cannot_compute(peak):
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, stride=2, bias=False),
+        torch.nn.Conv2d(4, 4, 3, padding=1),  # a bias
+        torch.nn.Conv2d(4, 4, 3, padding=1, groups=2, bias=False),
+        torch.nn.Conv2d(4, 4, 3, padding="same", bias=False),
+        torch.nn.Conv2d(4, 4, 3, padding=1, bias=False),
+    )
+    peak.matmul_weight_grads(model)
+    assert ["forward" in vars(m) for m in model] == [False, False, False, False, True]
+
+
 @pytest.mark.slow
 def test_quick_run_measures_peak_step_and_breakdown(peak, capsys):
     threads = torch.get_num_threads()
     try:
-        assert peak.main(["--quick"]) == 0
+        assert peak.main(["--quick", "--no-keep-memory"]) == 0
     finally:
         torch.set_num_threads(threads)
     out = capsys.readouterr().out
