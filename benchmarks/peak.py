@@ -186,20 +186,22 @@ class MatmulWeightGradConv(torch.autograd.Function):
         return grad_x, grad_w, None
 
 
+def im2col_applies(m: nn.Conv2d) -> bool:
+    """Whether :func:`im2col_weight_grad` computes this convolution's weight gradient."""
+    return (
+        m.stride == (1, 1)
+        and m.dilation == (1, 1)
+        and m.groups == 1
+        and m.padding_mode == "zeros"
+        and not isinstance(m.padding, str)
+    )
+
+
 def matmul_weight_grads(model: nn.Module) -> nn.Module:
     """Give every trainable bias-free stride-1 convolution of ``model`` the weight gradient of
     :class:`MatmulWeightGradConv` (in place); the others keep torch's."""
     for m in model.modules():
-        if (
-            isinstance(m, nn.Conv2d)
-            and m.weight.requires_grad
-            and m.bias is None
-            and m.stride == (1, 1)
-            and m.dilation == (1, 1)
-            and m.groups == 1
-            and m.padding_mode == "zeros"
-            and not isinstance(m.padding, str)
-        ):
+        if isinstance(m, nn.Conv2d) and m.weight.requires_grad and m.bias is None and im2col_applies(m):
             m.forward = lambda x, m=m: MatmulWeightGradConv.apply(x, m.weight, m.padding)
     return model
 
@@ -325,7 +327,7 @@ def conv_table(model_name: str, batch: int, amp: bool, rounds: int) -> list[tupl
                 gy, x, w, None, *a, [False, True, False]
             ),
         }
-        if m.stride == (1, 1) and m.dilation == (1, 1) and m.groups == 1:
+        if im2col_applies(m):
             cases["weight gradient as matmul"] = lambda gy=gy, x=x, m=m: im2col_weight_grad(
                 gy, x, m.kernel_size, m.padding
             )
