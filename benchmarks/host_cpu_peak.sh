@@ -12,8 +12,7 @@ mkdir -p "$OUT"
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
 py=${PYTHON:-python3}
 
-lscpu | grep -E "^(Model name|CPU\(s\)|Thread\(s\) per core|Socket\(s\))"
-echo "flags: $(grep -m1 -o -w -E 'amx_bf16|amx_tile|avx512_bf16|avx512f' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+lscpu | grep -E "^(Model name|CPU\(s\)|Thread\(s\) per core|Socket\(s\))"  # peak.py names the model, family and flags
 $py -c "import torch; print('torch', torch.__version__, torch.backends.cpu.get_cpu_capability())"
 echo "== cifar_fast on core $CORE, with torch.compile"
 timeout "${LIMIT:-300}" taskset -c "$CORE" $py benchmarks/peak.py --compile "$@" 2>&1 | tee "$OUT/peak-cifar_fast.log"
