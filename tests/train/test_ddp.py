@@ -6,7 +6,10 @@ share is refused. Every family of the zoo takes DDP steps under torchrun (test_d
 import multiprocessing
 import os
 import socket
+import subprocess
+import sys
 import traceback
+from pathlib import Path
 
 import pytest
 import torch
@@ -150,6 +153,60 @@ def test_skips_parameters_is_read_from_the_model():
     assert not D.skips_parameters(create_model("fractalnet20", drop_path_local=0, drop_path_global=0))
     assert not D.skips_parameters(create_model("googlenet"))  # the aux heads are in every training loss
     assert D.skips_parameters(nn.Sequential(nn.Linear(2, 2), create_model("fractalnet20")))
+
+
+# ------------------------------------------------------------------------------------ shutdown
+
+# One process of two in a fresh interpreter (a fork would inherit modules imported before any group).
+_SHUTDOWN_PROCESS = """
+import weakref
+import torch
+import torch.distributed as dist
+from torch import nn
+from cnnarch.train import distributed as D
+
+info = D.init_distributed("cpu")
+group = weakref.ref(dist.group.WORLD)
+net = D.wrap(nn.Linear(3, 2), torch.device("cpu"), info)
+net(torch.randn(4, 3)).sum().backward()
+del net
+assert group() is not None
+D.shutdown(info)
+assert group() is None, "the process group outlived the shutdown: gloo's threads run on into exit"
+"""
+
+
+def test_shutdown_frees_the_process_group_after_ddp():
+    """A group still held after the shutdown keeps gloo's worker threads running into interpreter exit,
+    where freeing the last collective's work from one of them aborts the process (exit -6, "terminate
+    called without an active exception"). torch.distributed.nn.functional, which DDP imports, holds the
+    world group in its default arguments when it is first imported after the group was joined."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    src = str(Path(__file__).parents[2] / "src")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _SHUTDOWN_PROCESS],
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]),
+                "OMP_NUM_THREADS": "1",
+                **dict(RANK=str(r), LOCAL_RANK=str(r), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2"),
+                **dict(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)),
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for r in range(2)
+    ]
+    try:
+        outputs = [p.communicate(timeout=120)[0] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(outputs)
 
 
 # ------------------------------------------------------------------------------------ output folder

@@ -60,6 +60,13 @@ def init_distributed(device_type: str) -> DistInfo:
         return DistInfo()
     info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
     if not dist.is_initialized():
+        # Imported before the group exists: this module takes the world group as its functions' default
+        # argument when it is first imported, which DDP does. Imported later, it would keep the group
+        # alive past destroy_process_group, gloo's worker threads running on into interpreter exit, where
+        # freeing the last collective's work from one of them aborts the process ("terminate called
+        # without an active exception", exit -6; about one 2-process launch in 20 on 2 busy cores).
+        import torch.distributed.nn.functional  # noqa: F401
+
         if device_type == "cuda":
             torch.cuda.set_device(info.local_rank)
         backend = "nccl" if device_type == "cuda" else "gloo"
@@ -129,7 +136,8 @@ def barrier(info: DistInfo) -> None:
 def shutdown(info: DistInfo) -> None:
     """Leave the process group once every process has ended its run well. Without it gloo's threads can
     be torn down during interpreter exit ("terminate called without an active exception", exit -6);
-    not after an error, where a process still waiting in a collective would hang the others."""
+    not after an error, where a process still waiting in a collective would hang the others. The group
+    is freed here, its threads joined, unless something still holds it (see :func:`init_distributed`)."""
     if info.enabled and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
