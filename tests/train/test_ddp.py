@@ -41,9 +41,7 @@ def run_forked(target, tmp_path, world_size=2, local=True, timeout=300) -> None:
     """``target(rank, tmp_path)`` in ``world_size`` forked processes joined by gloo; ``local=False``
     puts every process on a machine of its own (local rank 0 each). A failure is raised here with the
     process's traceback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = _free_port()
     ctx = multiprocessing.get_context("fork")
     procs = [
         ctx.Process(target=_worker, args=(target, tmp_path, rank, world_size, local, port))
@@ -62,10 +60,15 @@ def run_forked(target, tmp_path, world_size=2, local=True, timeout=300) -> None:
     assert [p.exitcode for p in procs] == [0] * world_size
 
 
-def _worker(target, tmp_path, rank, world_size, local, port):
-    import torch.distributed as dist
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
-    os.environ.update(
+
+def _torchrun_env(rank, world_size, local, port) -> dict[str, str]:
+    """What torchrun tells each process it starts."""
+    return dict(
         RANK=str(rank),
         LOCAL_RANK=str(rank if local else 0),
         WORLD_SIZE=str(world_size),
@@ -73,6 +76,12 @@ def _worker(target, tmp_path, rank, world_size, local, port):
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
     )
+
+
+def _worker(target, tmp_path, rank, world_size, local, port):
+    import torch.distributed as dist
+
+    os.environ.update(_torchrun_env(rank, world_size, local, port))
     torch.set_num_threads(1)
     try:
         info = D.init_distributed("cpu")
@@ -181,9 +190,7 @@ def test_shutdown_frees_the_process_group_after_ddp():
     where freeing the last collective's work from one of them aborts the process (exit -6, "terminate
     called without an active exception"). torch.distributed.nn.functional, which DDP imports, holds the
     world group in its default arguments when it is first imported after the group was joined."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = _free_port()
     src = str(Path(__file__).parents[2] / "src")
     procs = [
         subprocess.Popen(
@@ -192,8 +199,7 @@ def test_shutdown_frees_the_process_group_after_ddp():
                 **os.environ,
                 "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]),
                 "OMP_NUM_THREADS": "1",
-                **dict(RANK=str(r), LOCAL_RANK=str(r), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2"),
-                **dict(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)),
+                **_torchrun_env(r, 2, True, port),
             },
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
